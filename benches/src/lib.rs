@@ -1,0 +1,1 @@
+//! Benches and load-generation tools for wss; see the crate README.
