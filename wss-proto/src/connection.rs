@@ -1,1 +1,439 @@
-//! TODO
+//! One WebSocket connection after the handshake, as a state machine.
+//!
+//! Feed it what the socket read ([`Connection::receive`]), take what happened
+//! ([`Connection::poll_event`]) and what to write ([`Connection::poll_transmit`]), and tell
+//! it when its deadline passed ([`Connection::handle_timeout`]). It never reads a clock and
+//! never touches a socket.
+
+mod decoder;
+mod timer;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::close::{encode_close_payload, parse_close_payload, CloseCode};
+use crate::error::{ProtocolError, SendError};
+use crate::frame::{encode_frame, Opcode, MAX_CONTROL_PAYLOAD};
+pub use crate::message::Message;
+use decoder::{Decoder, Incoming};
+use timer::{Timer, TimerTable};
+
+/// Which end of the connection this is. It decides the masking rules: a client masks what
+/// it sends and refuses masked frames; a server the other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Accepted the connection; receives masked frames.
+    Server,
+    /// Opened the connection; sends masked frames.
+    Client,
+}
+
+/// Limits and timers of a connection. `Default` gives the values documented on each field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Largest payload of one received frame, in bytes. Default 16 MiB. Over it the
+    /// connection fails with 1009 before storing any of the frame.
+    pub max_frame_size: usize,
+    /// Largest received message (all its frames), in bytes. Default 16 MiB; 1009 over it.
+    /// This bounds the memory one connection can make us hold.
+    pub max_message_size: usize,
+    /// RSV bits a negotiated extension gave a meaning to (RSV1 = 0b100). Default 0: any
+    /// RSV bit fails with 1002.
+    pub allowed_rsv: u8,
+    /// How long to wait for the peer's close after sending ours. Default 5 s; then
+    /// [`Event::TimedOut`] and the caller drops the TCP connection.
+    pub close_timeout: Duration,
+    /// With nothing received for half of it, a ping is sent; for all of it,
+    /// [`Event::TimedOut`]. Default `None` (no idle timer): the network layer sets 120 s.
+    pub idle_timeout: Option<Duration>,
+    /// Seeds the generator of client mask keys. The protocol core has no entropy source,
+    /// so a client should pass random bits here. Unused by servers. Default 0.
+    pub mask_seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_frame_size: 16 << 20,
+            max_message_size: 16 << 20,
+            allowed_rsv: 0,
+            close_timeout: Duration::from_secs(5),
+            idle_timeout: None,
+            mask_seed: 0,
+        }
+    }
+}
+
+/// Which timer ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Timeout {
+    /// Our close frame was not answered within `Config::close_timeout`.
+    Close,
+    /// Nothing was received within `Config::idle_timeout`.
+    Idle,
+}
+
+/// Something that happened on the connection, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A whole data message.
+    Message(Message),
+    /// A ping. Its pong (same payload) is already queued, unless we had sent close.
+    Ping(Vec<u8>),
+    /// A pong.
+    Pong(Vec<u8>),
+    /// The peer's close frame. If we had not sent close yet, the echo (same code, empty
+    /// reason) is already queued. `code: None` is reported upward as 1005.
+    CloseReceived {
+        /// The peer's code; `None` when the frame had no payload.
+        code: Option<CloseCode>,
+        /// The peer's reason (may be empty).
+        reason: String,
+    },
+    /// The peer broke the protocol. The close frame with `error.close_code()` is queued and
+    /// nothing more is read: write the output, then close TCP. Reported once.
+    Failed(ProtocolError),
+    /// A timer ran out: drop the TCP connection now (reported upward as 1006).
+    TimedOut(Timeout),
+}
+
+/// Where the closing handshake stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Messages flow both ways.
+    Open,
+    /// We sent close and wait for the peer's; received messages are still delivered.
+    Closing,
+    /// The handshake finished, failed or timed out: flush the output, then close TCP.
+    Closed,
+}
+
+/// A WebSocket connection in either role, after the opening handshake.
+///
+/// # Example
+/// ```
+/// use std::time::Instant;
+/// use wss_proto::{Config, Connection, Event, Message, Role};
+///
+/// let now = Instant::now();
+/// let mut server = Connection::new(Role::Server, Config::default(), now);
+/// // A masked text frame "Hi", as a client sends it.
+/// server.receive(now, &[0x81, 0x82, 1, 2, 3, 4, b'H' ^ 1, b'i' ^ 2]);
+/// while let Some(event) = server.poll_event() {
+///     if let Event::Message(Message::Text(text)) = event {
+///         server.send_text(&text).unwrap();
+///     }
+/// }
+/// let mut wire = Vec::new();
+/// server.poll_transmit(&mut wire);
+/// assert_eq!(wire, [0x81, 0x02, b'H', b'i']);
+/// ```
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    config: Config,
+    state: State,
+    /// Set once by the first protocol failure; nothing is read after it.
+    error: Option<ProtocolError>,
+    decoder: Decoder,
+    events: VecDeque<Event>,
+    out: Vec<u8>,
+    timers: TimerTable,
+    /// We are in the middle of sending a fragmented message.
+    sending_fragments: bool,
+    mask_state: u64,
+}
+
+impl Connection {
+    /// A connection whose handshake just completed at `now` (the idle timer starts here).
+    pub fn new(role: Role, config: Config, now: Instant) -> Connection {
+        let decoder = Decoder::new(
+            role,
+            config.allowed_rsv,
+            config.max_frame_size,
+            config.max_message_size,
+        );
+        let mut conn = Connection {
+            role,
+            state: State::Open,
+            error: None,
+            decoder,
+            events: VecDeque::new(),
+            out: Vec::new(),
+            timers: TimerTable::default(),
+            sending_fragments: false,
+            mask_state: config.mask_seed,
+            config,
+        };
+        conn.arm_idle(now);
+        conn
+    }
+
+    /// Call with every chunk the socket read, in order, split anywhere (down to one byte).
+    ///
+    /// Payload is unmasked while it is copied into the message buffer: one copy. Events and
+    /// automatic replies (pongs, the close echo, the close after a failure) are queued;
+    /// take them with [`poll_event`](Self::poll_event) and
+    /// [`poll_transmit`](Self::poll_transmit). Input after `Closed` or a failure is ignored.
+    pub fn receive(&mut self, now: Instant, data: &[u8]) {
+        if self.state == State::Closed || data.is_empty() {
+            return;
+        }
+        self.arm_idle(now);
+        let mut input = data;
+        while !input.is_empty() && self.state != State::Closed {
+            let (used, item) = self.decoder.step(input);
+            input = input.get(used..).unwrap_or(&[]);
+            match item {
+                None => {}
+                Some(Ok(Incoming::Message(m))) => self.events.push_back(Event::Message(m)),
+                Some(Ok(Incoming::Control(op, payload))) => self.on_control(op, payload),
+                Some(Err(e)) => self.fail(e),
+            }
+        }
+    }
+
+    /// Call when the peer closed TCP (read returned 0). The connection becomes `Closed`
+    /// and its timers stop. Nothing is reported: if no close frame was exchanged the
+    /// closure was abnormal and the caller reports 1006.
+    pub fn handle_eof(&mut self) {
+        self.enter_closed();
+    }
+
+    /// The next event, oldest first. Call after [`receive`](Self::receive) and
+    /// [`handle_timeout`](Self::handle_timeout) until it returns `None`.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Queues a text message as one frame.
+    ///
+    /// # Errors
+    /// [`SendError::Closed`] once close was sent or the connection closed;
+    /// [`SendError::MessageInProgress`] during a fragmented send.
+    pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
+        self.send_frame(Opcode::Text, true, text.as_bytes())
+    }
+
+    /// Queues a binary message as one frame. Errors as for [`send_text`](Self::send_text).
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), SendError> {
+        self.send_frame(Opcode::Binary, true, data)
+    }
+
+    /// Queues one frame: a fragment of a message (Text/Binary with `fin: false`, then
+    /// Continuation frames, the last with `fin: true`), or a ping or pong.
+    ///
+    /// Text fragments are not checked for UTF-8 on their own, since a code point may
+    /// straddle two fragments; the caller sends whole UTF-8 text across them.
+    ///
+    /// # Errors
+    /// [`SendError::Closed`] after close; [`SendError::UseCloseMethod`] for close frames;
+    /// [`SendError::ControlPayloadTooBig`] / [`SendError::FragmentedControlFrame`] for bad
+    /// control frames; [`SendError::NoMessageInProgress`] / [`SendError::MessageInProgress`]
+    /// for fragments out of order.
+    pub fn send_frame(
+        &mut self,
+        opcode: Opcode,
+        fin: bool,
+        payload: &[u8],
+    ) -> Result<(), SendError> {
+        if !self.can_send() {
+            return Err(SendError::Closed);
+        }
+        match opcode {
+            Opcode::Close => return Err(SendError::UseCloseMethod),
+            Opcode::Ping | Opcode::Pong => {
+                if payload.len() > MAX_CONTROL_PAYLOAD {
+                    return Err(SendError::ControlPayloadTooBig);
+                }
+                if !fin {
+                    return Err(SendError::FragmentedControlFrame);
+                }
+            }
+            Opcode::Continuation => {
+                if !self.sending_fragments {
+                    return Err(SendError::NoMessageInProgress);
+                }
+                self.sending_fragments = !fin;
+            }
+            Opcode::Text | Opcode::Binary => {
+                if self.sending_fragments {
+                    return Err(SendError::MessageInProgress);
+                }
+                self.sending_fragments = !fin;
+            }
+        }
+        self.push_frame(fin, opcode, payload);
+        Ok(())
+    }
+
+    /// Queues a ping (at most 125 bytes of payload). The peer answers with a pong event.
+    ///
+    /// # Errors
+    /// [`SendError::Closed`] after close; [`SendError::ControlPayloadTooBig`].
+    pub fn ping(&mut self, payload: &[u8]) -> Result<(), SendError> {
+        self.send_frame(Opcode::Ping, true, payload)
+    }
+
+    /// Starts the closing handshake: queues a close frame, moves to `Closing` and arms the
+    /// close timer (`now + close_timeout`). The reason is cut to 123 bytes on a char boundary.
+    ///
+    /// # Errors
+    /// [`SendError::Closed`] if close was already sent or received, or the connection
+    /// failed; [`SendError::InvalidCloseCode`] for a code not valid on the wire (1005 and
+    /// 1006 included).
+    pub fn close(&mut self, now: Instant, code: CloseCode, reason: &str) -> Result<(), SendError> {
+        if self.state != State::Open {
+            return Err(SendError::Closed);
+        }
+        if !code.is_valid_on_wire() {
+            return Err(SendError::InvalidCloseCode(code.0));
+        }
+        self.push_close(Some(code), reason);
+        self.state = State::Closing;
+        self.timers
+            .set_after(Timer::Close, now, self.config.close_timeout);
+        Ok(())
+    }
+
+    /// True while data messages may be queued: `Open` (not failed, close not sent).
+    pub fn can_send(&self) -> bool {
+        self.state == State::Open
+    }
+
+    /// Where the closing handshake stands.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// This end's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The configuration the connection was made with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The protocol failure that stopped the connection, if any. It stays set (sticky).
+    pub fn error(&self) -> Option<&ProtocolError> {
+        self.error.as_ref()
+    }
+
+    /// True when output is queued: ask the socket for writability.
+    pub fn wants_write(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Moves all queued output to the end of `out`. When `out` is empty the buffers are
+    /// swapped instead of copied, so a caller that drains `out` fully keeps reusing both.
+    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
+        if out.is_empty() {
+            std::mem::swap(out, &mut self.out);
+        } else {
+            out.extend_from_slice(&self.out);
+            self.out.clear();
+        }
+    }
+
+    /// The earliest deadline (close timer, idle ping, idle timeout), if any: call
+    /// [`handle_timeout`](Self::handle_timeout) once it has passed.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    /// Runs the timers due at `now`. Calling it early or twice does nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Closed {
+            return;
+        }
+        for (timer, kind) in [(Timer::Close, Timeout::Close), (Timer::Idle, Timeout::Idle)] {
+            if self.timers.is_expired(timer, now) {
+                self.enter_closed();
+                self.events.push_back(Event::TimedOut(kind));
+                return;
+            }
+        }
+        if self.timers.is_expired(Timer::Ping, now) {
+            self.timers.stop(Timer::Ping);
+            if self.state == State::Open {
+                self.push_frame(true, Opcode::Ping, &[]);
+            }
+        }
+    }
+
+    fn on_control(&mut self, opcode: Opcode, payload: Vec<u8>) {
+        match opcode {
+            Opcode::Ping => {
+                if self.state == State::Open {
+                    self.push_frame(true, Opcode::Pong, &payload);
+                }
+                self.events.push_back(Event::Ping(payload));
+            }
+            Opcode::Pong => self.events.push_back(Event::Pong(payload)),
+            _ => match parse_close_payload(&payload) {
+                Ok((code, reason)) => {
+                    if self.state == State::Open {
+                        self.push_close(code, "");
+                    }
+                    let reason = reason.to_owned();
+                    self.enter_closed();
+                    self.events.push_back(Event::CloseReceived { code, reason });
+                }
+                Err(e) => self.fail(e),
+            },
+        }
+    }
+
+    fn fail(&mut self, error: ProtocolError) {
+        if self.error.is_some() {
+            return;
+        }
+        if self.state == State::Open {
+            self.push_close(Some(error.close_code()), "");
+        }
+        self.enter_closed();
+        self.events.push_back(Event::Failed(error.clone()));
+        self.error = Some(error);
+    }
+
+    fn enter_closed(&mut self) {
+        self.state = State::Closed;
+        self.timers.stop_all();
+    }
+
+    fn arm_idle(&mut self, now: Instant) {
+        if let Some(idle) = self.config.idle_timeout {
+            self.timers.set_after(Timer::Ping, now, idle / 2);
+            self.timers.set_after(Timer::Idle, now, idle);
+        }
+    }
+
+    fn push_close(&mut self, code: Option<CloseCode>, reason: &str) {
+        let mut payload = Vec::with_capacity(MAX_CONTROL_PAYLOAD);
+        encode_close_payload(&mut payload, code, reason);
+        self.push_frame(true, Opcode::Close, &payload);
+    }
+
+    fn push_frame(&mut self, fin: bool, opcode: Opcode, payload: &[u8]) {
+        let mask = match self.role {
+            Role::Client => Some(self.next_mask()),
+            Role::Server => None,
+        };
+        encode_frame(&mut self.out, fin, opcode, payload, mask);
+    }
+
+    /// splitmix64: cheap, and every seed (0 included) gives a full-period sequence.
+    fn next_mask(&mut self) -> [u8; 4] {
+        self.mask_state = self.mask_state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.mask_state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        let b = z.to_le_bytes();
+        [b[0], b[1], b[2], b[3]]
+    }
+}

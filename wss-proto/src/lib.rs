@@ -1,6 +1,73 @@
 //! The WebSocket protocol (RFC 6455) as a pure state machine: bytes in, events and bytes out.
 //!
-//! No sockets, no threads, no clock reads: time is an argument.
+//! No sockets, no threads, no clock reads: time is an argument. The same code runs under a
+//! blocking loop, mio, an async runtime or a test that plays both ends in memory.
+//!
+//! # The loop
+//!
+//! After the opening handshake ([`handshake`]), a [`Connection`] does the rest. Feed it
+//! what the socket read, take its events, write what it queued, and wake it at its deadline:
+//!
+//! ```
+//! use std::time::Instant;
+//! use wss_proto::frame::encode_frame;
+//! use wss_proto::{Config, Connection, Event, Message, Opcode, Role, State};
+//!
+//! // What a client might send: a masked "hello", then a close.
+//! let mut wire = Vec::new();
+//! encode_frame(&mut wire, true, Opcode::Text, b"hello", Some([1, 2, 3, 4]));
+//! encode_frame(&mut wire, true, Opcode::Close, &1000u16.to_be_bytes(), Some([5, 6, 7, 8]));
+//!
+//! let mut conn = Connection::new(Role::Server, Config::default(), Instant::now());
+//! let mut to_write = Vec::new();
+//! for read in wire.chunks(3) {                      // socket reads, split anywhere
+//!     conn.receive(Instant::now(), read);
+//!     while let Some(event) = conn.poll_event() {
+//!         match event {
+//!             Event::Message(Message::Text(text)) => conn.send_text(&text)?,
+//!             Event::Message(Message::Binary(data)) => conn.send_binary(&data)?,
+//!             Event::CloseReceived { .. } => {}     // the echo is already queued
+//!             Event::Failed(_) | Event::TimedOut(_) => {} // report, flush, drop TCP
+//!             Event::Ping(_) | Event::Pong(_) => {} // pongs are automatic
+//!         }
+//!     }
+//!     conn.poll_transmit(&mut to_write);           // then write `to_write` to the socket
+//! }
+//! // Between reads: sleep until `conn.poll_timeout()`, then `conn.handle_timeout(now)`.
+//! assert_eq!(conn.state(), State::Closed);         // flush `to_write`, then close TCP
+//! assert_eq!(&to_write[..7], [0x81, 0x05, b'h', b'e', b'l', b'l', b'o']);
+//! # Ok::<(), wss_proto::SendError>(())
+//! ```
+//!
+//! # Design
+//!
+//! ## Each payload byte is copied once
+//! Received payload goes from the caller's buffer straight into the message's own `Vec`,
+//! unmasked on the way ([`mask::extend_masked`], 8 bytes at a time). A one-frame message
+//! that arrived whole gets one allocation of exactly its size. Only a partial header
+//! (at most 14 bytes) is ever held back.
+//!
+//! ## Memory is bounded by what the peer actually sent
+//! Frame and message limits ([`Config`]) are checked on the header, before any payload is
+//! stored, and buffers grow with the bytes that arrive, not with the length a header
+//! announces.
+//!
+//! ## Bad input fails fast, once, with the right code
+//! Every broken rule has its own [`ProtocolError`] variant and close code (1002, 1007 or
+//! 1009). Text is validated as it arrives, so an invalid byte fails the connection even
+//! inside a frame whose end has not come. The first failure is reported once
+//! ([`Event::Failed`]), its close frame is queued, and nothing after it is read. Mistakes of
+//! the local caller are a different type, [`SendError`], and change nothing.
+//!
+//! ## Timers are a table, time is a parameter
+//! The close timeout and the idle timer (ping at half, give up at full) are deadlines in a
+//! fixed table; [`Connection::poll_timeout`] gives the earliest and
+//! [`Connection::handle_timeout`] runs them. Tests drive a client and a server against each
+//! other with a fake clock.
+//!
+//! ## Room for extensions
+//! RSV bits are checked against [`Config::allowed_rsv`], so an extension such as
+//! permessage-deflate can claim RSV1 without touching the frame code.
 #![warn(missing_docs)]
 
 pub mod close;
@@ -9,4 +76,11 @@ pub mod error;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
+pub mod message;
 pub mod utf8;
+
+pub use close::CloseCode;
+pub use connection::{Config, Connection, Event, Role, State, Timeout};
+pub use error::{ProtocolError, SendError};
+pub use frame::{FrameHeader, Opcode};
+pub use message::Message;

@@ -1,0 +1,287 @@
+//! Close rules (RFC 6455 §5.5.1, §7), the close state machine, sticky failures and
+//! the caller-side `SendError`s.
+
+mod util;
+
+use util::{client_frame, close_payload, events, output, parse_frames, server};
+use wss_proto::{CloseCode, Config, Event, Message, Opcode, ProtocolError, SendError, State};
+
+#[test]
+fn peer_close_while_open_is_echoed_with_its_code() {
+    let (mut s, now) = server(Config::default());
+    s.receive(
+        now,
+        &client_frame(true, Opcode::Close, &close_payload(4001, b"bye")),
+    );
+    assert_eq!(
+        events(&mut s),
+        [Event::CloseReceived {
+            code: Some(CloseCode(4001)),
+            reason: "bye".into()
+        }]
+    );
+    assert_eq!(
+        parse_frames(&output(&mut s)),
+        [(true, Opcode::Close, 4001u16.to_be_bytes().to_vec())]
+    );
+    assert_eq!(s.state(), State::Closed);
+    assert!(!s.can_send());
+}
+
+#[test]
+fn empty_peer_close_is_echoed_empty_and_reported_without_code() {
+    let (mut s, now) = server(Config::default());
+    s.receive(now, &client_frame(true, Opcode::Close, b""));
+    assert_eq!(
+        events(&mut s),
+        [Event::CloseReceived {
+            code: None,
+            reason: String::new()
+        }]
+    );
+    assert_eq!(output(&mut s), [0x88, 0x00]);
+}
+
+#[test]
+fn one_byte_close_payload_fails_with_1002() {
+    let (mut s, now) = server(Config::default());
+    s.receive(now, &client_frame(true, Opcode::Close, &[0x03]));
+    assert_eq!(
+        events(&mut s),
+        [Event::Failed(ProtocolError::InvalidClosePayload)]
+    );
+    assert_eq!(output(&mut s), [0x88, 0x02, 0x03, 0xea]);
+}
+
+#[test]
+fn invalid_close_codes_fail_with_1002() {
+    for code in [
+        0u16, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535,
+    ] {
+        let (mut s, now) = server(Config::default());
+        s.receive(
+            now,
+            &client_frame(true, Opcode::Close, &close_payload(code, b"")),
+        );
+        assert_eq!(
+            events(&mut s),
+            [Event::Failed(ProtocolError::InvalidCloseCode(code))],
+            "{code}"
+        );
+        assert_eq!(output(&mut s), [0x88, 0x02, 0x03, 0xea], "{code}");
+    }
+}
+
+#[test]
+fn valid_close_codes_are_accepted_and_echoed() {
+    for code in [1000u16, 1001, 1002, 1003, 1007, 1011, 1014, 3000, 4999] {
+        let (mut s, now) = server(Config::default());
+        s.receive(
+            now,
+            &client_frame(true, Opcode::Close, &close_payload(code, b"")),
+        );
+        assert!(matches!(
+            events(&mut s)[..],
+            [Event::CloseReceived { code: Some(c), .. }] if c.0 == code
+        ));
+        let [hi, lo] = code.to_be_bytes();
+        assert_eq!(output(&mut s), [0x88, 0x02, hi, lo]);
+    }
+}
+
+#[test]
+fn close_reason_not_utf8_fails_with_1007() {
+    let (mut s, now) = server(Config::default());
+    s.receive(
+        now,
+        &client_frame(
+            true,
+            Opcode::Close,
+            &close_payload(1000, &[0xce, 0xba, 0xe1]),
+        ),
+    );
+    assert_eq!(
+        events(&mut s),
+        [Event::Failed(ProtocolError::InvalidCloseReason)]
+    );
+    assert_eq!(output(&mut s), [0x88, 0x02, 0x03, 0xef]);
+}
+
+#[test]
+fn local_close_sends_code_and_reason_and_goes_closing() {
+    let (mut s, now) = server(Config::default());
+    s.close(now, CloseCode::GOING_AWAY, "restart").unwrap();
+    assert_eq!(s.state(), State::Closing);
+    assert!(!s.can_send());
+    assert_eq!(
+        parse_frames(&output(&mut s)),
+        [(true, Opcode::Close, close_payload(1001, b"restart"))]
+    );
+}
+
+#[test]
+fn local_close_reason_is_cut_to_123_bytes() {
+    let (mut s, now) = server(Config::default());
+    s.close(now, CloseCode::NORMAL, &"€".repeat(60)).unwrap();
+    let frames = parse_frames(&output(&mut s));
+    // 41 euros are 123 bytes: all fit.
+    assert_eq!(frames[0].2.len(), 2 + 123);
+    assert!(frames[0].2.len() <= 125);
+}
+
+#[test]
+fn local_close_refuses_codes_invalid_on_the_wire() {
+    let (mut s, now) = server(Config::default());
+    for code in [CloseCode::NO_STATUS, CloseCode::ABNORMAL, CloseCode(2000)] {
+        assert_eq!(
+            s.close(now, code, ""),
+            Err(SendError::InvalidCloseCode(code.0))
+        );
+    }
+    assert_eq!(s.state(), State::Open);
+    assert!(output(&mut s).is_empty());
+}
+
+#[test]
+fn second_local_close_is_refused() {
+    let (mut s, now) = server(Config::default());
+    s.close(now, CloseCode::NORMAL, "").unwrap();
+    assert_eq!(s.close(now, CloseCode::NORMAL, ""), Err(SendError::Closed));
+}
+
+#[test]
+fn nothing_is_sent_after_our_close() {
+    let (mut s, now) = server(Config::default());
+    s.close(now, CloseCode::NORMAL, "").unwrap();
+    let _ = output(&mut s);
+    assert_eq!(s.send_text("x"), Err(SendError::Closed));
+    assert_eq!(s.send_binary(b"x"), Err(SendError::Closed));
+    assert_eq!(s.ping(b"x"), Err(SendError::Closed));
+    // A ping from the peer is still reported, but not answered.
+    s.receive(now, &client_frame(true, Opcode::Ping, b"p"));
+    assert_eq!(events(&mut s), [Event::Ping(b"p".to_vec())]);
+    assert!(output(&mut s).is_empty());
+}
+
+#[test]
+fn messages_are_still_delivered_while_closing() {
+    let (mut s, now) = server(Config::default());
+    s.close(now, CloseCode::NORMAL, "").unwrap();
+    s.receive(now, &client_frame(true, Opcode::Text, b"late"));
+    assert_eq!(
+        events(&mut s),
+        [Event::Message(Message::Text("late".into()))]
+    );
+}
+
+#[test]
+fn peer_close_while_closing_completes_without_a_second_close() {
+    let (mut s, now) = server(Config::default());
+    s.close(now, CloseCode::NORMAL, "").unwrap();
+    let _ = output(&mut s);
+    s.receive(
+        now,
+        &client_frame(true, Opcode::Close, &close_payload(1000, b"")),
+    );
+    assert_eq!(s.state(), State::Closed);
+    assert!(output(&mut s).is_empty());
+    assert_eq!(s.poll_timeout(), None, "close timer stopped");
+}
+
+#[test]
+fn failure_is_reported_once_and_later_input_is_ignored() {
+    let (mut s, now) = server(Config::default());
+    let mut bytes = vec![0x83]; // reserved opcode 3
+    bytes.extend(client_frame(true, Opcode::Text, b"ignored"));
+    s.receive(now, &bytes);
+    s.receive(now, &client_frame(true, Opcode::Ping, b"ignored too"));
+    assert_eq!(
+        events(&mut s),
+        [Event::Failed(ProtocolError::ReservedOpcode(3))]
+    );
+    assert_eq!(output(&mut s), [0x88, 0x02, 0x03, 0xea]);
+    assert_eq!(s.error(), Some(&ProtocolError::ReservedOpcode(3)));
+    assert_eq!(s.state(), State::Closed);
+    assert_eq!(s.send_text("x"), Err(SendError::Closed));
+}
+
+#[test]
+fn failure_while_closing_sends_no_second_close() {
+    let (mut s, now) = server(Config::default());
+    s.close(now, CloseCode::NORMAL, "").unwrap();
+    let _ = output(&mut s);
+    s.receive(now, &[0x83]);
+    assert_eq!(
+        events(&mut s),
+        [Event::Failed(ProtocolError::ReservedOpcode(3))]
+    );
+    assert!(output(&mut s).is_empty());
+    assert_eq!(s.state(), State::Closed);
+}
+
+#[test]
+fn input_after_close_handshake_is_ignored() {
+    let (mut s, now) = server(Config::default());
+    s.receive(now, &client_frame(true, Opcode::Close, b""));
+    let _ = events(&mut s);
+    s.receive(now, &client_frame(true, Opcode::Text, b"after"));
+    assert_eq!(events(&mut s), []);
+}
+
+#[test]
+fn eof_closes_without_reporting() {
+    let (mut s, _) = server(Config {
+        idle_timeout: Some(std::time::Duration::from_secs(10)),
+        ..Config::default()
+    });
+    s.handle_eof();
+    assert_eq!(s.state(), State::Closed);
+    assert_eq!(s.poll_timeout(), None);
+    assert_eq!(events(&mut s), []);
+}
+
+#[test]
+fn send_frame_refuses_misuse() {
+    let (mut s, _) = server(Config::default());
+    assert_eq!(
+        s.send_frame(Opcode::Close, true, b""),
+        Err(SendError::UseCloseMethod)
+    );
+    assert_eq!(s.ping(&[0; 126]), Err(SendError::ControlPayloadTooBig));
+    assert_eq!(
+        s.send_frame(Opcode::Pong, false, b""),
+        Err(SendError::FragmentedControlFrame)
+    );
+    assert_eq!(
+        s.send_frame(Opcode::Continuation, true, b""),
+        Err(SendError::NoMessageInProgress)
+    );
+    s.send_frame(Opcode::Binary, false, b"a").unwrap();
+    assert_eq!(s.send_text("b"), Err(SendError::MessageInProgress));
+    // Control frames may interleave with our own fragments.
+    s.ping(b"").unwrap();
+    s.send_frame(Opcode::Continuation, true, b"c").unwrap();
+    assert_eq!(
+        parse_frames(&output(&mut s)),
+        [
+            (false, Opcode::Binary, b"a".to_vec()),
+            (true, Opcode::Ping, vec![]),
+            (true, Opcode::Continuation, b"c".to_vec()),
+        ]
+    );
+}
+
+#[test]
+fn poll_transmit_appends_to_a_non_empty_buffer() {
+    let (mut s, _) = server(Config::default());
+    s.send_binary(&[1]).unwrap();
+    let mut out = vec![0xee];
+    s.poll_transmit(&mut out);
+    assert_eq!(out, [0xee, 0x82, 0x01, 0x01]);
+    assert!(!s.wants_write());
+    s.send_binary(&[2]).unwrap();
+    assert!(s.wants_write());
+    let mut fresh = Vec::new();
+    s.poll_transmit(&mut fresh);
+    assert_eq!(fresh, [0x82, 0x01, 0x02]);
+}
