@@ -1,1 +1,117 @@
-//! TODO
+//! The 4D `WebSocketServer` API in Rust: a [`WebServer`], [`WebSocketServer`]s on it, and
+//! [`WebSocketConnection`]s, driven by handler callbacks exactly as in 4D.
+//!
+//! # Callbacks run on the server's own worker
+//!
+//! Each `WebSocketServer` has one worker thread that runs all of its callbacks, those of the
+//! server handler and of every connection handler, one at a time, in arrival order (like a 4D
+//! worker processing its mailbox). Handlers take `&mut self` and need no locks. The network
+//! threads never run user code; [`WebSocketConnection::send`] and `terminate` only enqueue,
+//! from any thread.
+//!
+//! # The seed's example: an uppercase echo
+//!
+//! ```no_run
+//! use wss_server::*;
+//!
+//! struct MyServerHandler;
+//! struct MyConnectionHandler;
+//!
+//! impl ServerHandler for MyServerHandler {
+//!     type Connection = MyConnectionHandler;
+//!     fn on_connection(&mut self, _wss: &WebSocketServer, _event: &ConnectionEvent)
+//!         -> Option<MyConnectionHandler> {
+//!         Some(MyConnectionHandler)
+//!     }
+//! }
+//!
+//! impl ConnectionHandler for MyConnectionHandler {
+//!     fn on_message(&mut self, ws: &WebSocketConnection, event: &MessageEvent) {
+//!         if let Data::Text(text) = &event.data {
+//!             let _ = ws.send(text.to_uppercase());
+//!         }
+//!     }
+//! }
+//!
+//! let web = WebServer::start(WebServerOptions::default().with_address("127.0.0.1", 8080))?;
+//! let wss = WebSocketServer::new(&web, MyServerHandler, ServerOptions::default())?;
+//! // ... later:
+//! wss.terminate(None);
+//! wss.wait_terminated(None);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The seed's chat
+//!
+//! ```no_run
+//! use wss_server::*;
+//!
+//! struct Chat;
+//! struct ChatConnection;
+//!
+//! impl ServerHandler for Chat {
+//!     type Connection = ChatConnection;
+//!     fn on_connection(&mut self, _: &WebSocketServer, _: &ConnectionEvent) -> Option<ChatConnection> {
+//!         Some(ChatConnection)
+//!     }
+//! }
+//!
+//! impl ChatConnection {
+//!     // Like the seed: loop over the connections, skip the sender.
+//!     fn broadcast(&self, ws: &WebSocketConnection, message: &str) {
+//!         for client in ws.wss().connections() {
+//!             if client.id() != ws.id() {
+//!                 let _ = client.send(message);
+//!             }
+//!         }
+//!     }
+//! }
+//!
+//! impl ConnectionHandler for ChatConnection {
+//!     fn on_message(&mut self, ws: &WebSocketConnection, event: &MessageEvent) {
+//!         if let Data::Text(text) = &event.data {
+//!             self.broadcast(ws, text);
+//!         }
+//!     }
+//!     fn on_open(&mut self, ws: &WebSocketConnection, _: &OpenEvent) {
+//!         let _ = ws.send("Welcome to the chat!");
+//!         // Same as the loop, framed once for everyone:
+//!         ws.wss().broadcast("New client connected", Some(ws.id()));
+//!     }
+//!     fn on_terminate(&mut self, ws: &WebSocketConnection, _: &TerminateEvent) {
+//!         self.broadcast(ws, "Client disconnected");
+//!     }
+//! }
+//!
+//! let web = WebServer::start(WebServerOptions::default())?;
+//! let _wss = WebSocketServer::new(&web, Chat, ServerOptions::default().with_path("/chat"))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![warn(missing_docs)]
+
+mod connection;
+mod data;
+mod error;
+mod event;
+mod handler;
+mod options;
+mod origin;
+mod router;
+mod server;
+mod session;
+mod statics;
+mod web;
+mod worker;
+
+pub use connection::{Status, WebSocketConnection};
+pub use data::{Data, DataType};
+pub use error::{codes, ErrorInfo, HandlerBusy, SendError, ServerError, WebError};
+pub use event::{
+    ConnectionEvent, ErrorEvent, MessageEvent, OpenEvent, Pairs, Request, ServerTerminateEvent,
+    TerminateEvent,
+};
+pub use handler::{ConnectionHandler, HandlerRef, ServerHandler};
+pub use options::{BuiltinFile, OriginPolicy, ServerOptions, WebServerOptions};
+pub use server::WebSocketServer;
+pub use session::Session;
+pub use web::WebServer;

@@ -1,0 +1,199 @@
+//! [`WebSocketConnection`]: the handle of one accepted connection (4D's
+//! `4D.WebSocketConnection`).
+
+use std::any::Any;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use wss_net::{ConnId, Outgoing};
+use wss_proto::close::{truncate_reason, CloseCode};
+
+use crate::data::Data;
+use crate::error::SendError;
+use crate::handler::HandlerRef;
+use crate::server::WebSocketServer;
+use crate::worker;
+
+/// State of a connection (4D's `status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Open: messages can be sent and received.
+    Connected,
+    /// A close frame was sent (by `terminate`); waiting for the peer's.
+    Closing,
+    /// Over; `on_terminate` has run or is about to.
+    Closed,
+}
+
+impl Status {
+    /// The 4D spelling: `"Connected"`, `"Closing"` or `"Closed"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Connected => "Connected",
+            Status::Closing => "Closing",
+            Status::Closed => "Closed",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+const CONNECTED: u8 = 0;
+const CLOSING: u8 = 1;
+const CLOSED: u8 = 2;
+
+pub(crate) struct ConnInner {
+    pub(crate) id: u64,
+    pub(crate) conn: ConnId,
+    status: AtomicU8,
+    /// Set when this side started the close (terminate): the close that follows is no error.
+    local_close: AtomicBool,
+    buffered: OnceLock<Arc<AtomicUsize>>,
+    pub(crate) server: WebSocketServer,
+    handler_any: Arc<dyn Any + Send + Sync>,
+}
+
+/// Ids are process-wide and never reused (A9).
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+impl ConnInner {
+    pub(crate) fn new(
+        conn: ConnId,
+        server: WebSocketServer,
+        handler_any: Arc<dyn Any + Send + Sync>,
+    ) -> Self {
+        ConnInner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            conn,
+            status: AtomicU8::new(CONNECTED),
+            local_close: AtomicBool::new(false),
+            buffered: OnceLock::new(),
+            server,
+            handler_any,
+        }
+    }
+
+    pub(crate) fn set_buffered(&self, counter: Arc<AtomicUsize>) {
+        let _ = self.buffered.set(counter);
+    }
+
+    pub(crate) fn set_closed(&self) {
+        self.status.store(CLOSED, Ordering::Release);
+    }
+
+    /// Connected -> Closing; false if it was not Connected. Marks the close as ours.
+    pub(crate) fn begin_local_close(&self) -> bool {
+        self.local_close.store(true, Ordering::Release);
+        self.status
+            .compare_exchange(CONNECTED, CLOSING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    pub(crate) fn closed_locally(&self) -> bool {
+        self.local_close.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_connected(&self) -> bool {
+        self.status.load(Ordering::Acquire) == CONNECTED
+    }
+}
+
+/// One accepted WebSocket connection. `Clone + Send + Sync`, cheap to clone; usable from any
+/// thread, and after the connection is gone (then `send` drops and reports
+/// [`SendError::Closed`]).
+#[derive(Clone)]
+pub struct WebSocketConnection {
+    pub(crate) inner: Arc<ConnInner>,
+}
+
+impl WebSocketConnection {
+    /// Unique id, from one process-wide counter starting at 1, never reused (A9). Ids grow
+    /// in acceptance order, so `connections()` lists connections by age.
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// `Connected`, `Closing` or `Closed`.
+    pub fn status(&self) -> Status {
+        match self.inner.status.load(Ordering::Acquire) {
+            CONNECTED => Status::Connected,
+            CLOSING => Status::Closing,
+            _ => Status::Closed,
+        }
+    }
+
+    /// The server that accepted this connection.
+    pub fn wss(&self) -> WebSocketServer {
+        self.inner.server.clone()
+    }
+
+    /// The connection handler `on_connection` returned, if it is an `H` (4D's `.handler`).
+    /// See [`HandlerRef`] for when locking waits.
+    pub fn handler<H: Send + 'static>(&self) -> Option<HandlerRef<H>> {
+        HandlerRef::downcast(&self.inner.handler_any)
+    }
+
+    /// Queues a message; never blocks. The argument's type picks the frame (A4): text and
+    /// JSON values go as text frames (JSON compact), bytes as a binary frame. Messages sent
+    /// from one thread go out in order. On a `Closing` or `Closed` connection the message is
+    /// dropped and `Err(SendError::Closed)` returned; nothing is raised (A14).
+    pub fn send(&self, message: impl Into<Data>) -> Result<(), SendError> {
+        if !self.inner.is_connected() {
+            log::debug!(
+                "send on connection {} dropped: not connected",
+                self.inner.id
+            );
+            return Err(SendError::Closed);
+        }
+        let out = match message.into() {
+            Data::Text(t) => Outgoing::Text(t),
+            Data::Blob(b) => Outgoing::Binary(b),
+            Data::Object(v) => Outgoing::Text(v.to_string()),
+        };
+        worker::send(&self.inner.server.inner, self.inner.conn, out);
+        Ok(())
+    }
+
+    /// Starts closing the connection (A13): a close frame with `code` when it is 1000 or
+    /// within 3000..=4999 (then `reason`, cut to 123 bytes, goes with it), else with 1000 and
+    /// no reason. The status becomes `Closing`; `on_terminate` follows when the peer answers
+    /// or after the close timeout. A no-op unless `Connected`.
+    pub fn terminate(&self, code: Option<u16>, reason: Option<&str>) {
+        if !self.inner.begin_local_close() {
+            return;
+        }
+        let (code, reason) = match code {
+            Some(c) if c == 1000 || (3000..=4999).contains(&c) => (
+                CloseCode(c),
+                truncate_reason(reason.unwrap_or("")).to_owned(),
+            ),
+            _ => (CloseCode::NORMAL, String::new()),
+        };
+        let server = &self.inner.server.inner;
+        // Messages this callback queued must leave before the close frame.
+        worker::flush_if_worker(server);
+        server.net.close(self.inner.conn, code, reason);
+    }
+
+    /// Bytes queued for this connection and not yet written to its socket.
+    pub fn buffered_amount(&self) -> usize {
+        self.inner
+            .buffered
+            .get()
+            .map_or(0, |b| b.load(Ordering::Relaxed))
+    }
+}
+
+impl fmt::Debug for WebSocketConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocketConnection")
+            .field("id", &self.id())
+            .field("status", &self.status())
+            .finish()
+    }
+}

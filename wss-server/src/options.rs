@@ -1,0 +1,226 @@
+//! Settings of the web server and of each WebSocket server, with their documented defaults
+//! (SPEC Part A point 6).
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::data::DataType;
+
+/// A file served from memory (e.g. the `wss` binary's chat page), used when the static root
+/// has no file at that path or there is no root.
+#[derive(Clone, Debug)]
+pub struct BuiltinFile {
+    /// `Content-Type` to answer with, e.g. `text/html; charset=utf-8`.
+    pub content_type: String,
+    /// The body.
+    pub body: Cow<'static, [u8]>,
+    /// Extra response headers, e.g. a `Content-Security-Policy` for a page.
+    pub headers: Vec<(String, String)>,
+}
+
+impl BuiltinFile {
+    /// A file with no extra headers.
+    pub fn new(content_type: impl Into<String>, body: impl Into<Cow<'static, [u8]>>) -> Self {
+        BuiltinFile {
+            content_type: content_type.into(),
+            body: body.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// Settings of [`WebServer::start`](crate::WebServer::start). Build with
+/// `WebServerOptions { port: 0, ..Default::default() }` or the `with_*` helpers.
+#[derive(Clone, Debug)]
+pub struct WebServerOptions {
+    /// Address or host name to listen on. Default `127.0.0.1`.
+    pub host: String,
+    /// TCP port; 0 picks a free one (read it back with `local_addr()`). Default 8080.
+    pub port: u16,
+    /// Folder served to plain GET/HEAD requests; `None` serves only `files`. Default `None`.
+    pub root: Option<PathBuf>,
+    /// In-memory files by URL path (e.g. `/` or `/chat.js`). Default empty.
+    pub files: BTreeMap<String, BuiltinFile>,
+    /// Largest file read from `root`, in bytes (bigger ones answer 404). Default 16 MiB.
+    pub max_file_size: u64,
+    /// Network threads; 0 = one per core. Default 0.
+    pub threads: usize,
+    /// Largest HTTP request head, in bytes (431 beyond). Default 16 KiB.
+    pub max_head_bytes: usize,
+    /// Most header lines in a request head (431 beyond). Default 64.
+    pub max_headers: usize,
+    /// Time for a client to complete its handshake, including the time `on_connection`
+    /// takes; past it the socket is closed (503 if `on_connection` is still deciding).
+    /// Default 10 s.
+    pub handshake_timeout: Duration,
+    /// Largest message (after reassembly), in bytes; bigger ones close with 1009.
+    /// Default 16 MiB.
+    pub max_message_size: usize,
+    /// How long to wait for the peer's close frame after ours. Default 5 s.
+    pub close_timeout: Duration,
+    /// Bytes queued for one connection and not yet written; past it the connection is
+    /// dropped with `on_error` then `on_terminate{1006}`. Default 16 MiB.
+    pub max_outgoing: usize,
+    /// Idle time after which a connection is dropped (a ping goes out at half of it);
+    /// `None` turns it off. Default 120 s.
+    pub idle_timeout: Option<Duration>,
+    /// Most simultaneous TCP connections; past it new sockets get 503. Default 10 000.
+    pub max_connections: usize,
+    /// Scalable sessions (SPEC Part A point 4): a session cookie on HTTP responses and the
+    /// request's session in `on_connection`. Default off.
+    pub scalable_session: bool,
+    /// Session cookie name. Default `4DSID_wss` (4D's `4DSID_<AppName>`).
+    pub session_cookie_name: String,
+    /// A session unused this long is forgotten. Default 1 hour.
+    pub session_idle_timeout: Duration,
+    /// Most sessions kept in memory (least recently seen dropped beyond). Default 100 000.
+    pub max_sessions: usize,
+}
+
+impl Default for WebServerOptions {
+    fn default() -> Self {
+        WebServerOptions {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            root: None,
+            files: BTreeMap::new(),
+            max_file_size: 16 << 20,
+            threads: 0,
+            max_head_bytes: 16 << 10,
+            max_headers: 64,
+            handshake_timeout: Duration::from_secs(10),
+            max_message_size: 16 << 20,
+            close_timeout: Duration::from_secs(5),
+            max_outgoing: 16 << 20,
+            idle_timeout: Some(Duration::from_secs(120)),
+            max_connections: 10_000,
+            scalable_session: false,
+            session_cookie_name: "4DSID_wss".into(),
+            session_idle_timeout: Duration::from_secs(3600),
+            max_sessions: 100_000,
+        }
+    }
+}
+
+impl WebServerOptions {
+    /// Listens on `host:port`.
+    pub fn with_address(mut self, host: impl Into<String>, port: u16) -> Self {
+        self.host = host.into();
+        self.port = port;
+        self
+    }
+
+    /// Serves `root` to plain GET/HEAD requests.
+    pub fn with_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.root = Some(root.into());
+        self
+    }
+
+    /// Adds an in-memory file at `path` (which must start with `/`).
+    pub fn with_file(mut self, path: impl Into<String>, file: BuiltinFile) -> Self {
+        self.files.insert(path.into(), file);
+        self
+    }
+
+    /// Turns scalable sessions on or off.
+    pub fn with_scalable_session(mut self, on: bool) -> Self {
+        self.scalable_session = on;
+        self
+    }
+}
+
+/// Which browser origins may open a WebSocket (issue 13 item 1).
+///
+/// A handshake without `Origin` (not a browser) always passes. A handshake whose `Origin`
+/// names the same host and port as its `Host` always passes. Any other origin passes only if
+/// listed; refused ones get 403 before `on_connection`, reported to the server's `on_error`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OriginPolicy {
+    /// Allowed origins, compared on scheme, host and port (`http://example.com:8080`);
+    /// `*` allows every origin; `null` matches only if listed. Default empty (same origin).
+    pub allowed: Vec<String>,
+}
+
+impl OriginPolicy {
+    /// Same origin only (the default).
+    pub fn same_origin() -> Self {
+        OriginPolicy::default()
+    }
+
+    /// Every origin (turns the check off).
+    pub fn any() -> Self {
+        OriginPolicy {
+            allowed: vec!["*".into()],
+        }
+    }
+
+    /// Same origin plus the listed ones.
+    pub fn allow<I, S>(origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        OriginPolicy {
+            allowed: origins.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// Settings of [`WebSocketServer::new`](crate::WebSocketServer::new) (4D's `options` plus
+/// this library's own).
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Path served (exact, case-sensitive, query ignored); `None` = every upgrade no other
+    /// server claims (one such catch-all per web server). Default `None`.
+    pub path: Option<String>,
+    /// How received messages are delivered. Default `Text`.
+    pub data_type: DataType,
+    /// Upper bound of `terminate(None)`: peers that have not answered our close frame by then
+    /// are destroyed (SPEC A15). Default 30 s.
+    pub terminate_cap: Duration,
+    /// Who may connect from a browser. Default same origin only.
+    pub origins: OriginPolicy,
+    /// Fill an absent `reason` in `on_terminate` with the standard text of the code, as 4D's
+    /// pre-release did (A12's switch). Default false (absent stays `None`).
+    pub fill_standard_reason: bool,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            path: None,
+            data_type: DataType::Text,
+            terminate_cap: Duration::from_secs(30),
+            origins: OriginPolicy::default(),
+            fill_standard_reason: false,
+        }
+    }
+}
+
+impl ServerOptions {
+    /// Serves `path` only.
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// Delivers messages as `data_type`.
+    pub fn with_data_type(mut self, data_type: DataType) -> Self {
+        self.data_type = data_type;
+        self
+    }
+
+    /// Sets the origin policy.
+    pub fn with_origins(mut self, origins: OriginPolicy) -> Self {
+        self.origins = origins;
+        self
+    }
+}

@@ -1,0 +1,287 @@
+//! Request routing, on the network threads (never user code): upgrades to the WebSocket
+//! server of their path (A7), plain GET/HEAD to the static files, session cookies.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::time::Instant;
+
+use wss_net::{ConnId, Decision, Service};
+use wss_proto::handshake::{self, is_upgrade_request, validate_upgrade, Response};
+
+use crate::error::{codes, ErrorInfo, ServerError};
+use crate::event::{Pairs, Request};
+use crate::origin;
+use crate::server::ServerInner;
+use crate::session::{cookie_value, set_cookie_value, Session, SessionStore};
+use crate::statics::Statics;
+use crate::worker::{refusal, PendingConnect, WorkerMsg};
+
+/// Past this many unread mailbox messages a server answers new handshakes with 503 instead
+/// of queueing more work for a worker that is not keeping up.
+const MAX_MAILBOX_FOR_HANDSHAKES: usize = 65_536;
+
+#[derive(Default)]
+struct Routes {
+    exact: HashMap<String, Arc<ServerInner>>,
+    catch_all: Option<Arc<ServerInner>>,
+}
+
+pub(crate) struct Router {
+    routes: RwLock<Routes>,
+    /// Every server registered and not finished, replaced routes included (for `stop`).
+    all: Mutex<Vec<Weak<ServerInner>>>,
+    running: AtomicBool,
+    statics: Statics,
+    sessions: Option<SessionStore>,
+    cookie_name: String,
+}
+
+impl Router {
+    pub(crate) fn new(
+        statics: Statics,
+        sessions: Option<SessionStore>,
+        cookie_name: String,
+    ) -> Self {
+        Router {
+            routes: RwLock::new(Routes::default()),
+            all: Mutex::new(Vec::new()),
+            running: AtomicBool::new(true),
+            statics,
+            sessions,
+            cookie_name,
+        }
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn session(&self, id: &str) -> Option<Session> {
+        self.sessions.as_ref()?.get(id, Instant::now())
+    }
+
+    /// Claims the server's path (A6, A7). A terminated server's path may be taken over.
+    pub(crate) fn register(&self, server: &Arc<ServerInner>) -> Result<(), ServerError> {
+        let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
+        if !self.is_running() {
+            return Err(ServerError::WebServerNotRunning);
+        }
+        let live = |s: &Arc<ServerInner>| !s.terminated.load(Ordering::Acquire);
+        match server.path() {
+            Some(p) => {
+                if routes.exact.get(p).is_some_and(live) {
+                    return Err(ServerError::PathTaken(p.to_owned()));
+                }
+                routes.exact.insert(p.to_owned(), server.clone());
+            }
+            None => {
+                if routes.catch_all.as_ref().is_some_and(live) {
+                    return Err(ServerError::SecondCatchAll);
+                }
+                routes.catch_all = Some(server.clone());
+            }
+        }
+        let mut all = self.all.lock().unwrap_or_else(PoisonError::into_inner);
+        all.retain(|w| w.strong_count() > 0);
+        all.push(Arc::downgrade(server));
+        Ok(())
+    }
+
+    /// Frees the server's path if it still holds it.
+    pub(crate) fn unregister(&self, server: &ServerInner) {
+        let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
+        let ours = |s: &Arc<ServerInner>| std::ptr::eq(Arc::as_ptr(s), server);
+        match server.path() {
+            Some(p) => {
+                if routes.exact.get(p).is_some_and(ours) {
+                    routes.exact.remove(p);
+                }
+            }
+            None => {
+                if routes.catch_all.as_ref().is_some_and(ours) {
+                    routes.catch_all = None;
+                }
+            }
+        }
+    }
+
+    /// Stops routing; returns the servers still alive. `None` if already stopped.
+    pub(crate) fn begin_stop(&self) -> Option<Vec<Arc<ServerInner>>> {
+        let _routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
+        if !self.running.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        let all = self.all.lock().unwrap_or_else(PoisonError::into_inner);
+        Some(all.iter().filter_map(Weak::upgrade).collect())
+    }
+
+    fn route(&self, path: &str) -> Option<Arc<ServerInner>> {
+        let routes = self.routes.read().unwrap_or_else(PoisonError::into_inner);
+        routes
+            .exact
+            .get(path)
+            .or(routes.catch_all.as_ref())
+            .cloned()
+    }
+
+    /// The request's live session, or a new one with the `Set-Cookie` header to send.
+    /// An id the store does not know is replaced, never adopted.
+    fn session_for(&self, request: &handshake::Request) -> Option<(Session, Option<String>)> {
+        let store = self.sessions.as_ref()?;
+        let now = Instant::now();
+        let known = request
+            .headers()
+            .get_all("cookie")
+            .find_map(|h| cookie_value(h, &self.cookie_name))
+            .and_then(|id| store.get(id, now));
+        if let Some(s) = known {
+            return Some((s, None));
+        }
+        let s = store.create(now)?;
+        let cookie = set_cookie_value(&self.cookie_name, s.id());
+        Some((s, Some(cookie)))
+    }
+
+    fn upgrade(&self, conn: ConnId, peer: SocketAddr, request: handshake::Request) -> Decision {
+        if !self.is_running() {
+            return refusal(503);
+        }
+        let Some(server) = self.route(request.path()) else {
+            return refusal(404);
+        };
+        let upgrade = match validate_upgrade(&request) {
+            Ok(u) => u,
+            Err(e) => {
+                return Decision::Respond {
+                    response: e.response(),
+                    keep_alive: false,
+                }
+            }
+        };
+        if server.terminated.load(Ordering::Acquire) {
+            return refusal(503);
+        }
+        let headers = request.headers();
+        if !origin::allowed(
+            &server.options.origins,
+            headers.get("origin"),
+            headers.get("host"),
+        ) {
+            let origin = headers.get("origin").unwrap_or("");
+            let _ = server.tx.send(WorkerMsg::Error(ErrorInfo::new(
+                codes::ORIGIN_REFUSED,
+                format!("WebSocket handshake from origin {origin:?} refused (cross-origin)"),
+                codes::COMPONENT,
+            )));
+            return refusal(403);
+        }
+        if server.tx.len() > MAX_MAILBOX_FOR_HANDSHAKES {
+            log::warn!("worker mailbox full: handshake refused with 503");
+            return refusal(503);
+        }
+        let mut extra_headers = Vec::new();
+        let session = match self.session_for(&request) {
+            Some((s, cookie)) => {
+                if let Some(c) = cookie {
+                    extra_headers.push(("Set-Cookie".to_owned(), c));
+                }
+                Some(s)
+            }
+            None => None,
+        };
+        let req = Request {
+            headers: Pairs::new(
+                headers
+                    .iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect(),
+            ),
+            query: Pairs::new(
+                request
+                    .query()
+                    .iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect(),
+            ),
+            url: request.url().to_owned(),
+            remote_address: canonical_ip(peer.ip()),
+            remote_port: peer.port(),
+            session,
+        };
+        let pending = PendingConnect {
+            conn,
+            request: req,
+            upgrade,
+            extra_headers,
+        };
+        match server.tx.send(WorkerMsg::Connect(Box::new(pending))) {
+            Ok(()) => Decision::Pending,
+            Err(_) => refusal(503),
+        }
+    }
+
+    fn http(&self, request: &handshake::Request) -> Decision {
+        let head = match request.method() {
+            "GET" => false,
+            "HEAD" => true,
+            _ => {
+                let response = Response::error(405, "").header("Allow", "GET, HEAD");
+                return Decision::Respond {
+                    response,
+                    keep_alive: false,
+                };
+            }
+        };
+        let cookie = self.session_for(request).and_then(|(_, c)| c);
+        let mut response = match self.statics.lookup(request.path()) {
+            Some(found) => {
+                let mut r = Response::new(200)
+                    .header("Content-Type", &found.content_type)
+                    .header("X-Content-Type-Options", "nosniff");
+                r.headers.extend(found.headers);
+                r.body = found.body.into_owned();
+                r
+            }
+            None => {
+                let mut r = Response::new(404)
+                    .header("Content-Type", "text/plain; charset=utf-8")
+                    .header("X-Content-Type-Options", "nosniff");
+                r.body = b"Not Found".to_vec();
+                r
+            }
+        };
+        if let Some(c) = cookie {
+            response = response.header("Set-Cookie", &c);
+        }
+        if head {
+            // HEAD states the length of the body it does not send.
+            let len = response.body.len().to_string();
+            response = response.header("Content-Length", &len);
+            response.body.clear();
+        }
+        Decision::Respond {
+            response,
+            keep_alive: true,
+        }
+    }
+}
+
+impl Service for Router {
+    fn on_request(&self, conn: ConnId, peer: SocketAddr, request: handshake::Request) -> Decision {
+        if is_upgrade_request(&request) {
+            self.upgrade(conn, peer, request)
+        } else {
+            self.http(&request)
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 addresses shown as IPv4 (A18).
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}

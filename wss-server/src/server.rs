@@ -1,0 +1,268 @@
+//! [`WebSocketServer`]: 4D's `4D.WebSocketServer`.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use wss_net::{NetHandle, Outgoing};
+use wss_proto::close::CloseCode;
+use wss_proto::frame::{encode_frame, Opcode};
+
+use crate::connection::WebSocketConnection;
+use crate::data::{Data, DataType};
+use crate::error::ServerError;
+use crate::handler::{store_server, HandlerRef, ServerHandler};
+use crate::options::ServerOptions;
+use crate::router::Router;
+use crate::web::WebServer;
+use crate::worker::{self, Worker, WorkerMsg};
+
+/// Distinguishes servers for the worker's send batching.
+static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) struct ServerInner {
+    pub(crate) id: u64,
+    pub(crate) options: ServerOptions,
+    pub(crate) scalable: bool,
+    pub(crate) terminated: AtomicBool,
+    /// Live connections by id: the order `connections()` promises.
+    pub(crate) connections: Mutex<BTreeMap<u64, WebSocketConnection>>,
+    pub(crate) tx: Sender<WorkerMsg>,
+    pub(crate) net: NetHandle,
+    pub(crate) handshake_timeout: Duration,
+    handler_any: Arc<dyn Any + Send + Sync>,
+    done: Mutex<bool>,
+    done_cv: Condvar,
+    pub(crate) router: Weak<Router>,
+}
+
+impl ServerInner {
+    pub(crate) fn path(&self) -> Option<&str> {
+        self.options.path.as_deref()
+    }
+
+    pub(crate) fn connections_snapshot(&self) -> Vec<WebSocketConnection> {
+        self.connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Marks terminated and every connection `Closing`; true the first time.
+    pub(crate) fn mark_terminated(&self) -> bool {
+        let first = !self.terminated.swap(true, Ordering::AcqRel);
+        for c in self.connections_snapshot() {
+            c.inner.begin_local_close();
+        }
+        first
+    }
+
+    pub(crate) fn set_done(&self) {
+        *self.done.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.done_cv.notify_all();
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        *self.done.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits for `set_done`, at most until `deadline`.
+    pub(crate) fn wait_done(&self, deadline: Option<Instant>) -> bool {
+        if worker::current_server() == Some(self.id) {
+            return self.is_done();
+        }
+        let mut done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
+        while !*done {
+            match deadline {
+                None => {
+                    done = self
+                        .done_cv
+                        .wait(done)
+                        .unwrap_or_else(PoisonError::into_inner)
+                }
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return false;
+                    }
+                    done = self
+                        .done_cv
+                        .wait_timeout(done, d - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+            }
+        }
+        true
+    }
+
+    /// Asks the worker to close everything with `code`, destroying stragglers after
+    /// `timeout` (ZERO: at once, no close frame).
+    pub(crate) fn request_terminate(&self, timeout: Option<Duration>, code: CloseCode) {
+        self.mark_terminated();
+        let _ = self.tx.send(WorkerMsg::Terminate { timeout, code });
+    }
+}
+
+/// A WebSocket server living on a [`WebServer`]'s host and port, told apart from its siblings
+/// by `path`. `Clone + Send + Sync`, cheap to clone.
+///
+/// The server keeps running while its web server runs, even when every handle is dropped,
+/// until [`terminate`](Self::terminate) or [`WebServer::stop`] (4D's extra reference rule).
+#[derive(Clone)]
+pub struct WebSocketServer {
+    pub(crate) inner: Arc<ServerInner>,
+}
+
+impl WebSocketServer {
+    /// Creates and starts a WebSocket server on `web` (4D's `4D.WebSocketServer.new`).
+    ///
+    /// Spawns the server's worker thread, which runs every callback of `handler` and of the
+    /// connection handlers it returns. `on_open` runs on the worker after this returns (A10).
+    /// Fails, with no callback run, when the web server is not running, the path is taken by
+    /// a live server, a second catch-all is asked for, or the path is malformed (A6).
+    pub fn new<H: ServerHandler>(
+        web: &WebServer,
+        handler: H,
+        options: ServerOptions,
+    ) -> Result<WebSocketServer, ServerError> {
+        let web = &web.inner;
+        if !web.is_running() {
+            return Err(ServerError::WebServerNotRunning);
+        }
+        if let Some(p) = &options.path {
+            if !p.starts_with('/') || p.contains(['?', '#']) {
+                return Err(ServerError::InvalidPath(p.clone()));
+            }
+        }
+        let stored = store_server(handler);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let inner = Arc::new(ServerInner {
+            id: NEXT_SERVER_ID.fetch_add(1, Ordering::Relaxed),
+            options,
+            scalable: web.scalable_session(),
+            terminated: AtomicBool::new(false),
+            connections: Mutex::new(BTreeMap::new()),
+            tx,
+            net: web.net_handle(),
+            handshake_timeout: web.handshake_timeout(),
+            handler_any: stored.any.clone(),
+            done: Mutex::new(false),
+            done_cv: Condvar::new(),
+            router: Arc::downgrade(web.router()),
+        });
+        // on_open is the first message, so it runs before any connection event (A10).
+        let _ = inner.tx.send(WorkerMsg::Open);
+        web.router().register(&inner)?;
+        let server = WebSocketServer { inner };
+        let worker = Worker::new(server.clone(), stored, rx);
+        let spawned = std::thread::Builder::new()
+            .name(format!("wss-worker-{}", server.inner.path().unwrap_or("*")))
+            .spawn(move || worker.run());
+        if let Err(e) = spawned {
+            web.router().unregister(&server.inner);
+            return Err(ServerError::Spawn(e));
+        }
+        Ok(server)
+    }
+
+    /// The open connections, a snapshot sorted by ascending id (A8). A connection is listed
+    /// from the moment `on_connection` accepts it until just before its `on_terminate`.
+    pub fn connections(&self) -> Vec<WebSocketConnection> {
+        self.inner.connections_snapshot()
+    }
+
+    /// How messages are delivered to `on_message`.
+    pub fn data_type(&self) -> DataType {
+        self.inner.options.data_type
+    }
+
+    /// The server handler given to `new`, if it is an `H` (4D's `.handler`): the live
+    /// instance the callbacks run on. See [`HandlerRef`] for when locking waits.
+    pub fn handler<H: Send + 'static>(&self) -> Option<HandlerRef<H>> {
+        HandlerRef::downcast(&self.inner.handler_any)
+    }
+
+    /// The path served; `None` for the catch-all server.
+    pub fn path(&self) -> Option<&str> {
+        self.inner.path()
+    }
+
+    /// True once `terminate` was called or the web server stopped: new handshakes get 503.
+    pub fn terminated(&self) -> bool {
+        self.inner.terminated.load(Ordering::Acquire)
+    }
+
+    /// Whether the web server runs with scalable sessions (4D's `WebServer.scalableSession`,
+    /// reported here as the seed page lists it).
+    pub fn scalable_session(&self) -> bool {
+        self.inner.scalable
+    }
+
+    /// Closes the server (SPEC §1.5, A15); returns at once, the work happens on the worker.
+    ///
+    /// - `None`: a close frame (1000) to every connection, then wait for each peer's answer,
+    ///   at most `ServerOptions::terminate_cap` (30 s); stragglers are destroyed.
+    /// - `Some(t)`, `t > 0`: the same, stragglers destroyed at `t`.
+    /// - `Some(Duration::ZERO)`: every socket destroyed at once, no close frame;
+    ///   `on_terminate{1006}` without `on_error`.
+    ///
+    /// Each connection's `on_terminate` runs, then the server's. Calling again is a no-op
+    /// unless it shortens the deadline.
+    pub fn terminate(&self, timeout: Option<Duration>) {
+        self.inner.request_terminate(timeout, CloseCode::NORMAL);
+    }
+
+    /// Waits until the server's `on_terminate` has run, at most `timeout` (`None`: no
+    /// bound). Returns true if it has. From the server's own worker (inside a callback) it
+    /// cannot wait and only reports the current state.
+    pub fn wait_terminated(&self, timeout: Option<Duration>) -> bool {
+        self.inner
+            .wait_done(timeout.and_then(|t| Instant::now().checked_add(t)))
+    }
+
+    /// Sends `message` to every `Connected` connection except the one with id `except`,
+    /// framing it once for all (the receivers share one buffer). Returns how many
+    /// connections it was queued for.
+    pub fn broadcast(&self, message: impl Into<Data>, except: Option<u64>) -> usize {
+        let frame = encode_once(message.into());
+        let targets: Vec<_> = self
+            .inner
+            .connections_snapshot()
+            .into_iter()
+            .filter(|c| c.inner.is_connected() && Some(c.id()) != except)
+            .map(|c| (c.inner.conn, Outgoing::Shared(frame.clone())))
+            .collect();
+        let n = targets.len();
+        worker::send_many(&self.inner, targets);
+        n
+    }
+}
+
+/// One unmasked, unfragmented frame for `data`, to be shared by every receiver.
+fn encode_once(data: Data) -> Arc<[u8]> {
+    let (opcode, payload) = match data {
+        Data::Text(t) => (Opcode::Text, t.into_bytes()),
+        Data::Blob(b) => (Opcode::Binary, b),
+        Data::Object(v) => (Opcode::Text, v.to_string().into_bytes()),
+    };
+    let mut frame = Vec::with_capacity(payload.len() + 10);
+    encode_frame(&mut frame, true, opcode, &payload, None);
+    frame.into()
+}
+
+impl fmt::Debug for WebSocketServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocketServer")
+            .field("path", &self.path())
+            .field("data_type", &self.data_type())
+            .field("terminated", &self.terminated())
+            .finish()
+    }
+}

@@ -1,0 +1,215 @@
+//! [`WebServer`]: the HTTP server WebSocket servers live on (4D's web server).
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use wss_net::{Net, NetConfig, NetHandle, Service};
+use wss_proto::close::CloseCode;
+use wss_proto::handshake::HeadLimits;
+
+use crate::error::WebError;
+use crate::options::WebServerOptions;
+use crate::router::Router;
+use crate::session::{Session, SessionStore};
+use crate::statics::Statics;
+use crate::worker::WorkerMsg;
+
+/// After the network threads are gone, how long `stop` waits for each worker to finish.
+const WORKER_FINISH_WAIT: Duration = Duration::from_secs(5);
+
+pub(crate) struct WebInner {
+    router: Arc<Router>,
+    net: Mutex<Option<Net>>,
+    handle: NetHandle,
+    local_addr: SocketAddr,
+    scalable: bool,
+    cookie_name: String,
+    handshake_timeout: Duration,
+}
+
+impl WebInner {
+    pub(crate) fn is_running(&self) -> bool {
+        self.router.is_running()
+    }
+
+    pub(crate) fn scalable_session(&self) -> bool {
+        self.scalable
+    }
+
+    pub(crate) fn net_handle(&self) -> NetHandle {
+        self.handle.clone()
+    }
+
+    pub(crate) fn handshake_timeout(&self) -> Duration {
+        self.handshake_timeout
+    }
+
+    pub(crate) fn router(&self) -> &Arc<Router> {
+        &self.router
+    }
+
+    fn stop_with(&self, graceful: Option<Duration>) {
+        let Some(servers) = self.router.begin_stop() else {
+            return;
+        };
+        let timeout = graceful.unwrap_or(Duration::ZERO);
+        for s in &servers {
+            s.request_terminate(Some(timeout), CloseCode::GOING_AWAY);
+        }
+        if graceful.is_some() {
+            // Workers abort stragglers at `timeout`, then wait up to a second for the network.
+            let deadline = Instant::now() + timeout + Duration::from_secs(2);
+            for s in &servers {
+                s.wait_done(Some(deadline));
+            }
+        }
+        let net = self
+            .net
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(net) = net {
+            net.shutdown(None);
+        }
+        for s in &servers {
+            let _ = s.tx.send(WorkerMsg::NetGone);
+        }
+        let deadline = Instant::now() + WORKER_FINISH_WAIT;
+        for s in &servers {
+            s.wait_done(Some(deadline));
+        }
+    }
+}
+
+impl Drop for WebInner {
+    fn drop(&mut self) {
+        self.stop_with(None);
+    }
+}
+
+/// An HTTP/1.1 server: static files for plain GET/HEAD, WebSocket upgrades for the
+/// [`WebSocketServer`](crate::WebSocketServer)s created on it. `Clone + Send + Sync`.
+///
+/// Request routing runs on the network threads and never runs user code: upgrades go to the
+/// server whose path matches exactly, else to the catch-all server, else 404; other GET/HEAD
+/// requests to the static root, then the built-in files, else 404.
+///
+/// Dropping the last handle stops the server, as [`stop`](Self::stop) does.
+#[derive(Clone)]
+pub struct WebServer {
+    pub(crate) inner: Arc<WebInner>,
+}
+
+impl WebServer {
+    /// Binds and starts serving; returns once accepting connections.
+    pub fn start(options: WebServerOptions) -> Result<WebServer, WebError> {
+        let addr = (options.host.as_str(), options.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut it| it.next())
+            .ok_or_else(|| WebError::Resolve(options.host.clone()))?;
+        let root = match &options.root {
+            None => None,
+            Some(r) => {
+                let real = std::fs::canonicalize(r).map_err(WebError::Root)?;
+                if !real.is_dir() {
+                    return Err(WebError::Root(std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "not a folder",
+                    )));
+                }
+                Some(real)
+            }
+        };
+        let statics = Statics::new(root, options.files.clone(), options.max_file_size);
+        let sessions = options
+            .scalable_session
+            .then(|| SessionStore::new(options.session_idle_timeout, options.max_sessions));
+        let router = Arc::new(Router::new(
+            statics,
+            sessions,
+            options.session_cookie_name.clone(),
+        ));
+        let proto = wss_proto::Config {
+            max_frame_size: options.max_message_size,
+            max_message_size: options.max_message_size,
+            close_timeout: options.close_timeout,
+            idle_timeout: options.idle_timeout,
+            ..Default::default()
+        };
+        let config = NetConfig {
+            threads: options.threads,
+            head_limits: HeadLimits {
+                max_head_bytes: options.max_head_bytes,
+                max_headers: options.max_headers,
+            },
+            handshake_timeout: options.handshake_timeout,
+            proto,
+            max_outgoing: options.max_outgoing,
+            max_connections: options.max_connections,
+        };
+        let service: Arc<dyn Service> = router.clone();
+        let net = Net::bind(addr, config, service).map_err(WebError::Bind)?;
+        let inner = WebInner {
+            router,
+            handle: net.handle(),
+            local_addr: net.local_addr(),
+            net: Mutex::new(Some(net)),
+            scalable: options.scalable_session,
+            cookie_name: options.session_cookie_name,
+            handshake_timeout: options.handshake_timeout,
+        };
+        Ok(WebServer {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The address actually bound (the real port when `port` was 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// False once `stop` was called.
+    pub fn is_running(&self) -> bool {
+        self.inner.is_running()
+    }
+
+    /// Whether scalable sessions are on.
+    pub fn scalable_session(&self) -> bool {
+        self.inner.scalable
+    }
+
+    /// The session cookie's name.
+    pub fn session_cookie_name(&self) -> &str {
+        &self.inner.cookie_name
+    }
+
+    /// The live session with this id, if any.
+    pub fn session(&self, id: &str) -> Option<Session> {
+        self.inner.router.session(id)
+    }
+
+    /// Stops at once (A16): every WebSocket server on it is terminated as by
+    /// `terminate(Some(0))` (connections get `on_terminate{1006}`, then the server's
+    /// `on_terminate` runs), and the sockets are closed. Returns when the network threads
+    /// have ended and the servers' `on_terminate` have run (except the calling worker's own,
+    /// when called from a callback). Calling it again does nothing.
+    pub fn stop(&self) {
+        self.inner.stop_with(None);
+    }
+
+    /// Stops gracefully: new connections are refused, every WebSocket gets a close frame
+    /// with 1001 (going away), peers that have not answered within `timeout` are destroyed,
+    /// then as [`stop`](Self::stop).
+    pub fn stop_gracefully(&self, timeout: Duration) {
+        self.inner.stop_with(Some(timeout));
+    }
+}
+
+impl fmt::Debug for WebServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebServer").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,736 @@
+//! The worker: one thread per WebSocketServer that runs all its callbacks, one at a time, in
+//! the order events arrive (SPEC Part A point 5), and turns network events into 4D events
+//! (A8, A11, A12, A13, A15).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use wss_net::{ConnError, ConnId, Decision, EventSink, NetEvent, Outgoing};
+use wss_proto::close::CloseCode;
+use wss_proto::connection::Message;
+use wss_proto::handshake::{Response, UpgradeRequest};
+
+use crate::connection::{ConnInner, WebSocketConnection};
+use crate::data::{Data, DataType};
+use crate::error::{codes, ErrorInfo};
+use crate::event::{
+    ConnectionEvent, ErrorEvent, MessageEvent, OpenEvent, Request, ServerTerminateEvent,
+    TerminateEvent,
+};
+use crate::handler::{ConnectionHandler, ErasedServer, Stored};
+use crate::server::{ServerInner, WebSocketServer};
+
+/// What the worker's mailbox carries.
+pub(crate) enum WorkerMsg {
+    /// Run the server's `on_open`.
+    Open,
+    /// An upgrade request waits for `on_connection` (the client waits for our decision).
+    Connect(Box<PendingConnect>),
+    /// One network loop turn's events for this server.
+    Net(Vec<NetEvent>),
+    /// A server-level error to report (e.g. a handshake refused by the origin policy).
+    Error(ErrorInfo),
+    /// Close every connection with `code`; destroy the rest after `timeout`.
+    Terminate {
+        timeout: Option<Duration>,
+        code: CloseCode,
+    },
+    /// The network threads are gone: whatever is still open is over.
+    NetGone,
+}
+
+pub(crate) struct PendingConnect {
+    pub(crate) conn: ConnId,
+    pub(crate) request: Request,
+    pub(crate) upgrade: UpgradeRequest,
+    pub(crate) extra_headers: Vec<(String, String)>,
+}
+
+/// Where the network loops deliver this server's connection events: one mailbox message per
+/// loop turn.
+struct Sink {
+    tx: Sender<WorkerMsg>,
+}
+
+impl EventSink for Sink {
+    fn deliver(&self, batch: Vec<NetEvent>) {
+        let _ = self.tx.send(WorkerMsg::Net(batch));
+    }
+}
+
+/// Sends queued by callbacks go out in one `send_batch` per mailbox message; past this many
+/// they go out early so the buffer stays small.
+const MAX_BATCH: usize = 1024;
+/// After an abort, how long to wait for the network's `Closed` before assuming it.
+const ABORT_GRACE: Duration = Duration::from_secs(1);
+/// Slack past the handshake timeout before an accepted but never opened connection is
+/// forgotten.
+const OPEN_GRACE: Duration = Duration::from_secs(2);
+
+struct Batch {
+    server: u64,
+    sends: Vec<(ConnId, Outgoing)>,
+}
+
+thread_local! {
+    /// Set on a worker thread: its server id and the sends queued by the running callbacks.
+    static CURRENT: RefCell<Option<Batch>> = const { RefCell::new(None) };
+}
+
+/// The server whose worker runs on this thread, if any.
+pub(crate) fn current_server() -> Option<u64> {
+    CURRENT.with(|c| c.borrow().as_ref().map(|b| b.server))
+}
+
+/// Queues `out` for `conn` of `server`: batched when called from that server's worker,
+/// straight to the network otherwise.
+pub(crate) fn send(server: &ServerInner, conn: ConnId, out: Outgoing) {
+    send_many(server, vec![(conn, out)]);
+}
+
+/// As [`send`], for several messages (a broadcast).
+pub(crate) fn send_many(server: &ServerInner, mut cmds: Vec<(ConnId, Outgoing)>) {
+    let full = CURRENT.with(|c| match c.borrow_mut().as_mut() {
+        Some(b) if b.server == server.id => {
+            b.sends.append(&mut cmds);
+            (b.sends.len() >= MAX_BATCH).then(|| std::mem::take(&mut b.sends))
+        }
+        _ => None,
+    });
+    if let Some(batch) = full {
+        server.net.send_batch(batch);
+    } else if cmds.len() == 1 {
+        if let Some((conn, out)) = cmds.pop() {
+            server.net.send(conn, out);
+        }
+    } else if !cmds.is_empty() {
+        server.net.send_batch(cmds);
+    }
+}
+
+/// Sends what the running callbacks queued, when on `server`'s worker. Called before a close
+/// or abort so that messages queued earlier are not overtaken.
+pub(crate) fn flush_if_worker(server: &ServerInner) {
+    let sends = CURRENT.with(|c| match c.borrow_mut().as_mut() {
+        Some(b) if b.server == server.id => std::mem::take(&mut b.sends),
+        _ => Vec::new(),
+    });
+    if !sends.is_empty() {
+        server.net.send_batch(sends);
+    }
+}
+
+struct Slot {
+    ws: WebSocketConnection,
+    handler: Stored<dyn ConnectionHandler>,
+    /// `on_open` has run (so `on_terminate` must).
+    opened: bool,
+    /// An accepted connection that never opens (its client left during the handshake) is
+    /// forgotten after this.
+    open_by: Instant,
+}
+
+struct Term {
+    deadline: Instant,
+    aborted_at: Option<Instant>,
+}
+
+pub(crate) struct Worker {
+    server: WebSocketServer,
+    handler: Stored<dyn ErasedServer>,
+    rx: Receiver<WorkerMsg>,
+    sink: Arc<dyn EventSink>,
+    slots: HashMap<ConnId, Slot>,
+    term: Option<Term>,
+    net_gone: bool,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        server: WebSocketServer,
+        handler: Stored<dyn ErasedServer>,
+        rx: Receiver<WorkerMsg>,
+    ) -> Worker {
+        let sink: Arc<dyn EventSink> = Arc::new(Sink {
+            tx: server.inner.tx.clone(),
+        });
+        Worker {
+            server,
+            handler,
+            rx,
+            sink,
+            slots: HashMap::new(),
+            term: None,
+            net_gone: false,
+        }
+    }
+
+    fn inner(&self) -> &ServerInner {
+        &self.server.inner
+    }
+
+    pub(crate) fn run(mut self) {
+        let id = self.inner().id;
+        CURRENT.with(|c| {
+            *c.borrow_mut() = Some(Batch {
+                server: id,
+                sends: Vec::new(),
+            })
+        });
+        loop {
+            let msg = match self.next_deadline() {
+                None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(t) => self.rx.recv_deadline(t),
+            };
+            match msg {
+                Ok(m) => self.handle(m),
+                Err(RecvTimeoutError::Timeout) => {}
+                // Unreachable while we hold the server (it owns a sender); treat as gone.
+                Err(RecvTimeoutError::Disconnected) => self.handle(WorkerMsg::NetGone),
+            }
+            self.on_timers(Instant::now());
+            flush_if_worker(&self.server.inner);
+            if self.term.is_some() && self.slots.is_empty() {
+                break;
+            }
+        }
+        self.finish();
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let opening = self
+            .slots
+            .values()
+            .filter(|s| !s.opened)
+            .map(|s| s.open_by)
+            .min();
+        let term = self.term.as_ref().map(|t| match t.aborted_at {
+            Some(a) => a + ABORT_GRACE,
+            None => t.deadline,
+        });
+        match (opening, term) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn handle(&mut self, msg: WorkerMsg) {
+        match msg {
+            WorkerMsg::Open => {
+                let server = self.server.clone();
+                call_server(&self.handler, &server, "on_open", |h| {
+                    h.on_open(&server, &OpenEvent)
+                });
+            }
+            WorkerMsg::Connect(p) => self.connect(*p),
+            WorkerMsg::Net(batch) => {
+                for event in batch {
+                    self.net_event(event);
+                }
+            }
+            WorkerMsg::Error(info) => {
+                let server = self.server.clone();
+                server_error(&self.handler, &server, ErrorEvent::single(info));
+            }
+            WorkerMsg::Terminate { timeout, code } => self.terminate(timeout, code),
+            WorkerMsg::NetGone => {
+                self.net_gone = true;
+                self.terminate(Some(Duration::ZERO), CloseCode::GOING_AWAY);
+            }
+        }
+    }
+
+    fn connect(&mut self, p: PendingConnect) {
+        let net = self.inner().net.clone();
+        if self.term.is_some() || self.server.terminated() {
+            net.decide(p.conn, refusal(503));
+            return;
+        }
+        let event = ConnectionEvent::new(p.request, p.upgrade.protocols.clone());
+        let server = self.server.clone();
+        let accepted = catch_unwind(AssertUnwindSafe(|| {
+            let mut run = self.handler.enter();
+            run.guard.on_connection(&server, &event)
+        }));
+        let stored = match accepted {
+            Ok(Some(stored)) => stored,
+            Ok(None) => {
+                net.decide(p.conn, refusal(403));
+                return;
+            }
+            Err(panic) => {
+                // A3: a failing on_connection cancels the connection and is reported.
+                net.decide(p.conn, refusal(403));
+                server_error(
+                    &self.handler,
+                    &server,
+                    ErrorEvent::single(panic_info("on_connection", &panic)),
+                );
+                return;
+            }
+        };
+        let ws = WebSocketConnection {
+            inner: Arc::new(ConnInner::new(p.conn, server.clone(), stored.any.clone())),
+        };
+        server
+            .inner
+            .connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(ws.id(), ws.clone());
+        let mut extra_headers = p.extra_headers;
+        if let Some(protocol) = event.selected_protocol() {
+            extra_headers.push(("Sec-WebSocket-Protocol".into(), protocol.to_owned()));
+        }
+        self.slots.insert(
+            p.conn,
+            Slot {
+                ws,
+                handler: stored,
+                opened: false,
+                open_by: Instant::now() + self.inner().handshake_timeout + OPEN_GRACE,
+            },
+        );
+        net.decide(
+            p.conn,
+            Decision::Upgrade {
+                upgrade: p.upgrade,
+                extra_headers,
+                sink: self.sink.clone(),
+            },
+        );
+    }
+
+    fn net_event(&mut self, event: NetEvent) {
+        match event {
+            NetEvent::Opened { conn, buffered, .. } => {
+                let Some(slot) = self.slots.get_mut(&conn) else {
+                    // Forgotten meanwhile (terminate, open timeout): nobody will serve it.
+                    self.inner().net.abort(conn);
+                    return;
+                };
+                slot.opened = true;
+                slot.ws.inner.set_buffered(buffered);
+                call_conn(&slot.handler, &slot.ws, "on_open", |h, ws| {
+                    h.on_open(ws, &OpenEvent)
+                });
+                if let Some(term) = &self.term {
+                    // Accepted just before terminate(): close it like the others.
+                    if term.aborted_at.is_none() {
+                        flush_if_worker(&self.server.inner);
+                        slot.ws.inner.begin_local_close();
+                        self.server
+                            .inner
+                            .net
+                            .close(conn, CloseCode::NORMAL, String::new());
+                    }
+                }
+            }
+            NetEvent::Message { conn, message } => {
+                let Some(slot) = self.slots.get(&conn).filter(|s| s.opened) else {
+                    return;
+                };
+                match to_data(self.server.inner.options.data_type, message) {
+                    Ok(data) => {
+                        let event = MessageEvent { data };
+                        call_conn(&slot.handler, &slot.ws, "on_message", |h, ws| {
+                            h.on_message(ws, &event)
+                        });
+                    }
+                    Err(info) => conn_error(&slot.handler, &slot.ws, ErrorEvent::single(info)),
+                }
+            }
+            NetEvent::Closed {
+                conn,
+                code,
+                reason,
+                error,
+            } => {
+                if let Some(slot) = self.slots.remove(&conn) {
+                    let local = slot.ws.inner.closed_locally();
+                    let outcome = close_outcome(
+                        code.0,
+                        &reason,
+                        error.as_ref(),
+                        local,
+                        self.server.inner.options.fill_standard_reason,
+                    );
+                    self.end(slot, Some(outcome));
+                }
+            }
+        }
+    }
+
+    /// Removes a connection: status `Closed`, out of `connections()`, then (if it had
+    /// opened) `on_error` when due and `on_terminate` (A8, A12).
+    fn end(&self, slot: Slot, outcome: Option<(Option<ErrorInfo>, TerminateEvent)>) {
+        slot.ws.inner.set_closed();
+        self.server
+            .inner
+            .connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&slot.ws.id());
+        if !slot.opened {
+            return;
+        }
+        let (error, event) = outcome.unwrap_or((
+            None,
+            TerminateEvent {
+                code: CloseCode::ABNORMAL.0,
+                reason: None,
+            },
+        ));
+        if let Some(info) = error {
+            conn_error(&slot.handler, &slot.ws, ErrorEvent::single(info));
+        }
+        call_conn(&slot.handler, &slot.ws, "on_terminate", |h, ws| {
+            h.on_terminate(ws, &event)
+        });
+    }
+
+    fn terminate(&mut self, timeout: Option<Duration>, code: CloseCode) {
+        self.server.inner.mark_terminated();
+        let now = Instant::now();
+        let span = timeout.unwrap_or(self.server.inner.options.terminate_cap);
+        let deadline = now
+            .checked_add(span)
+            .unwrap_or(now + Duration::from_secs(86_400));
+        if let Some(term) = &mut self.term {
+            // A second call may only bring the end closer (A15).
+            if deadline < term.deadline {
+                term.deadline = deadline;
+            }
+            return;
+        }
+        self.term = Some(Term {
+            deadline,
+            aborted_at: None,
+        });
+        flush_if_worker(&self.server.inner);
+        let net = self.server.inner.net.clone();
+        let unopened: Vec<ConnId> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| !s.opened)
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in unopened {
+            if let Some(slot) = self.slots.remove(&conn) {
+                net.abort(conn);
+                self.end(slot, None);
+            }
+        }
+        if span.is_zero() || self.net_gone {
+            return; // on_timers aborts at once.
+        }
+        for conn in self.slots.keys() {
+            net.close(*conn, code, String::new());
+        }
+    }
+
+    fn on_timers(&mut self, now: Instant) {
+        let stale: Vec<ConnId> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| !s.opened && s.open_by <= now)
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in stale {
+            if let Some(slot) = self.slots.remove(&conn) {
+                self.server.inner.net.abort(conn);
+                self.end(slot, None);
+            }
+        }
+        let Some(term) = &mut self.term else {
+            return;
+        };
+        if term.aborted_at.is_none() && (now >= term.deadline || self.net_gone) {
+            term.aborted_at = Some(now);
+            flush_if_worker(&self.server.inner);
+            if !self.net_gone {
+                for conn in self.slots.keys() {
+                    self.server.inner.net.abort(*conn);
+                }
+            }
+        }
+        let give_up = term
+            .aborted_at
+            .is_some_and(|a| self.net_gone || now >= a + ABORT_GRACE);
+        if give_up {
+            // The network will not report these any more: end them as destroyed (A15, A16).
+            let rest: Vec<ConnId> = self.slots.keys().copied().collect();
+            for conn in rest {
+                if let Some(slot) = self.slots.remove(&conn) {
+                    self.end(slot, None);
+                }
+            }
+        }
+    }
+
+    fn finish(self) {
+        let server = self.server.clone();
+        call_server(&self.handler, &server, "on_terminate", |h| {
+            h.on_terminate(&server, &ServerTerminateEvent)
+        });
+        flush_if_worker(&server.inner);
+        CURRENT.with(|c| *c.borrow_mut() = None);
+        if let Some(router) = server.inner.router.upgrade() {
+            router.unregister(&server.inner);
+        }
+        // Handshakes that reached the mailbox after the end still wait for an answer.
+        let net = server.inner.net.clone();
+        for msg in self.rx.try_iter() {
+            match msg {
+                WorkerMsg::Connect(p) => net.decide(p.conn, refusal(503)),
+                WorkerMsg::Net(batch) => {
+                    for e in batch {
+                        if let NetEvent::Opened { conn, .. } = e {
+                            net.abort(conn);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        server.inner.set_done();
+    }
+}
+
+/// A plain HTTP refusal of a handshake (A2).
+pub(crate) fn refusal(status: u16) -> Decision {
+    Decision::Respond {
+        response: Response::error(status, ""),
+        keep_alive: false,
+    }
+}
+
+/// The `data` of a message for the server's data type (SPEC Part A point 2, A5).
+pub(crate) fn to_data(data_type: DataType, message: Message) -> Result<Data, ErrorInfo> {
+    match (data_type, message) {
+        (DataType::Text, Message::Text(t)) => Ok(Data::Text(t)),
+        (DataType::Text, Message::Binary(b)) | (DataType::Blob, Message::Binary(b)) => {
+            Ok(Data::Blob(b))
+        }
+        (DataType::Blob, Message::Text(t)) => Ok(Data::Blob(t.into_bytes())),
+        (DataType::Object, Message::Text(t)) => parse_json(t.as_bytes()),
+        (DataType::Object, Message::Binary(b)) => parse_json(&b),
+    }
+}
+
+fn parse_json(bytes: &[u8]) -> Result<Data, ErrorInfo> {
+    let json_error = |detail: String| {
+        ErrorInfo::new(
+            codes::INVALID_JSON,
+            format!("Invalid JSON payload: {detail}"),
+            "JSON",
+        )
+    };
+    let text = std::str::from_utf8(bytes).map_err(|e| json_error(e.to_string()))?;
+    serde_json::from_str(text)
+        .map(Data::Object)
+        .map_err(|e| json_error(e.to_string()))
+}
+
+/// A12/A13/A15: the `on_error` (if any) and `on_terminate` of a closed connection.
+///
+/// `local`: this side started the close (terminate), so its end is no error.
+pub(crate) fn close_outcome(
+    code: u16,
+    reason: &str,
+    error: Option<&ConnError>,
+    local: bool,
+    fill_standard_reason: bool,
+) -> (Option<ErrorInfo>, TerminateEvent) {
+    let transport = |c: u16| {
+        Some(ErrorInfo::new(
+            i64::from(c),
+            CloseCode(c).standard_text(),
+            "HTTP",
+        ))
+    };
+    let error_info = match error {
+        None if code == 1000 || code == 1005 || local => None,
+        None => transport(code),
+        // Requested here (terminate(0), web server stop): not an error (A15, A16).
+        Some(ConnError::Aborted | ConnError::Shutdown) => None,
+        Some(ConnError::CloseTimeout) if local => None,
+        Some(ConnError::Protocol(e)) => transport(e.close_code().0),
+        Some(_) => transport(code),
+    };
+    let reason = if !reason.is_empty() {
+        Some(reason.to_owned())
+    } else if fill_standard_reason {
+        Some(CloseCode(code).standard_text().to_owned())
+    } else {
+        None
+    };
+    (error_info, TerminateEvent { code, reason })
+}
+
+fn panic_info(callback: &str, panic: &Box<dyn std::any::Any + Send>) -> ErrorInfo {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic payload".to_owned());
+    ErrorInfo::new(
+        codes::CALLBACK_PANICKED,
+        format!("panic in {callback}: {text}"),
+        codes::COMPONENT,
+    )
+}
+
+/// Runs a connection callback; a panic goes to the same handler's `on_error` (A17).
+fn call_conn(
+    handler: &Stored<dyn ConnectionHandler>,
+    ws: &WebSocketConnection,
+    name: &str,
+    f: impl FnOnce(&mut dyn ConnectionHandler, &WebSocketConnection),
+) {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let mut run = handler.enter();
+        f(&mut *run.guard, ws)
+    }));
+    if let Err(panic) = result {
+        conn_error(handler, ws, ErrorEvent::single(panic_info(name, &panic)));
+    }
+}
+
+/// Runs a connection's `on_error`; a panic there is only logged (Part A point 7).
+fn conn_error(handler: &Stored<dyn ConnectionHandler>, ws: &WebSocketConnection, e: ErrorEvent) {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let mut run = handler.enter();
+        run.guard.on_error(ws, &e)
+    }));
+    if result.is_err() {
+        log::error!("connection {}: on_error panicked; ignored", ws.id());
+    }
+}
+
+/// Runs a server callback; a panic goes to the server's `on_error`.
+fn call_server(
+    handler: &Stored<dyn ErasedServer>,
+    server: &WebSocketServer,
+    name: &str,
+    f: impl FnOnce(&mut dyn ErasedServer),
+) {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let mut run = handler.enter();
+        f(&mut *run.guard)
+    }));
+    if let Err(panic) = result {
+        server_error(
+            handler,
+            server,
+            ErrorEvent::single(panic_info(name, &panic)),
+        );
+    }
+}
+
+fn server_error(handler: &Stored<dyn ErasedServer>, server: &WebSocketServer, e: ErrorEvent) {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let mut run = handler.enter();
+        run.guard.on_error(server, &e)
+    }));
+    if result.is_err() {
+        log::error!(
+            "server {:?}: on_error panicked; ignored",
+            server.path().unwrap_or("*")
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wss_proto::error::ProtocolError;
+
+    #[test]
+    fn text_type_keeps_binary_frames_as_blobs() {
+        assert_eq!(
+            to_data(DataType::Text, Message::Binary(vec![0xff, 0])),
+            Ok(Data::Blob(vec![0xff, 0]))
+        );
+        assert_eq!(
+            to_data(DataType::Text, Message::Text("é".into())),
+            Ok(Data::Text("é".into()))
+        );
+        assert_eq!(
+            to_data(DataType::Blob, Message::Text("a".into())),
+            Ok(Data::Blob(b"a".to_vec()))
+        );
+    }
+
+    #[test]
+    fn object_type_parses_json_and_reports_bad_json() {
+        assert_eq!(
+            to_data(DataType::Object, Message::Text("{\"a\":1}".into())),
+            Ok(Data::Object(serde_json::json!({"a": 1})))
+        );
+        assert_eq!(
+            to_data(DataType::Object, Message::Binary(b"[1,2]".to_vec())),
+            Ok(Data::Object(serde_json::json!([1, 2])))
+        );
+        let err = to_data(DataType::Object, Message::Text("{oops".into())).err();
+        let err = err.expect("bad JSON is an error");
+        assert_eq!(err.err_code, 1007);
+        assert_eq!(err.component_signature, "JSON");
+        assert!(to_data(DataType::Object, Message::Binary(vec![0xff])).is_err());
+    }
+
+    #[test]
+    fn close_rules_of_a12() {
+        // Normal close: no error, reason kept.
+        let (e, t) = close_outcome(1000, "bye", None, false, false);
+        assert!(e.is_none());
+        assert_eq!(
+            t,
+            TerminateEvent {
+                code: 1000,
+                reason: Some("bye".into())
+            }
+        );
+        // No status code: 1005, no error, reason absent.
+        let (e, t) = close_outcome(1005, "", None, false, false);
+        assert!(e.is_none());
+        assert_eq!(t.reason, None);
+        // Going away: error first, with 4D's text and component.
+        let (e, t) = close_outcome(1001, "", None, false, false);
+        let e = e.expect("1001 raises on_error");
+        assert_eq!(e.err_code, 1001);
+        assert_eq!(e.component_signature, "HTTP");
+        assert_eq!(e.message, CloseCode(1001).standard_text());
+        assert_eq!(t.code, 1001);
+        // Dropped TCP: 1006 with error.
+        let drop = ConnError::Io(std::io::ErrorKind::UnexpectedEof);
+        let (e, t) = close_outcome(1006, "", Some(&drop), false, false);
+        assert_eq!(e.map(|e| e.err_code), Some(1006));
+        assert_eq!(t.code, 1006);
+        // Protocol violation: the code sent.
+        let bad = ConnError::Protocol(ProtocolError::InvalidUtf8);
+        let (e, t) = close_outcome(1007, "", Some(&bad), false, false);
+        assert_eq!(e.map(|e| e.err_code), Some(1007));
+        assert_eq!(t.code, 1007);
+        // Our own terminate: no error, even with a custom code or a close timeout.
+        assert!(close_outcome(3001, "", None, true, false).0.is_none());
+        assert!(
+            close_outcome(1006, "", Some(&ConnError::CloseTimeout), true, false)
+                .0
+                .is_none()
+        );
+        // terminate(0) and web stop: no error.
+        assert!(
+            close_outcome(1006, "", Some(&ConnError::Aborted), false, false)
+                .0
+                .is_none()
+        );
+        // The A12 switch.
+        let (_, t) = close_outcome(1000, "", None, false, true);
+        assert_eq!(t.reason.as_deref(), Some(CloseCode(1000).standard_text()));
+    }
+}
