@@ -1,1 +1,94 @@
-//! TODO
+//! mio event loops that carry [`wss_proto`] WebSocket connections.
+//!
+//! `wss-net` moves bytes: it accepts TCP connections, reads HTTP request heads, asks the layer
+//! above what to do with each ([`Service`]), runs the upgraded ones through
+//! [`wss_proto::Connection`], and reports what happens ([`EventSink`]). It knows nothing of
+//! handlers or routes; the layer above sends through a [`NetHandle`] from any thread.
+//!
+//! # Design, in claims
+//!
+//! **Each loop owns its connections.** N loops (one per core by default), each a thread with a
+//! mio `Poll` and a slab of connections. One listener, accepted on loop 0, hands sockets to the
+//! loops round-robin, so they stay evenly loaded. Sockets are edge-triggered: read until
+//! `WouldBlock` (within a per-turn budget, so one busy socket cannot starve the rest), write
+//! until `WouldBlock`, then wait for writability.
+//!
+//! **Idle connections cost little.** One read buffer per loop is shared by all its sockets;
+//! per connection only what must survive between events stays: the protocol state, a partial
+//! message, queued output. The HTTP parser's buffer goes away after the head; an empty outgoing
+//! queue holds no allocation.
+//!
+//! **Everything is bounded.** A connection's outgoing queue is capped by
+//! [`NetConfig::max_outgoing`]: a client that stops reading is dropped, not buffered forever.
+//! Heads are capped in size and time ([`NetConfig::handshake_timeout`]); a close that is never
+//! answered, and a silent peer, hit the close and idle timeouts. The number of connections is
+//! capped by [`NetConfig::max_connections`]. Out of descriptors, accepting pauses briefly
+//! instead of spinning.
+//!
+//! **Commands cost a wake-up only when a loop sleeps.** A loop raises a flag before it blocks;
+//! a sender wakes it only if the flag is up, so under load a send costs a channel push.
+//!
+//! **Events arrive batched and predictable.** One [`EventSink::deliver`] per sink per loop
+//! turn, events in order; exactly one [`NetEvent::Closed`] for every [`NetEvent::Opened`], with
+//! the peer's code, 1005 for a close frame without one, or 1006 with an error.
+//!
+//! # Example: an echo server
+//!
+//! ```no_run
+//! use std::sync::{Arc, OnceLock};
+//! use wss_net::{ConnId, Decision, EventSink, Net, NetConfig, NetEvent, NetHandle, Outgoing, Service};
+//! use wss_proto::handshake::{validate_upgrade, Request, Response};
+//! use wss_proto::Message;
+//!
+//! struct Echo(OnceLock<NetHandle>);
+//!
+//! impl EventSink for Echo {
+//!     fn deliver(&self, batch: Vec<NetEvent>) {
+//!         let Some(net) = self.0.get() else { return };
+//!         let replies = batch.into_iter().filter_map(|event| match event {
+//!             NetEvent::Message { conn, message: Message::Text(t) } => Some((conn, Outgoing::Text(t))),
+//!             NetEvent::Message { conn, message: Message::Binary(b) } => Some((conn, Outgoing::Binary(b))),
+//!             _ => None,
+//!         });
+//!         net.send_batch(replies.collect());
+//!     }
+//! }
+//!
+//! struct Routes(Arc<Echo>);
+//!
+//! impl Service for Routes {
+//!     fn on_request(&self, _conn: ConnId, _peer: std::net::SocketAddr, request: Request) -> Decision {
+//!         match validate_upgrade(&request) {
+//!             Ok(upgrade) => Decision::Upgrade { upgrade, extra_headers: Vec::new(), sink: self.0.clone() },
+//!             Err(refusal) => Decision::Respond { response: refusal.response(), keep_alive: false },
+//!         }
+//!     }
+//! }
+//!
+//! let echo = Arc::new(Echo(OnceLock::new()));
+//! let net = Net::bind("127.0.0.1:8080".parse()?, NetConfig::default(), Arc::new(Routes(echo.clone())))?;
+//! let _ = echo.0.set(net.handle());
+//! println!("listening on ws://{}/", net.local_addr());
+//! # net.shutdown(None);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![warn(missing_docs)]
+
+mod accept;
+mod api;
+mod config;
+mod conn;
+mod event_loop;
+mod handle;
+mod net;
+mod outq;
+mod timers;
+mod wake;
+
+pub use api::{ConnError, ConnId, Decision, EventSink, NetEvent, Outgoing, Service};
+pub use config::NetConfig;
+pub use handle::{NetHandle, NetStats};
+pub use net::Net;
+
+/// The protocol crate, re-exported so users of `wss-net` alone name one dependency.
+pub use wss_proto as proto;

@@ -1,0 +1,251 @@
+//! The interface between the loops and the layer above: ids, the request callback, the event
+//! sink, and what can be sent.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use wss_proto::close::CloseCode;
+use wss_proto::connection::Message;
+use wss_proto::error::ProtocolError;
+use wss_proto::handshake::{Request, Response, UpgradeRequest};
+
+/// Process-wide-unique id of one accepted TCP connection.
+///
+/// It packs the loop index (8 bits), a generation (24 bits) and the slab slot (32 bits), so a
+/// command for a connection that is gone never reaches the socket that reused its slot (until
+/// the generation wraps after 16 million accepts on that loop).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(u64);
+
+impl ConnId {
+    pub(crate) fn new(loop_index: usize, generation: u32, slot: usize) -> ConnId {
+        ConnId(
+            ((loop_index as u64 & 0xff) << 56)
+                | ((u64::from(generation) & 0xff_ffff) << 32)
+                | (slot as u64 & 0xffff_ffff),
+        )
+    }
+
+    /// The raw value, stable for the life of the connection (for logs and maps).
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+
+    pub(crate) fn loop_index(self) -> usize {
+        (self.0 >> 56) as usize
+    }
+
+    pub(crate) fn generation(self) -> u32 {
+        ((self.0 >> 32) & 0xff_ffff) as u32
+    }
+
+    pub(crate) fn slot(self) -> usize {
+        (self.0 & 0xffff_ffff) as usize
+    }
+}
+
+impl fmt::Debug for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ConnId({}:{}#{})",
+            self.loop_index(),
+            self.slot(),
+            self.generation()
+        )
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:x}", self.0)
+    }
+}
+
+/// The layer above, asked what to do with each HTTP request head.
+///
+/// Called on a network thread, in the middle of a loop turn: it must decide quickly and never
+/// block or run user code. When the answer needs more time (another thread must be asked),
+/// return [`Decision::Pending`] and answer later with
+/// [`NetHandle::decide`](crate::NetHandle::decide).
+pub trait Service: Send + Sync + 'static {
+    /// A full request head arrived on `conn` from `peer`.
+    fn on_request(&self, conn: ConnId, peer: SocketAddr, request: Request) -> Decision;
+}
+
+/// What to do with a request head.
+pub enum Decision {
+    /// Answer with this HTTP response. The connection stays open for the next request when
+    /// `keep_alive` is true and the client allows it (HTTP/1.1 without `Connection: close`, or
+    /// HTTP/1.0 with `Connection: keep-alive`); otherwise `Connection: close` is added and the
+    /// connection is closed once the response is written.
+    Respond {
+        /// The response, written as is (its encoder adds `Content-Length`).
+        response: Response,
+        /// Whether the layer above allows another request on this connection.
+        keep_alive: bool,
+    },
+    /// Switch to WebSocket: the loop writes the 101 built from `upgrade` and `extra_headers`
+    /// (a chosen subprotocol, say) and from then on reports this connection's events to `sink`,
+    /// starting with [`NetEvent::Opened`].
+    Upgrade {
+        /// What the validated request asked for (key, offered protocols and extensions).
+        upgrade: UpgradeRequest,
+        /// Headers added to the 101 response.
+        extra_headers: Vec<(String, String)>,
+        /// Where this connection's events go.
+        sink: Arc<dyn EventSink>,
+    },
+    /// Decided later with [`NetHandle::decide`](crate::NetHandle::decide). The handshake timer
+    /// keeps running: if it expires first the client gets a 503 and the connection is closed.
+    /// Bytes that followed the head are held (and nothing more is read) until then.
+    Pending,
+}
+
+impl fmt::Debug for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Decision::Respond {
+                response,
+                keep_alive,
+            } => f
+                .debug_struct("Respond")
+                .field("status", &response.status)
+                .field("keep_alive", keep_alive)
+                .finish(),
+            Decision::Upgrade { extra_headers, .. } => f
+                .debug_struct("Upgrade")
+                .field("extra_headers", extra_headers)
+                .finish_non_exhaustive(),
+            Decision::Pending => f.write_str("Pending"),
+        }
+    }
+}
+
+/// Receives the events of upgraded connections.
+///
+/// Called on a network thread at the end of a loop turn, once per sink per turn, with every
+/// event of that turn for that sink in the order they happened. Like [`Service`], it must not
+/// block: hand the batch to another thread (one channel message per batch) or act on it at
+/// once (sending through a [`NetHandle`](crate::NetHandle) is fine: it never blocks).
+pub trait EventSink: Send + Sync + 'static {
+    /// One loop turn's events for this sink.
+    fn deliver(&self, batch: Vec<NetEvent>);
+}
+
+/// Something that happened on an upgraded connection.
+#[derive(Debug)]
+pub enum NetEvent {
+    /// The 101 was queued: the connection is a WebSocket now.
+    Opened {
+        /// The connection.
+        conn: ConnId,
+        /// The client's address.
+        peer: SocketAddr,
+        /// Bytes queued for this connection and not yet written to the socket, kept current by
+        /// the loop (it is what `bufferedAmount` reports).
+        buffered: Arc<AtomicUsize>,
+    },
+    /// A complete message (fragments joined, text validated as UTF-8).
+    Message {
+        /// The connection.
+        conn: ConnId,
+        /// The message.
+        message: Message,
+    },
+    /// The connection is over. Reported exactly once for every `Opened`.
+    Closed {
+        /// The connection.
+        conn: ConnId,
+        /// The peer's code; 1005 when its close frame had none; 1006 when no close frame was
+        /// exchanged (vanished peer, timeout, overflow, abort, shutdown) or the peer broke the
+        /// protocol (then the code we sent, 1002/1007/1009, and `error` says why).
+        code: CloseCode,
+        /// The peer's reason (empty when the code was not the peer's).
+        reason: String,
+        /// Why the closure was abnormal; `None` after a clean closing handshake.
+        error: Option<ConnError>,
+    },
+}
+
+/// Why a connection ended abnormally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnError {
+    /// The peer broke RFC 6455; the matching close frame was sent.
+    Protocol(ProtocolError),
+    /// A socket read or write failed (or the peer closed TCP without a close frame:
+    /// `UnexpectedEof`).
+    Io(std::io::ErrorKind),
+    /// The peer reset the TCP connection.
+    ResetByPeer,
+    /// Our close frame was not answered within the close timeout.
+    CloseTimeout,
+    /// Nothing was received within the idle timeout (pings included).
+    IdleTimeout,
+    /// More than `limit` bytes were queued for a client that does not read.
+    OutgoingOverflow {
+        /// `NetConfig::max_outgoing`.
+        limit: usize,
+    },
+    /// [`NetHandle::abort`](crate::NetHandle::abort) dropped the connection.
+    Aborted,
+    /// The server shut down before the closing handshake finished.
+    Shutdown,
+}
+
+impl fmt::Display for ConnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnError::Protocol(e) => write!(f, "protocol error: {e}"),
+            ConnError::Io(kind) => write!(f, "I/O error: {kind}"),
+            ConnError::ResetByPeer => f.write_str("connection reset by peer"),
+            ConnError::CloseTimeout => f.write_str("close frame not answered in time"),
+            ConnError::IdleTimeout => f.write_str("nothing received within the idle timeout"),
+            ConnError::OutgoingOverflow { limit } => {
+                write!(
+                    f,
+                    "more than {limit} bytes queued for a peer that does not read"
+                )
+            }
+            ConnError::Aborted => f.write_str("connection aborted"),
+            ConnError::Shutdown => f.write_str("server shut down"),
+        }
+    }
+}
+
+impl std::error::Error for ConnError {}
+
+/// A message to send on an upgraded connection.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    /// A text message, framed by the loop.
+    Text(String),
+    /// A binary message, framed by the loop.
+    Binary(Vec<u8>),
+    /// Already-encoded, unmasked frame(s): the same bytes can be handed to many connections
+    /// (broadcast: encode once, share the `Arc`). They are written as they are.
+    Shared(Arc<[u8]>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conn_id_round_trips_its_parts() {
+        let id = ConnId::new(3, 0x12_3456, 0xdead_beef);
+        assert_eq!(id.loop_index(), 3);
+        assert_eq!(id.generation(), 0x12_3456);
+        assert_eq!(id.slot(), 0xdead_beef);
+    }
+
+    #[test]
+    fn conn_id_generation_wraps_at_24_bits() {
+        let id = ConnId::new(0, 0x0100_0001, 7);
+        assert_eq!(id.generation(), 1);
+        assert_eq!(id.slot(), 7);
+    }
+}

@@ -1,0 +1,348 @@
+//! One accepted socket and what must survive between its events.
+//!
+//! A connection goes through phases: `Head` (reading request heads, answering plain HTTP
+//! requests, possibly several on one keep-alive connection), `Pending` (a decision is awaited
+//! from another thread), `Ws` (upgraded: a `wss_proto::Connection` does the protocol) and
+//! `Finishing` (last bytes are written, then FIN, then input is discarded until the peer's
+//! EOF or a short deadline). The phase methods live in `head.rs` and `ws.rs`; this file holds
+//! the socket side: reading until `WouldBlock` within a budget, writing until `WouldBlock`,
+//! and the timer.
+
+mod head;
+mod ws;
+
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+
+use crate::api::ConnError;
+use crate::event_loop::Ctx;
+use crate::outq::OutQueue;
+use crate::ConnId;
+
+pub(crate) use head::Head;
+pub(crate) use ws::Ws;
+
+/// Bytes read from one socket in one loop turn before the others get their turn.
+const READ_BUDGET: usize = 1 << 20;
+
+/// How long a finished connection waits for the peer's EOF after our FIN before the socket is
+/// closed anyway. Waiting lets the peer read everything we wrote: closing a socket with unread
+/// input sends a reset, which can destroy the last response in flight.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Why a step ended the connection: `None` for an orderly end (or one already reported),
+/// `Some` with the reason otherwise.
+pub(crate) type Step = Result<(), Option<ConnError>>;
+
+pub(crate) enum Phase {
+    Head(Box<Head>),
+    /// Boxed: a transient phase should not widen every slab slot.
+    Pending(Box<Pending>),
+    Ws(Box<Ws>),
+    Finishing {
+        deadline: Instant,
+        fin_sent: bool,
+    },
+}
+
+pub(crate) struct Pending {
+    /// Bytes that followed the head, replayed once decided.
+    held: Vec<u8>,
+    deadline: Instant,
+    client_keep_alive: bool,
+}
+
+pub(crate) struct Conn {
+    stream: TcpStream,
+    pub(crate) generation: u32,
+    /// Readiness as last reported by the kernel (edge-triggered: cleared only on WouldBlock).
+    readable: bool,
+    writable: bool,
+    /// The peer closed its side (read returned 0).
+    eof: bool,
+    /// Earliest deadline this connection has in the loop's timer heap.
+    pub(crate) scheduled: Option<Instant>,
+    out: OutQueue,
+    phase: Phase,
+}
+
+impl Conn {
+    pub(crate) fn new(stream: TcpStream, generation: u32, ctx: &Ctx) -> Conn {
+        Conn {
+            stream,
+            generation,
+            readable: false,
+            writable: true,
+            eof: false,
+            scheduled: None,
+            out: OutQueue::default(),
+            phase: Phase::Head(Box::new(Head::new(ctx))),
+        }
+    }
+
+    /// The client's address, asked of the kernel when needed rather than stored: 32 bytes
+    /// less per connection, one syscall per request head.
+    fn peer(&self) -> Result<SocketAddr, ConnError> {
+        self.stream.peer_addr().map_err(|e| io_error(&e))
+    }
+
+    pub(crate) fn stream_mut(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// The kernel reported readiness.
+    pub(crate) fn set_ready(&mut self, readable: bool, writable: bool) {
+        self.readable |= readable;
+        self.writable |= writable;
+    }
+
+    pub(crate) fn is_upgraded(&self) -> bool {
+        matches!(self.phase, Phase::Ws(_))
+    }
+
+    pub(crate) fn is_finishing(&self) -> bool {
+        matches!(self.phase, Phase::Finishing { .. })
+    }
+
+    /// Whether input should be read now (false while a decision is pending, while plain HTTP
+    /// responses are backed up, and after EOF).
+    fn wants_read(&self) -> bool {
+        if self.eof {
+            return false;
+        }
+        match &self.phase {
+            Phase::Head(h) => !h.is_paused(),
+            Phase::Pending(_) => false,
+            Phase::Ws(_) | Phase::Finishing { .. } => true,
+        }
+    }
+
+    /// Does everything the connection can do now: replay held input, read, write. Returns
+    /// `Err` when the connection must be destroyed.
+    pub(crate) fn drive(&mut self, ctx: &mut Ctx, id: ConnId) -> Step {
+        // A few rounds, because writing can unblock held input and input can produce output.
+        for _ in 0..4 {
+            let replayed = self.replay_held(ctx, id)?;
+            if self.readable && self.wants_read() {
+                self.read(ctx, id)?;
+            }
+            self.flush(ctx)?;
+            self.after_flush()?;
+            if !replayed {
+                break;
+            }
+        }
+        self.schedule(ctx, id);
+        Ok(())
+    }
+
+    fn read(&mut self, ctx: &mut Ctx, id: ConnId) -> Step {
+        // The loop's buffer is lent out for the call, so phase code can take `&mut Ctx`.
+        let mut buf = std::mem::take(&mut ctx.read_buf);
+        let result = self.read_into(ctx, id, &mut buf);
+        ctx.read_buf = buf;
+        result
+    }
+
+    fn read_into(&mut self, ctx: &mut Ctx, id: ConnId, buf: &mut [u8]) -> Step {
+        let mut budget = READ_BUDGET;
+        while self.readable && self.wants_read() {
+            if budget == 0 {
+                // Still readable: come back next turn, after the other sockets.
+                ctx.ready.push(id);
+                return Ok(());
+            }
+            match (&self.stream).read(buf) {
+                Ok(0) => {
+                    self.readable = false;
+                    self.eof = true;
+                    return self.on_eof();
+                }
+                Ok(n) => {
+                    budget = budget.saturating_sub(n);
+                    self.on_bytes(ctx, id, buf.get(..n).unwrap_or_default())?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Some(io_error(&e))),
+            }
+        }
+        Ok(())
+    }
+
+    fn on_bytes(&mut self, ctx: &mut Ctx, id: ConnId, data: &[u8]) -> Step {
+        match &mut self.phase {
+            Phase::Head(_) => self.head_bytes(ctx, id, data),
+            Phase::Ws(_) => self.ws_bytes(ctx, id, data),
+            Phase::Pending(p) => {
+                p.held.extend_from_slice(data);
+                Ok(())
+            }
+            Phase::Finishing { .. } => Ok(()),
+        }
+    }
+
+    fn on_eof(&mut self) -> Step {
+        match &self.phase {
+            // A client may half-close after its last request: still answer it.
+            Phase::Head(_) if !self.out.is_empty() => {
+                self.phase = Phase::Finishing {
+                    deadline: Instant::now() + LINGER,
+                    fin_sent: false,
+                };
+                Ok(())
+            }
+            Phase::Head(_) | Phase::Pending(_) => Err(None),
+            Phase::Ws(_) => Err(Some(ConnError::Io(io::ErrorKind::UnexpectedEof))),
+            Phase::Finishing { fin_sent, .. } => {
+                if *fin_sent || self.out.is_empty() {
+                    Err(None)
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// Writes queued bytes until the queue is empty or the socket is full.
+    pub(crate) fn flush(&mut self, ctx: &mut Ctx) -> Step {
+        if let Phase::Ws(w) = &mut self.phase {
+            w.pull_output(&mut self.out);
+        }
+        while self.writable && !self.out.is_empty() {
+            match self.out.write_to(&mut &self.stream) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Some(io_error(&e))),
+            }
+        }
+        if let Phase::Ws(w) = &self.phase {
+            w.set_buffered(self.out.len());
+            // Only WebSocket traffic is bounded here: in the HTTP phase one response at a time
+            // is queued (pipelining pauses), whatever its size.
+            if self.out.len() > ctx.config.max_outgoing {
+                return Err(Some(ConnError::OutgoingOverflow {
+                    limit: ctx.config.max_outgoing,
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    /// Once the last bytes of a finishing connection are out: FIN, or the end if the peer is
+    /// already gone.
+    fn after_flush(&mut self) -> Step {
+        if let Phase::Finishing { fin_sent, .. } = &mut self.phase {
+            if !*fin_sent && self.out.is_empty() {
+                if self.eof {
+                    return Err(None);
+                }
+                *fin_sent = true;
+                if self.stream.shutdown(Shutdown::Write).is_err() {
+                    return Err(None);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the connection in an orderly way: queued bytes are written, then FIN.
+    pub(crate) fn finish(&mut self, now: Instant) {
+        self.phase = Phase::Finishing {
+            deadline: now + LINGER,
+            fin_sent: false,
+        };
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        match &self.phase {
+            Phase::Head(h) => Some(h.deadline()),
+            Phase::Pending(p) => Some(p.deadline),
+            Phase::Finishing { deadline, .. } => Some(*deadline),
+            Phase::Ws(w) => w.deadline(),
+        }
+    }
+
+    fn schedule(&mut self, ctx: &mut Ctx, id: ConnId) {
+        if let Some(at) = self.deadline() {
+            ctx.timers
+                .schedule(&mut self.scheduled, at, id.slot(), self.generation);
+        }
+    }
+
+    /// A timer entry for this connection came due. `at` is the entry's instant: only the
+    /// connection's current entry counts, stale ones are skipped.
+    pub(crate) fn on_timer(&mut self, ctx: &mut Ctx, id: ConnId, at: Instant) -> Step {
+        if self.scheduled != Some(at) {
+            return Ok(());
+        }
+        self.scheduled = None;
+        let now = ctx.now;
+        match &mut self.phase {
+            Phase::Head(h) if h.deadline() <= now => {
+                if h.started() {
+                    let response = wss_proto::handshake::Response::error(408, "Request Timeout");
+                    self.out.push_with(|v| response.encode(v));
+                    self.finish(now);
+                } else {
+                    return Err(None);
+                }
+            }
+            Phase::Pending(p) if p.deadline <= now => {
+                let response = wss_proto::handshake::Response::error(503, "Service Unavailable");
+                self.out.push_with(|v| response.encode(v));
+                self.finish(now);
+            }
+            Phase::Ws(_) => self.ws_timer(ctx, id)?,
+            Phase::Finishing { deadline, .. } if *deadline <= now => return Err(None),
+            _ => {}
+        }
+        self.drive(ctx, id)
+    }
+
+    /// The connection is being destroyed: an upgraded one reports its `Closed` (1006 with
+    /// `error`, which defaults to an unexpected EOF).
+    pub(crate) fn on_destroy(&mut self, ctx: &mut Ctx, id: ConnId, error: Option<ConnError>) {
+        if let Phase::Ws(w) = &mut self.phase {
+            w.report_abnormal(
+                ctx,
+                id,
+                error.unwrap_or(ConnError::Io(io::ErrorKind::UnexpectedEof)),
+            );
+            self.out.clear();
+            w.set_buffered(0);
+        }
+        self.phase = Phase::Finishing {
+            deadline: ctx.now,
+            fin_sent: true,
+        };
+    }
+}
+
+fn io_error(e: &io::Error) -> ConnError {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => ConnError::ResetByPeer,
+        kind => ConnError::Io(kind),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every slab slot is this big, whatever the phase: keep it small (the goal is a few
+    /// hundred bytes per idle upgraded connection, everything included).
+    #[test]
+    fn connection_state_stays_small() {
+        let conn = std::mem::size_of::<Conn>();
+        let ws = std::mem::size_of::<Ws>();
+        let proto = std::mem::size_of::<wss_proto::Connection>();
+        eprintln!("Conn {conn} B, Ws {ws} B (of which wss_proto::Connection {proto} B)");
+        assert!(conn <= 144, "Conn is {conn} bytes");
+        assert!(ws <= proto + 32, "Ws is {ws} bytes");
+    }
+}

@@ -1,0 +1,222 @@
+//! The upgraded phase: a `wss_proto::Connection` per socket, its events turned into
+//! `NetEvent`s, and the rules for when the socket ends.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use wss_proto::close::CloseCode;
+use wss_proto::connection::{Connection, Event, State, Timeout};
+use wss_proto::frame::{encode_frame, FrameHeader, Opcode};
+
+use super::{Conn, Phase, Step};
+use crate::api::{ConnError, EventSink, NetEvent, Outgoing};
+use crate::event_loop::Ctx;
+use crate::outq::OutQueue;
+use crate::ConnId;
+
+/// Payloads above this size are queued as their own chunk instead of copied.
+const ZERO_COPY_MIN: usize = 16 * 1024;
+
+/// State of an upgraded connection.
+pub(crate) struct Ws {
+    ws: Connection,
+    pub(crate) sink: Arc<dyn EventSink>,
+    pub(crate) buffered: Arc<AtomicUsize>,
+}
+
+/// How the protocol ended the connection, found while draining its events.
+enum End {
+    /// The closing handshake completed or the peer failed: write what is queued, then FIN.
+    Orderly(CloseCode, String, Option<ConnError>),
+    /// A timeout: drop the socket now.
+    Drop(ConnError),
+}
+
+impl Ws {
+    pub(crate) fn new(ws: Connection, sink: Arc<dyn EventSink>) -> Ws {
+        Ws {
+            ws,
+            sink,
+            buffered: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Moves the protocol's queued bytes (frames, pongs, close) to the socket queue.
+    pub(crate) fn pull_output(&mut self, out: &mut OutQueue) {
+        if self.ws.wants_write() {
+            // An empty Vec makes the protocol hand over its buffer instead of copying it, and
+            // leaves it holding no allocation while idle.
+            let mut bytes = Vec::new();
+            self.ws.poll_transmit(&mut bytes);
+            out.push_owned(bytes);
+        }
+    }
+
+    pub(crate) fn set_buffered(&self, n: usize) {
+        self.buffered.store(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.ws.poll_timeout()
+    }
+
+    pub(crate) fn report_abnormal(&mut self, ctx: &mut Ctx, id: ConnId, error: ConnError) {
+        ctx.emit(
+            &self.sink,
+            NetEvent::Closed {
+                conn: id,
+                code: CloseCode::ABNORMAL,
+                reason: String::new(),
+                error: Some(error),
+            },
+        );
+    }
+}
+
+impl Conn {
+    pub(super) fn ws_bytes(&mut self, ctx: &mut Ctx, id: ConnId, data: &[u8]) -> Step {
+        if let Phase::Ws(w) = &mut self.phase {
+            w.ws.receive(ctx.now, data);
+        }
+        self.ws_pump(ctx, id)
+    }
+
+    pub(super) fn ws_timer(&mut self, ctx: &mut Ctx, id: ConnId) -> Step {
+        if let Phase::Ws(w) = &mut self.phase {
+            if w.ws.poll_timeout().is_some_and(|at| at <= ctx.now) {
+                w.ws.handle_timeout(ctx.now);
+            }
+        }
+        self.ws_pump(ctx, id)
+    }
+
+    /// Turns the protocol's events into `NetEvent`s, moves its output to the queue, and ends
+    /// the phase when the protocol is done.
+    fn ws_pump(&mut self, ctx: &mut Ctx, id: ConnId) -> Step {
+        let Phase::Ws(w) = &mut self.phase else {
+            return Ok(());
+        };
+        let mut end = None;
+        while let Some(event) = w.ws.poll_event() {
+            match event {
+                Event::Message(message) => {
+                    ctx.emit(&w.sink, NetEvent::Message { conn: id, message });
+                }
+                Event::Ping(_) | Event::Pong(_) => {}
+                Event::CloseReceived { code, reason } => {
+                    let code = code.unwrap_or(CloseCode::NO_STATUS);
+                    end.get_or_insert(End::Orderly(code, reason, None));
+                }
+                Event::Failed(e) => {
+                    let code = e.close_code();
+                    end.get_or_insert(End::Orderly(
+                        code,
+                        String::new(),
+                        Some(ConnError::Protocol(e)),
+                    ));
+                }
+                Event::TimedOut(t) => {
+                    let error = match t {
+                        Timeout::Close => ConnError::CloseTimeout,
+                        Timeout::Idle => ConnError::IdleTimeout,
+                    };
+                    end = Some(End::Drop(error));
+                }
+            }
+        }
+        if end.is_none() && w.ws.state() == State::Closed {
+            // Closed without an event explaining it: treat as a failure, never report twice.
+            end = Some(End::Drop(ConnError::Io(std::io::ErrorKind::Other)));
+        }
+        w.pull_output(&mut self.out);
+        match end {
+            None => Ok(()),
+            Some(End::Drop(error)) => Err(Some(error)),
+            Some(End::Orderly(code, reason, error)) => {
+                ctx.emit(
+                    &w.sink,
+                    NetEvent::Closed {
+                        conn: id,
+                        code,
+                        reason,
+                        error,
+                    },
+                );
+                w.set_buffered(self.out.len());
+                self.finish(ctx.now);
+                Ok(())
+            }
+        }
+    }
+
+    /// `NetHandle::send` for this connection: ignored unless upgraded and still open.
+    pub(crate) fn send(&mut self, ctx: &mut Ctx, msg: Outgoing) -> Step {
+        let Phase::Ws(w) = &mut self.phase else {
+            return Ok(());
+        };
+        if !w.ws.can_send() {
+            return Ok(());
+        }
+        // Frames the protocol queued (pongs) keep their place before this message.
+        w.pull_output(&mut self.out);
+        let (opcode, payload) = match msg {
+            Outgoing::Text(text) => (Opcode::Text, text.into_bytes()),
+            Outgoing::Binary(bytes) => (Opcode::Binary, bytes),
+            Outgoing::Shared(frames) => {
+                self.out.push_shared(frames);
+                return self.check_bound(ctx);
+            }
+        };
+        // Server frames are unmasked, so the payload goes out as it is: a small one is copied
+        // once, after its header, into the queue's tail; a large one is queued without a copy.
+        // The protocol's state was checked above (`can_send`); this connection never sends
+        // fragmented messages, so no fragment state can be interleaved.
+        if payload.len() > ZERO_COPY_MIN {
+            let header = FrameHeader {
+                fin: true,
+                rsv: 0,
+                opcode,
+                mask: None,
+                payload_len: payload.len() as u64,
+            };
+            self.out.push_with(|v| header.encode(v));
+            self.out.push_owned(payload);
+        } else {
+            self.out
+                .push_with(|v| encode_frame(v, true, opcode, &payload, None));
+        }
+        self.check_bound(ctx)
+    }
+
+    fn check_bound(&mut self, ctx: &mut Ctx) -> Step {
+        if self.out.len() > ctx.config.max_outgoing {
+            // Maybe the socket can take it now; the bound is checked again after the attempt.
+            self.flush(ctx)?;
+        }
+        Ok(())
+    }
+
+    /// `NetHandle::close` for this connection. Heads and pending connections are just
+    /// dropped; an upgraded one starts the closing handshake.
+    pub(crate) fn close(
+        &mut self,
+        ctx: &mut Ctx,
+        id: ConnId,
+        code: CloseCode,
+        reason: &str,
+    ) -> Step {
+        match &mut self.phase {
+            Phase::Ws(w) => {
+                if w.ws.state() == State::Open {
+                    if let Err(e) = w.ws.close(ctx.now, code, reason) {
+                        log::debug!("{id}: close refused: {e}");
+                    }
+                }
+                self.ws_pump(ctx, id)
+            }
+            Phase::Head(_) | Phase::Pending(_) => Err(None),
+            Phase::Finishing { .. } => Ok(()),
+        }
+    }
+}

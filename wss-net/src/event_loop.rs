@@ -1,0 +1,386 @@
+//! One loop: a mio `Poll`, the connections it owns, and the turn that drives them.
+//!
+//! A turn: wait for readiness (or a command, a timer, more work), then in order: socket events,
+//! sockets that had more to read than one turn's budget, commands, due timers, flush of the
+//! connections commands touched, and finally one `deliver` per sink with the turn's events.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+use wss_proto::close::CloseCode;
+
+use crate::accept::Acceptor;
+use crate::api::{ConnError, EventSink, NetEvent, Service};
+use crate::config::NetConfig;
+use crate::conn::{Conn, Step};
+use crate::timers::Timers;
+use crate::wake::{self, Command, LoopShared};
+use crate::ConnId;
+
+pub(crate) const LISTENER: Token = Token(usize::MAX);
+pub(crate) const WAKER: Token = Token(usize::MAX - 1);
+
+/// Size of the loop's one read buffer, shared by all its sockets.
+const READ_BUF_SIZE: usize = 256 * 1024;
+
+/// Most connection slots reserved up front per loop (see `EventLoop::new`).
+const RESERVE_CAP: usize = 1 << 20;
+
+/// Commands taken per turn, so a flood of sends cannot starve the sockets.
+const COMMANDS_PER_TURN: usize = 16 * 1024;
+
+/// What connection code needs from its loop, apart from the connection table.
+pub(crate) struct Ctx {
+    pub(crate) index: usize,
+    /// The time of this turn (read once after `poll`).
+    pub(crate) now: Instant,
+    pub(crate) read_buf: Vec<u8>,
+    pub(crate) timers: Timers,
+    pub(crate) config: Arc<NetConfig>,
+    pub(crate) service: Arc<dyn Service>,
+    /// Connections with input left after their read budget: driven again next turn.
+    pub(crate) ready: Vec<ConnId>,
+    /// Connections touched by commands: flushed once at the end of the command phase.
+    dirty: Vec<ConnId>,
+    /// This turn's events, one batch per sink (usually one or two sinks: a linear scan).
+    batches: Vec<(Arc<dyn EventSink>, Vec<NetEvent>)>,
+    pub(crate) shutting_down: bool,
+    generation: u32,
+}
+
+impl Ctx {
+    /// Queues an event for delivery at the end of the turn.
+    pub(crate) fn emit(&mut self, sink: &Arc<dyn EventSink>, event: NetEvent) {
+        let key = Arc::as_ptr(sink) as *const ();
+        if let Some((_, batch)) = self
+            .batches
+            .iter_mut()
+            .find(|(s, _)| Arc::as_ptr(s) as *const () == key)
+        {
+            batch.push(event);
+        } else {
+            self.batches.push((Arc::clone(sink), vec![event]));
+        }
+    }
+}
+
+/// What every loop of one `Net` shares.
+#[derive(Clone)]
+pub(crate) struct Common {
+    /// Open connections, all loops together (for `max_connections`).
+    pub(crate) live: Arc<AtomicUsize>,
+    pub(crate) config: Arc<NetConfig>,
+    pub(crate) service: Arc<dyn Service>,
+}
+
+pub(crate) struct EventLoop {
+    poll: Poll,
+    rx: Receiver<Command>,
+    shared: Arc<LoopShared>,
+    live: Arc<AtomicUsize>,
+    conns: Slab<Conn>,
+    ctx: Ctx,
+    acceptor: Option<Acceptor>,
+    /// Set by a graceful shutdown: connections still open then are destroyed.
+    shutdown_deadline: Option<Instant>,
+    /// More commands were waiting when the per-turn budget ran out.
+    commands_left: bool,
+}
+
+impl EventLoop {
+    pub(crate) fn new(
+        index: usize,
+        poll: Poll,
+        rx: Receiver<Command>,
+        shared: Arc<LoopShared>,
+        common: Common,
+        acceptor: Option<Acceptor>,
+    ) -> EventLoop {
+        let Common {
+            live,
+            config,
+            service,
+        } = common;
+        // Room for this loop's share of `max_connections` up front. It is address space, not
+        // memory: pages are touched only as connections fill them, and the slab never doubles
+        // (copying every connection, leaving up to half its pages as slack) while under load.
+        let share = (config.max_connections / config.loop_count() + 64).min(RESERVE_CAP);
+        EventLoop {
+            poll,
+            rx,
+            shared,
+            live,
+            conns: Slab::with_capacity(share),
+            ctx: Ctx {
+                index,
+                now: Instant::now(),
+                read_buf: vec![0; READ_BUF_SIZE],
+                timers: Timers::with_capacity(share),
+                config,
+                service,
+                ready: Vec::new(),
+                dirty: Vec::new(),
+                batches: Vec::new(),
+                shutting_down: false,
+                generation: 0,
+            },
+            acceptor,
+            shutdown_deadline: None,
+            commands_left: false,
+        }
+    }
+
+    pub(crate) fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let mut timeout = self.poll_timeout();
+            if timeout != Some(Duration::ZERO) && !self.shared.prepare_sleep(&self.rx) {
+                timeout = Some(Duration::ZERO);
+            }
+            let polled = self.poll.poll(&mut events, timeout);
+            self.shared.awake();
+            if let Err(e) = polled {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    log::error!("loop {}: poll failed: {e}", self.ctx.index);
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                events.clear();
+            }
+            self.ctx.now = Instant::now();
+
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    WAKER => {}
+                    Token(slot) => {
+                        let readable = event.is_readable() || event.is_read_closed();
+                        let writable = event.is_writable() || event.is_write_closed();
+                        let error = event.is_error();
+                        if let Some(conn) = self.conns.get_mut(slot) {
+                            conn.set_ready(readable || error, writable || error);
+                            let id = ConnId::new(self.ctx.index, conn.generation, slot);
+                            self.drive(id);
+                        }
+                    }
+                }
+            }
+            if self.acceptor.as_ref().is_some_and(|a| a.due(self.ctx.now)) {
+                self.accept();
+            }
+            for id in std::mem::take(&mut self.ctx.ready) {
+                self.drive(id);
+            }
+            self.run_commands();
+            self.run_timers();
+            for id in std::mem::take(&mut self.ctx.dirty) {
+                self.drive(id);
+            }
+            self.deliver();
+            if self.should_exit() {
+                break;
+            }
+        }
+        let ids: Vec<ConnId> = self.ids();
+        for id in ids {
+            self.destroy(id, Some(ConnError::Shutdown));
+        }
+        self.deliver();
+        log::debug!("loop {} stopped", self.ctx.index);
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.ctx.ready.is_empty() || self.commands_left {
+            return Some(Duration::ZERO);
+        }
+        let mut next = self.ctx.timers.next_deadline();
+        let mut consider = |at: Option<Instant>| {
+            if let Some(at) = at {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        };
+        consider(self.shutdown_deadline);
+        consider(self.acceptor.as_ref().and_then(|a| a.paused_until()));
+        // `now` is the start of the turn: a little early is fine, the deadline is re-checked.
+        next.map(|at| at.saturating_duration_since(Instant::now()))
+    }
+
+    fn ids(&self) -> Vec<ConnId> {
+        self.conns
+            .iter()
+            .map(|(slot, c)| ConnId::new(self.ctx.index, c.generation, slot))
+            .collect()
+    }
+
+    /// Runs a command on a live connection (ignored if it is gone), then marks it to be
+    /// flushed once this turn, or destroys it.
+    fn with_conn(&mut self, id: ConnId, f: impl FnOnce(&mut Conn, &mut Ctx) -> Step) {
+        let Some(conn) = self
+            .conns
+            .get_mut(id.slot())
+            .filter(|c| c.generation == id.generation())
+        else {
+            return;
+        };
+        match f(conn, &mut self.ctx) {
+            Ok(()) => self.ctx.dirty.push(id),
+            Err(error) => self.destroy(id, error),
+        }
+    }
+
+    fn drive(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(id.slot()) else {
+            return;
+        };
+        if conn.generation != id.generation() {
+            return;
+        }
+        let step = conn.drive(&mut self.ctx, id);
+        self.settle(id, step);
+    }
+
+    /// Applies the outcome of a step on a connection.
+    fn settle(&mut self, id: ConnId, step: Step) {
+        if let Err(error) = step {
+            self.destroy(id, error);
+        }
+    }
+
+    fn destroy(&mut self, id: ConnId, error: Option<ConnError>) {
+        let slot = id.slot();
+        if !self
+            .conns
+            .get(slot)
+            .is_some_and(|c| c.generation == id.generation())
+        {
+            return;
+        }
+        let mut conn = self.conns.remove(slot);
+        conn.on_destroy(&mut self.ctx, id, error);
+        if let Err(e) = self.poll.registry().deregister(conn.stream_mut()) {
+            log::debug!("{id}: deregister: {e}");
+        }
+        self.live.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn run_commands(&mut self) {
+        let rx = self.rx.clone();
+        self.commands_left = wake::drain(&rx, COMMANDS_PER_TURN, |cmd| self.command(cmd));
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Send(id, msg) => self.with_conn(id, |c, ctx| c.send(ctx, msg)),
+            Command::SendBatch(batch) => {
+                for (id, msg) in batch {
+                    self.with_conn(id, |c, ctx| c.send(ctx, msg));
+                }
+            }
+            Command::Close(id, code, reason) => {
+                self.with_conn(id, |c, ctx| c.close(ctx, id, code, &reason));
+            }
+            Command::Abort(id) => self.destroy(id, Some(ConnError::Aborted)),
+            Command::Decide(id, decision) => {
+                self.with_conn(id, |c, ctx| c.decide(ctx, id, decision));
+            }
+            Command::Adopt(stream) => self.adopt(stream),
+            Command::Shutdown(graceful) => self.begin_shutdown(graceful),
+        }
+    }
+
+    fn run_timers(&mut self) {
+        while let Some((at, slot, generation)) = self.ctx.timers.pop_due(self.ctx.now) {
+            let Some(conn) = self.conns.get_mut(slot) else {
+                continue;
+            };
+            if conn.generation != generation {
+                continue;
+            }
+            let id = ConnId::new(self.ctx.index, generation, slot);
+            let step = conn.on_timer(&mut self.ctx, id, at);
+            self.settle(id, step);
+        }
+    }
+
+    fn deliver(&mut self) {
+        for (sink, batch) in self.ctx.batches.drain(..) {
+            sink.deliver(batch);
+        }
+    }
+
+    /// Takes a socket accepted by the accepting loop (maybe this one).
+    pub(crate) fn adopt(&mut self, mut stream: TcpStream) {
+        if self.ctx.shutting_down {
+            self.live.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        let entry = self.conns.vacant_entry();
+        let slot = entry.key();
+        if slot >= u32::MAX as usize {
+            self.live.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            Token(slot),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log::warn!("registering a socket failed: {e}");
+            self.live.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        self.ctx.generation = self.ctx.generation.wrapping_add(1) & 0xff_ffff;
+        let generation = self.ctx.generation;
+        let id = ConnId::new(self.ctx.index, generation, slot);
+        let mut conn = Conn::new(stream, generation, &self.ctx);
+        // Readiness arrives as an event right after registration; only the timer is needed now.
+        let step = conn.drive(&mut self.ctx, id);
+        entry.insert(conn);
+        self.settle(id, step);
+    }
+
+    fn accept(&mut self) {
+        let Some(acceptor) = self.acceptor.as_mut() else {
+            return;
+        };
+        let mut mine = Vec::new();
+        acceptor.accept(self.ctx.now, &self.live, &self.ctx.config, |stream| {
+            mine.push(stream);
+        });
+        for stream in mine {
+            self.adopt(stream);
+        }
+    }
+
+    fn begin_shutdown(&mut self, graceful: Option<(CloseCode, Duration)>) {
+        if let Some(mut acceptor) = self.acceptor.take() {
+            acceptor.stop(self.poll.registry());
+        }
+        self.ctx.shutting_down = true;
+        let Some((code, wait)) = graceful else {
+            self.shutdown_deadline = Some(self.ctx.now);
+            return;
+        };
+        let deadline = self.ctx.now + wait;
+        self.shutdown_deadline = Some(self.shutdown_deadline.map_or(deadline, |d| d.min(deadline)));
+        for id in self.ids() {
+            let upgraded = self.conns.get(id.slot()).is_some_and(|c| c.is_upgraded());
+            if upgraded {
+                self.with_conn(id, |c, ctx| c.close(ctx, id, code, ""));
+            } else if !self.conns.get(id.slot()).is_some_and(|c| c.is_finishing()) {
+                self.destroy(id, None);
+            }
+        }
+    }
+
+    fn should_exit(&self) -> bool {
+        if !self.ctx.shutting_down {
+            return false;
+        }
+        self.conns.is_empty() || self.shutdown_deadline.is_some_and(|d| d <= self.ctx.now)
+    }
+}

@@ -1,0 +1,119 @@
+//! `NetHandle`: commands to the loops from any thread.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use wss_proto::close::CloseCode;
+
+use crate::api::{ConnId, Decision, Outgoing};
+use crate::wake::{Command, LoopShared};
+
+/// A cheap, cloneable way to act on connections from any thread.
+///
+/// Every method queues a command for the loop that owns the connection and returns at once;
+/// it never blocks and never fails. Commands for connections that are gone are dropped. The
+/// owning loop is woken only when it may be asleep, so a burst of sends from a busy thread
+/// costs a channel push each, not a syscall each.
+#[derive(Clone)]
+pub struct NetHandle {
+    pub(crate) loops: Arc<[Arc<LoopShared>]>,
+    pub(crate) live: Arc<AtomicUsize>,
+}
+
+/// Counters of a running [`Net`](crate::Net).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NetStats {
+    /// Wake-up syscalls made to reach sleeping loops, since start.
+    pub wakeups: u64,
+    /// Connections open now (all phases, all loops).
+    pub connections: usize,
+    /// Times accepting paused because descriptors (EMFILE/ENFILE) or memory ran out.
+    pub accept_pauses: u64,
+}
+
+impl NetHandle {
+    fn to(&self, conn: ConnId, cmd: Command) {
+        if let Some(l) = self.loops.get(conn.loop_index()) {
+            l.send(cmd);
+        }
+    }
+
+    /// Sends a message on an upgraded connection. Ignored if the connection is gone, not
+    /// upgraded, or closing.
+    pub fn send(&self, conn: ConnId, msg: Outgoing) {
+        self.to(conn, Command::Send(conn, msg));
+    }
+
+    /// Sends many messages, to one or many connections, in order per connection: one channel
+    /// message (and at most one wake-up) per loop involved.
+    pub fn send_batch(&self, cmds: Vec<(ConnId, Outgoing)>) {
+        if cmds.is_empty() {
+            return;
+        }
+        let n = self.loops.len();
+        if n == 1 {
+            if let Some(l) = self.loops.first() {
+                l.send(Command::SendBatch(cmds));
+            }
+            return;
+        }
+        let mut per_loop: Vec<Vec<(ConnId, Outgoing)>> = (0..n).map(|_| Vec::new()).collect();
+        for (conn, msg) in cmds {
+            if let Some(v) = per_loop.get_mut(conn.loop_index()) {
+                v.push((conn, msg));
+            }
+        }
+        for (l, batch) in self.loops.iter().zip(per_loop) {
+            if !batch.is_empty() {
+                l.send(Command::SendBatch(batch));
+            }
+        }
+    }
+
+    /// Starts the closing handshake: a close frame with `code` and `reason` (truncated to 123
+    /// bytes); the peer's answer is awaited up to the close timeout, then the socket is
+    /// destroyed. Ignored if the connection is gone or already closing, or if `code` may not be
+    /// sent (1005, 1006, out of range).
+    pub fn close(&self, conn: ConnId, code: CloseCode, reason: String) {
+        self.to(conn, Command::Close(conn, code, reason));
+    }
+
+    /// Drops the connection without a close frame. An upgraded one is reported
+    /// `Closed { code: 1006, error: Aborted }`.
+    pub fn abort(&self, conn: ConnId) {
+        self.to(conn, Command::Abort(conn));
+    }
+
+    /// Answers a request for which the [`Service`](crate::Service) returned
+    /// [`Decision::Pending`]. Ignored if the connection is gone, timed out, or was not waiting.
+    pub fn decide(&self, conn: ConnId, decision: Decision) {
+        self.to(conn, Command::Decide(conn, decision));
+    }
+
+    /// Shuts the loops down without waiting for them (see [`Net::shutdown`](crate::Net::shutdown)).
+    /// Accepting stops at once.
+    pub fn shutdown(&self, graceful: Option<(CloseCode, Duration)>) {
+        for l in self.loops.iter() {
+            l.send(Command::Shutdown(graceful));
+        }
+    }
+
+    /// Counters: wake-ups made so far and connections open now.
+    pub fn stats(&self) -> NetStats {
+        NetStats {
+            wakeups: self.loops.iter().map(|l| l.wakeups()).sum(),
+            connections: self.live.load(Ordering::Relaxed),
+            accept_pauses: self.loops.iter().map(|l| l.accept_pauses()).sum(),
+        }
+    }
+}
+
+impl std::fmt::Debug for NetHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetHandle")
+            .field("loops", &self.loops.len())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,295 @@
+//! Helpers shared by the integration tests: a routing service, a recording (and optionally
+//! echoing) sink, raw-socket WebSocket helpers, and tungstenite clients.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use wss_net::{
+    ConnError, ConnId, Decision, EventSink, Net, NetConfig, NetEvent, NetHandle, Outgoing, Service,
+};
+use wss_proto::handshake::{validate_upgrade, Request, Response};
+use wss_proto::{CloseCode, Message};
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Records every event; echoes messages back when it has a handle.
+pub struct Recorder {
+    tx: Sender<NetEvent>,
+    pub delivers: AtomicUsize,
+    pub echo: OnceLock<NetHandle>,
+}
+
+impl EventSink for Recorder {
+    fn deliver(&self, batch: Vec<NetEvent>) {
+        self.delivers.fetch_add(1, Ordering::Relaxed);
+        let mut replies = Vec::new();
+        for event in batch {
+            if let (Some(_), NetEvent::Message { conn, message }) = (self.echo.get(), &event) {
+                let out = match message {
+                    Message::Text(t) => Outgoing::Text(t.clone()),
+                    Message::Binary(b) => Outgoing::Binary(b.clone()),
+                };
+                replies.push((*conn, out));
+            }
+            let _ = self.tx.send(event);
+        }
+        if let Some(net) = self.echo.get() {
+            if !replies.is_empty() {
+                net.send_batch(replies);
+            }
+        }
+    }
+}
+
+/// Routes: `/ws...` upgrades, `/pending` is decided later (the request goes to `pending`),
+/// anything else gets `200` with body `"<method> <url>"`.
+pub struct Routes {
+    pub sink: Arc<Recorder>,
+    pub pending: Sender<(ConnId, Request)>,
+}
+
+impl Service for Routes {
+    fn on_request(&self, conn: ConnId, _peer: SocketAddr, request: Request) -> Decision {
+        if request.path() == "/pending" {
+            let _ = self.pending.send((conn, request));
+            return Decision::Pending;
+        }
+        if request.path().starts_with("/ws") {
+            return match validate_upgrade(&request) {
+                Ok(upgrade) => Decision::Upgrade {
+                    upgrade,
+                    extra_headers: vec![("X-Test".into(), "yes".into())],
+                    sink: self.sink.clone(),
+                },
+                Err(e) => Decision::Respond {
+                    response: e.response(),
+                    keep_alive: false,
+                },
+            };
+        }
+        let mut response = Response::new(200);
+        response.body = format!("{} {}", request.method(), request.url()).into_bytes();
+        Decision::Respond {
+            response,
+            keep_alive: true,
+        }
+    }
+}
+
+pub struct Server {
+    pub net: Option<Net>,
+    pub addr: SocketAddr,
+    pub handle: NetHandle,
+    pub sink: Arc<Recorder>,
+    pub events: Receiver<NetEvent>,
+    pub pending: Receiver<(ConnId, Request)>,
+}
+
+/// A config with short timeouts, two loops.
+pub fn quick_config() -> NetConfig {
+    let mut config = NetConfig {
+        threads: 2,
+        handshake_timeout: Duration::from_secs(5),
+        ..NetConfig::default()
+    };
+    config.proto.close_timeout = Duration::from_secs(2);
+    config
+}
+
+pub fn start(config: NetConfig, echo: bool) -> Server {
+    let (tx, events) = crossbeam_channel::unbounded();
+    let (ptx, pending) = crossbeam_channel::unbounded();
+    let sink = Arc::new(Recorder {
+        tx,
+        delivers: AtomicUsize::new(0),
+        echo: OnceLock::new(),
+    });
+    let routes = Arc::new(Routes {
+        sink: sink.clone(),
+        pending: ptx,
+    });
+    let net = Net::bind("127.0.0.1:0".parse().unwrap(), config, routes).unwrap();
+    let handle = net.handle();
+    if echo {
+        let _ = sink.echo.set(handle.clone());
+    }
+    Server {
+        addr: net.local_addr(),
+        handle,
+        net: Some(net),
+        sink,
+        events,
+        pending,
+    }
+}
+
+impl Server {
+    pub fn next_event(&self) -> NetEvent {
+        self.events
+            .recv_timeout(WAIT)
+            .expect("an event within the wait")
+    }
+
+    pub fn expect_opened(&self) -> ConnId {
+        match self.next_event() {
+            NetEvent::Opened { conn, .. } => conn,
+            other => panic!("expected Opened, got {other:?}"),
+        }
+    }
+
+    /// Waits for the Closed of `conn`, skipping other events.
+    pub fn expect_closed(&self, conn: ConnId) -> (CloseCode, String, Option<ConnError>) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self
+                .events
+                .recv_timeout(left)
+                .expect("Closed within the wait")
+            {
+                NetEvent::Closed {
+                    conn: c,
+                    code,
+                    reason,
+                    error,
+                } if c == conn => return (code, reason, error),
+                _ => {}
+            }
+        }
+    }
+
+    pub fn shutdown(mut self, graceful: Option<(CloseCode, Duration)>) {
+        if let Some(net) = self.net.take() {
+            net.shutdown(graceful);
+        }
+    }
+}
+
+pub fn tcp(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+pub fn upgrade_request(path: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+}
+
+/// Reads until the end of a response head; returns the head (bytes after it are left unread
+/// only if the server sent none, which holds right after a 101).
+pub fn read_head(s: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = s.read(&mut byte).unwrap();
+        assert_eq!(
+            n,
+            1,
+            "EOF inside a response head: {:?}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap()
+}
+
+/// Handshake over a raw socket: the test then speaks frames itself.
+pub fn raw_ws(addr: SocketAddr, path: &str) -> TcpStream {
+    let mut s = tcp(addr);
+    s.write_all(upgrade_request(path).as_bytes()).unwrap();
+    let head = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    s
+}
+
+/// A masked client frame.
+pub fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![(u8::from(fin) << 7) | opcode];
+    let len = payload.len();
+    if len < 126 {
+        out.push(0x80 | len as u8);
+    } else if len <= 0xffff {
+        out.push(0x80 | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(0x80 | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    let key = [0x12, 0x34, 0x56, 0x78];
+    out.extend_from_slice(&key);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    out
+}
+
+/// Reads one unmasked server frame: (opcode, payload). None on EOF before a frame.
+pub fn read_frame(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+    let mut h = [0u8; 2];
+    if s.read_exact(&mut h).is_err() {
+        return None;
+    }
+    assert_eq!(h[1] & 0x80, 0, "server frames are unmasked");
+    let len = match h[1] & 0x7f {
+        126 => {
+            let mut b = [0u8; 2];
+            s.read_exact(&mut b).unwrap();
+            u64::from(u16::from_be_bytes(b))
+        }
+        127 => {
+            let mut b = [0u8; 8];
+            s.read_exact(&mut b).unwrap();
+            u64::from_be_bytes(b)
+        }
+        n => u64::from(n),
+    };
+    let mut payload = vec![0u8; len as usize];
+    s.read_exact(&mut payload).unwrap();
+    Some((h[0] & 0x0f, payload))
+}
+
+/// Reads until EOF; returns what came (panics on a read error other than reset).
+pub fn read_to_eof(s: &mut TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return all,
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return all,
+            Err(e) => panic!("read error before EOF: {e}"),
+        }
+    }
+}
+
+pub type Client = tungstenite::WebSocket<TcpStream>;
+
+pub fn ws_client(addr: SocketAddr, path: &str) -> Client {
+    let stream = tcp(addr);
+    let (ws, response) = tungstenite::client(format!("ws://{addr}{path}"), stream).unwrap();
+    assert_eq!(response.status(), 101);
+    ws
+}
+
+/// Raises the soft descriptor limit to the hard one: the many-connection tests hold two
+/// descriptors per connection in this process.
+pub fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! The upgraded phase: echo, close codes, misbehaving peers, slow readers, many connections.
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::sync::atomic::Ordering;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tungstenite::protocol::frame::coding::CloseCode as TCode;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::Message as TMessage;
+use util::*;
+use wss_net::{ConnError, NetConfig, NetEvent, Outgoing};
+use wss_proto::{CloseCode, Message, ProtocolError};
+
+#[test]
+fn echo_keeps_text_and_binary_and_reports_the_peer_close_code() {
+    let server = start(quick_config(), true);
+    let mut client = ws_client(server.addr, "/ws");
+    let conn = server.expect_opened();
+    client.send(TMessage::text("héllo")).unwrap();
+    assert_eq!(client.read().unwrap(), TMessage::text("héllo"));
+    client.send(TMessage::binary(vec![0u8, 1, 2, 255])).unwrap();
+    assert_eq!(
+        client.read().unwrap(),
+        TMessage::binary(vec![0u8, 1, 2, 255])
+    );
+    match server.next_event() {
+        NetEvent::Message { message, .. } => assert_eq!(message, Message::Text("héllo".into())),
+        other => panic!("{other:?}"),
+    }
+    client
+        .close(Some(CloseFrame {
+            code: TCode::Library(4001),
+            reason: "bye".into(),
+        }))
+        .unwrap();
+    // The echo of our close comes back, then the server closes TCP.
+    loop {
+        match client.read() {
+            Ok(TMessage::Close(Some(frame))) => assert_eq!(u16::from(frame.code), 4001),
+            Ok(_) => {}
+            Err(tungstenite::Error::ConnectionClosed) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let (code, reason, error) = server.expect_closed(conn);
+    assert_eq!(code, CloseCode(4001));
+    assert_eq!(reason, "bye");
+    assert_eq!(error, None);
+}
+
+#[test]
+fn close_frame_without_code_is_reported_as_1005() {
+    let server = start(quick_config(), false);
+    let mut s = raw_ws(server.addr, "/ws");
+    let conn = server.expect_opened();
+    s.write_all(&client_frame(true, 8, b"")).unwrap();
+    assert_eq!(read_frame(&mut s), Some((8, Vec::new())));
+    assert!(read_to_eof(&mut s).is_empty(), "FIN after the echo");
+    let (code, _, error) = server.expect_closed(conn);
+    assert_eq!(code, CloseCode::NO_STATUS);
+    assert_eq!(error, None);
+}
+
+#[test]
+fn frames_in_the_same_packet_as_the_head_are_delivered() {
+    let server = start(quick_config(), true);
+    let mut s = tcp(server.addr);
+    let mut wire = upgrade_request("/ws").into_bytes();
+    wire.extend(client_frame(true, 1, b"one"));
+    wire.extend(client_frame(true, 1, b"two"));
+    s.write_all(&wire).unwrap();
+    let head = read_head(&mut s);
+    assert!(
+        head.contains("X-Test: yes"),
+        "extra headers are sent: {head}"
+    );
+    assert_eq!(read_frame(&mut s), Some((1, b"one".to_vec())));
+    assert_eq!(read_frame(&mut s), Some((1, b"two".to_vec())));
+}
+
+#[test]
+fn one_deliver_per_turn_carries_many_messages_in_order() {
+    let server = start(quick_config(), false);
+    let mut s = raw_ws(server.addr, "/ws");
+    let conn = server.expect_opened();
+    let before = server.sink.delivers.load(Ordering::Relaxed);
+    let mut wire = Vec::new();
+    for i in 0..200 {
+        wire.extend(client_frame(true, 1, format!("m{i}").as_bytes()));
+    }
+    s.write_all(&wire).unwrap();
+    for i in 0..200 {
+        match server.next_event() {
+            NetEvent::Message { conn: c, message } => {
+                assert_eq!(c, conn);
+                assert_eq!(message, Message::Text(format!("m{i}")));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let delivers = server.sink.delivers.load(Ordering::Relaxed) - before;
+    assert!(
+        delivers < 20,
+        "{delivers} deliver calls for 200 messages in one write"
+    );
+}
+
+#[test]
+fn protocol_violation_sends_1002_and_reports_it_with_the_error() {
+    let server = start(quick_config(), false);
+    let mut s = raw_ws(server.addr, "/ws");
+    let conn = server.expect_opened();
+    // An unmasked client frame.
+    s.write_all(&[0x81, 0x02, b'h', b'i']).unwrap();
+    let (op, payload) = read_frame(&mut s).unwrap();
+    assert_eq!(op, 8);
+    assert_eq!(&payload[..2], &1002u16.to_be_bytes());
+    assert!(read_to_eof(&mut s).is_empty());
+    let (code, _, error) = server.expect_closed(conn);
+    assert_eq!(code, CloseCode::PROTOCOL_ERROR);
+    assert_eq!(
+        error,
+        Some(ConnError::Protocol(ProtocolError::UnmaskedFrameFromClient))
+    );
+}
+
+#[test]
+fn abrupt_reset_mid_frame_is_reported_as_1006() {
+    let server = start(quick_config(), false);
+    let s = raw_ws(server.addr, "/ws");
+    let conn = server.expect_opened();
+    let frame = client_frame(true, 2, &[7u8; 1000]);
+    (&s).write_all(&frame[..300]).unwrap();
+    thread::sleep(Duration::from_millis(20));
+    // Linger zero: close() sends RST instead of FIN.
+    socket2::SockRef::from(&s)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(s);
+    let (code, _, error) = server.expect_closed(conn);
+    assert_eq!(code, CloseCode::ABNORMAL);
+    assert_eq!(error, Some(ConnError::ResetByPeer));
+}
+
+#[test]
+fn eof_mid_frame_is_reported_as_1006() {
+    let server = start(quick_config(), false);
+    let mut s = raw_ws(server.addr, "/ws");
+    let conn = server.expect_opened();
+    let frame = client_frame(true, 2, &[7u8; 1000]);
+    s.write_all(&frame[..300]).unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let (code, _, error) = server.expect_closed(conn);
+    assert_eq!(code, CloseCode::ABNORMAL);
+    assert_eq!(
+        error,
+        Some(ConnError::Io(std::io::ErrorKind::UnexpectedEof))
+    );
+}
+
+#[test]
+fn unanswered_close_is_destroyed_at_the_close_timeout() {
+    let mut config = quick_config();
+    config.proto.close_timeout = Duration::from_millis(300);
+    let server = start(config, false);
+    let mut s = raw_ws(server.addr, "/ws");
+    let conn = server.expect_opened();
+    let started = Instant::now();
+    server
+        .handle
+        .close(conn, CloseCode::NORMAL, "going".to_owned());
+    let (op, payload) = read_frame(&mut s).unwrap();
+    assert_eq!(op, 8);
+    assert_eq!(&payload[..2], &1000u16.to_be_bytes());
+    assert_eq!(&payload[2..], b"going");
+    // We never answer: the server destroys the socket at the close timeout.
+    assert!(read_to_eof(&mut s).is_empty());
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(250), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    let (code, _, error) = server.expect_closed(conn);
+    assert_eq!(code, CloseCode::ABNORMAL);
+    assert_eq!(error, Some(ConnError::CloseTimeout));
+}
+
+#[test]
+fn answered_close_reports_the_peer_code() {
+    let server = start(quick_config(), false);
+    let mut client = ws_client(server.addr, "/ws");
+    let conn = server.expect_opened();
+    server
+        .handle
+        .close(conn, CloseCode::GOING_AWAY, "later".to_owned());
+    // tungstenite answers the close and then sees the server's FIN.
+    loop {
+        match client.read() {
+            Ok(TMessage::Close(Some(frame))) => {
+                assert_eq!(frame.code, TCode::Away);
+                assert_eq!(frame.reason.as_str(), "later");
+            }
+            Ok(other) => panic!("{other:?}"),
+            Err(tungstenite::Error::ConnectionClosed) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let (code, _, error) = server.expect_closed(conn);
+    assert_eq!(code, CloseCode::GOING_AWAY);
+    assert_eq!(error, None);
+}
+
+#[test]
+fn abort_drops_without_a_close_frame() {
+    let server = start(quick_config(), false);
+    let mut s = raw_ws(server.addr, "/ws");
+    let conn = server.expect_opened();
+    server.handle.abort(conn);
+    assert!(read_to_eof(&mut s).is_empty(), "no close frame");
+    let (code, _, error) = server.expect_closed(conn);
+    assert_eq!(code, CloseCode::ABNORMAL);
+    assert_eq!(error, Some(ConnError::Aborted));
+}
+
+#[test]
+fn idle_connection_is_pinged_then_dropped_at_the_idle_timeout() {
+    let mut config = quick_config();
+    config.proto.idle_timeout = Some(Duration::from_millis(400));
+    let server = start(config, false);
+    let mut s = raw_ws(server.addr, "/ws");
+    let conn = server.expect_opened();
+    let (op, _) = read_frame(&mut s).expect("a ping at half the idle timeout");
+    assert_eq!(op, 9);
+    assert!(read_to_eof(&mut s).is_empty());
+    let (code, _, error) = server.expect_closed(conn);
+    assert_eq!(code, CloseCode::ABNORMAL);
+    assert_eq!(error, Some(ConnError::IdleTimeout));
+}
+
+#[test]
+fn slow_reader_is_dropped_at_the_outgoing_bound_and_others_still_echo() {
+    const LIMIT: usize = 2 << 20;
+    let config = NetConfig {
+        max_outgoing: LIMIT,
+        ..quick_config()
+    };
+    let server = start(config, true);
+    let stalled = raw_ws(server.addr, "/ws");
+    socket2::SockRef::from(&stalled)
+        .set_recv_buffer_size(64 * 1024)
+        .unwrap();
+    let stalled_id = server.expect_opened();
+    let mut other = ws_client(server.addr, "/ws");
+    let other_id = server.expect_opened();
+
+    // 100 MB towards a client that reads nothing, shared frames and owned ones mixed.
+    let chunk = vec![0u8; 1 << 20];
+    let mut frame = vec![0x82, 127];
+    frame.extend_from_slice(&(chunk.len() as u64).to_be_bytes());
+    frame.extend_from_slice(&chunk);
+    let shared: std::sync::Arc<[u8]> = frame.into();
+    for i in 0..100 {
+        let msg = if i % 2 == 0 {
+            Outgoing::Shared(shared.clone())
+        } else {
+            Outgoing::Binary(chunk.clone())
+        };
+        server.handle.send(stalled_id, msg);
+    }
+    let (code, _, error) = server.expect_closed(stalled_id);
+    assert_eq!(code, CloseCode::ABNORMAL);
+    assert_eq!(error, Some(ConnError::OutgoingOverflow { limit: LIMIT }));
+
+    other.send(TMessage::text("alive")).unwrap();
+    assert_eq!(other.read().unwrap(), TMessage::text("alive"));
+    let _ = other_id;
+    drop(stalled);
+}
+
+#[test]
+fn buffered_amount_follows_the_queue() {
+    let server = start(quick_config(), false);
+    let s = raw_ws(server.addr, "/ws");
+    socket2::SockRef::from(&s)
+        .set_recv_buffer_size(16 * 1024)
+        .unwrap();
+    let (conn, buffered) = match server.next_event() {
+        NetEvent::Opened { conn, buffered, .. } => (conn, buffered),
+        other => panic!("{other:?}"),
+    };
+    for _ in 0..16 {
+        server
+            .handle
+            .send(conn, Outgoing::Binary(vec![1u8; 1 << 20]));
+    }
+    let deadline = Instant::now() + WAIT;
+    while buffered.load(Ordering::Relaxed) < 4 << 20 {
+        assert!(Instant::now() < deadline, "buffered never grew");
+        thread::sleep(Duration::from_millis(5));
+    }
+    // Read everything: the amount drops back to zero.
+    let mut s = s;
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    while got < 16 * ((1 << 20) + 10) {
+        got += s.read(&mut buf).unwrap();
+    }
+    let deadline = Instant::now() + WAIT;
+    while buffered.load(Ordering::Relaxed) != 0 {
+        assert!(Instant::now() < deadline, "buffered never drained");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn thousand_concurrent_connections_echo() {
+    raise_fd_limit();
+    let server = start(quick_config(), true);
+    let clients: Vec<_> = (0..1000).map(|_| raw_ws(server.addr, "/ws")).collect();
+    // Every client sends, then every client reads: all 1000 are open at once.
+    for (i, s) in clients.iter().enumerate() {
+        (&*s)
+            .write_all(&client_frame(true, 1, format!("c{i}").as_bytes()))
+            .unwrap();
+    }
+    for (i, mut s) in clients.into_iter().enumerate() {
+        assert_eq!(read_frame(&mut s), Some((1, format!("c{i}").into_bytes())));
+    }
+}
+
+#[test]
+fn accepted_connections_are_spread_evenly_over_the_loops() {
+    let server = start(quick_config(), false);
+    let _clients: Vec<_> = (0..10).map(|_| raw_ws(server.addr, "/ws")).collect();
+    let mut per_loop = [0usize; 2];
+    for _ in 0..10 {
+        // The loop index is the top byte of the id (see `ConnId`).
+        per_loop[(server.expect_opened().as_u64() >> 56) as usize] += 1;
+    }
+    assert_eq!(per_loop, [5, 5]);
+}
+
+#[test]
+fn shared_frame_reaches_every_receiver_unchanged() {
+    let server = start(quick_config(), false);
+    let mut clients: Vec<_> = (0..3).map(|_| ws_client(server.addr, "/ws")).collect();
+    let ids: Vec<_> = (0..3).map(|_| server.expect_opened()).collect();
+    let mut frame = Vec::new();
+    wss_proto::frame::encode_frame(&mut frame, true, wss_proto::Opcode::Text, b"to all", None);
+    let shared: std::sync::Arc<[u8]> = frame.into();
+    server.handle.send_batch(
+        ids.iter()
+            .map(|id| (*id, Outgoing::Shared(shared.clone())))
+            .collect(),
+    );
+    for c in &mut clients {
+        assert_eq!(c.read().unwrap(), TMessage::text("to all"));
+    }
+}
+
+#[test]
+fn large_messages_echo_intact() {
+    let server = start(quick_config(), true);
+    let mut client = ws_client(server.addr, "/ws");
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    client.send(TMessage::binary(big.clone())).unwrap();
+    client.send(TMessage::text("after")).unwrap();
+    assert_eq!(client.read().unwrap(), TMessage::binary(big));
+    assert_eq!(client.read().unwrap(), TMessage::text("after"));
+}
+
+#[test]
+fn write_error_closes_only_that_connection() {
+    let server = start(quick_config(), true);
+    let victim = raw_ws(server.addr, "/ws");
+    let victim_id = server.expect_opened();
+    let mut other = ws_client(server.addr, "/ws");
+    let _other_id = server.expect_opened();
+    socket2::SockRef::from(&victim)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(victim);
+    thread::sleep(Duration::from_millis(20));
+    for _ in 0..10 {
+        server
+            .handle
+            .send(victim_id, Outgoing::Binary(vec![0u8; 256 * 1024]));
+    }
+    let (code, _, error) = server.expect_closed(victim_id);
+    assert_eq!(code, CloseCode::ABNORMAL);
+    assert_eq!(error, Some(ConnError::ResetByPeer));
+    other.send(TMessage::text("fine")).unwrap();
+    assert_eq!(other.read().unwrap(), TMessage::text("fine"));
+}
