@@ -1,1 +1,537 @@
-fn main() {}
+//! `wss`: runs one of the ready-made handlers on a WebSocket server, with the chat page at `/`.
+//!
+//! The command line is a contract scripts rely on (DESIGN.md): the flags below, one readiness
+//! line `listening on ws://HOST:PORT/PATH` on stdout and nothing else there, logs on stderr,
+//! SIGINT/SIGTERM for a graceful stop with exit status 0, one line on stderr and a non-zero
+//! status when it cannot start.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use wss_handlers::{AddressFilter, Chat, ChatPage, Echo, IpNet, LogFile, Uppercase};
+use wss_server::{
+    BuiltinFile, DataType, OriginPolicy, ServerHandler, ServerOptions, WebServer, WebServerOptions,
+    WebSocketServer,
+};
+
+/// Exit status for a command line that does not parse or asks for something unsupported.
+const EXIT_USAGE: u8 = 2;
+/// Exit status for a start that failed (port in use, unreadable root, ...), or a graceful stop
+/// that overran its deadline.
+const EXIT_START: u8 = 1;
+/// How long past `--shutdown-timeout` the watchdog lets a graceful stop run.
+const WATCHDOG_SLACK: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum HandlerKind {
+    /// Sends every message back unchanged (text as text, binary as binary).
+    Echo,
+    /// Sends every message back in capitals.
+    Uppercase,
+    /// A chat room; the built-in page at / speaks its protocol.
+    Chat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DataTypeArg {
+    Text,
+    Blob,
+    Object,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+/// A WebSocket server with 4D's WebSocketServer callback model, running a ready-made handler.
+///
+/// Once accepting, prints exactly one line `listening on ws://HOST:PORT/PATH` on stdout.
+/// Logs go to stderr. SIGINT or SIGTERM closes every connection with code 1001 (going away),
+/// waits at most --shutdown-timeout for the peers, then exits with status 0.
+#[derive(Debug, Parser)]
+#[command(name = "wss", version, max_term_width = 100)]
+struct Cli {
+    /// Handler that answers WebSocket connections.
+    #[arg(long, value_enum, value_name = "NAME")]
+    handler: HandlerKind,
+
+    /// Address or host name to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+
+    /// TCP port to listen on; 0 picks a free one (read it from the readiness line).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+
+    /// URL path of the WebSocket endpoint (upgrade requests elsewhere get 404).
+    #[arg(long, default_value = "/ws")]
+    path: String,
+
+    /// How messages reach the handler: text (text frames as text, binary as bytes), blob (all
+    /// as bytes) or object (JSON). Default: object for chat, text otherwise.
+    #[arg(long, value_enum, value_name = "TYPE")]
+    data_type: Option<DataTypeArg>,
+
+    /// Folder served to plain HTTP GET requests instead of the built-in chat page.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+
+    /// Only clients from this IP or CIDR network may connect (repeatable; IPv4 or IPv6).
+    /// Others get 403. Without it, every address may connect.
+    #[arg(long, value_name = "CIDR")]
+    allow: Vec<String>,
+
+    /// Append one line per server and connection event to FILE (reopened after rotation).
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
+
+    /// Network threads; 0 uses one per CPU core.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    threads: usize,
+
+    /// Largest message accepted, in bytes; bigger ones close the connection with 1009.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+    max_message_size: usize,
+
+    /// On SIGINT/SIGTERM, how long to wait for peers to answer the close frame before
+    /// dropping them (at most 86400).
+    #[arg(long, value_name = "SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    shutdown_timeout: u64,
+
+    /// permessage-deflate compression (RFC 7692). Not supported yet: only "off" is accepted.
+    #[arg(long, value_enum, value_name = "on|off", default_value = "off")]
+    deflate: OnOff,
+
+    /// Smallest message compressed when --deflate is on. Not supported yet.
+    #[arg(long, value_name = "BYTES")]
+    deflate_threshold: Option<usize>,
+
+    /// A browser origin allowed to connect besides the page's own (repeatable; "*" allows
+    /// any). Compared on scheme, host and port, e.g. http://localhost:3000.
+    #[arg(long, value_name = "ORIGIN")]
+    allow_origin: Vec<String>,
+
+    /// Most simultaneous connections; past it new sockets get 503. Default: 10000.
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+
+    /// Most simultaneous connections from one IP address. Not supported yet.
+    #[arg(long, value_name = "N")]
+    max_per_address: Option<usize>,
+
+    /// Share broadcasts with other wss nodes through this Redis server. Not supported yet.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+
+    /// This node's id among the nodes sharing a Redis server. Not supported yet.
+    #[arg(long, value_name = "ID")]
+    node_id: Option<String>,
+
+    /// Log level on stderr: off, error, warn, info, debug or trace (or a RUST_LOG filter).
+    /// Default: RUST_LOG if set, else info.
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+}
+
+/// Why the command line or the start failed; each renders as one line.
+#[derive(Debug)]
+enum StartError {
+    /// A flag that parses but asks for a feature this build does not have.
+    Unsupported(&'static str),
+    /// A flag value that does not make sense.
+    Invalid(String),
+    /// Starting the web server or the WebSocket server failed.
+    Start(String),
+}
+
+impl StartError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            StartError::Unsupported(_) | StartError::Invalid(_) => EXIT_USAGE,
+            StartError::Start(_) => EXIT_START,
+        }
+    }
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Unsupported(flag) => write!(f, "{flag} is not supported yet"),
+            StartError::Invalid(msg) | StartError::Start(msg) => f.write_str(msg),
+        }
+    }
+}
+
+/// Rejects the flags whose feature is not built yet, so nobody believes they are in effect.
+fn check_unsupported(cli: &Cli) -> Result<(), StartError> {
+    if cli.deflate == OnOff::On {
+        return Err(StartError::Unsupported("--deflate on"));
+    }
+    if cli.deflate_threshold.is_some() {
+        return Err(StartError::Unsupported("--deflate-threshold"));
+    }
+    if cli.max_per_address.is_some() {
+        return Err(StartError::Unsupported("--max-per-address"));
+    }
+    if cli.redis.is_some() {
+        return Err(StartError::Unsupported("--redis"));
+    }
+    if cli.node_id.is_some() {
+        return Err(StartError::Unsupported("--node-id"));
+    }
+    Ok(())
+}
+
+fn parse_allow(list: &[String]) -> Result<Vec<IpNet>, StartError> {
+    list.iter()
+        .map(|s| {
+            s.parse()
+                .map_err(|e| StartError::Invalid(format!("--allow: {e}")))
+        })
+        .collect()
+}
+
+fn check_root(root: &std::path::Path) -> Result<(), StartError> {
+    match std::fs::read_dir(root) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(StartError::Start(format!(
+            "cannot read --root {}: {e}",
+            root.display()
+        ))),
+    }
+}
+
+fn init_logging(level: Option<&str>) {
+    let env = env_logger::Env::default().default_filter_or("info");
+    let mut builder = env_logger::Builder::from_env(env);
+    if let Some(level) = level {
+        builder.parse_filters(level);
+    }
+    builder.target(env_logger::Target::Stderr).init();
+}
+
+/// Everything the generic start needs besides the handler.
+struct Plan {
+    web: WebServerOptions,
+    server: ServerOptions,
+    allow: Vec<IpNet>,
+    log: Option<PathBuf>,
+    shutdown_timeout: Duration,
+}
+
+fn plan(cli: &Cli) -> Result<Plan, StartError> {
+    check_unsupported(cli)?;
+    if !cli.path.starts_with('/') {
+        return Err(StartError::Invalid(format!(
+            "--path {:?} must start with '/'",
+            cli.path
+        )));
+    }
+    let allow = parse_allow(&cli.allow)?;
+    let mut web = WebServerOptions::default().with_address(cli.host.clone(), cli.port);
+    web.threads = cli.threads;
+    web.max_message_size = cli.max_message_size;
+    if let Some(n) = cli.max_connections {
+        web.max_connections = n;
+    }
+    // The chat page and its socket share a session, so a name given once is remembered.
+    web.scalable_session = true;
+    match &cli.root {
+        Some(root) => {
+            check_root(root)?;
+            web.root = Some(root.clone());
+        }
+        None => {
+            let page = ChatPage::new(&cli.path);
+            for asset in page.assets() {
+                let mut file = BuiltinFile::new(asset.content_type, asset.body.clone());
+                file.headers = asset.headers();
+                web.files.insert(asset.path.to_string(), file.clone());
+                if asset.path == "/index.html" {
+                    web.files.insert("/".to_string(), file);
+                }
+            }
+        }
+    }
+    let data_type = match (cli.data_type, cli.handler) {
+        (Some(DataTypeArg::Text), _) => DataType::Text,
+        (Some(DataTypeArg::Blob), _) => DataType::Blob,
+        (Some(DataTypeArg::Object), _) | (None, HandlerKind::Chat) => DataType::Object,
+        (None, _) => DataType::Text,
+    };
+    let mut server = ServerOptions::default()
+        .with_path(cli.path.clone())
+        .with_data_type(data_type);
+    if !cli.allow_origin.is_empty() {
+        server = server.with_origins(OriginPolicy::allow(cli.allow_origin.iter().cloned()));
+    }
+    Ok(Plan {
+        web,
+        server,
+        allow,
+        log: cli.log.clone(),
+        shutdown_timeout: Duration::from_secs(cli.shutdown_timeout),
+    })
+}
+
+/// Wraps `handler` in the address filter and, with `--log`, the log file, then starts.
+fn start<H: ServerHandler>(
+    handler: H,
+    plan: Plan,
+) -> Result<(WebServer, WebSocketServer), StartError> {
+    let filtered = AddressFilter::new(handler).allow_all(plan.allow);
+    match plan.log {
+        Some(path) => {
+            let logged = LogFile::open(&path, filtered).map_err(|e| {
+                StartError::Start(format!("cannot open --log {}: {e}", path.display()))
+            })?;
+            start_server(logged, plan.web, plan.server)
+        }
+        None => start_server(filtered, plan.web, plan.server),
+    }
+}
+
+fn start_server<H: ServerHandler>(
+    handler: H,
+    web_options: WebServerOptions,
+    options: ServerOptions,
+) -> Result<(WebServer, WebSocketServer), StartError> {
+    let where_ = format!("{}:{}", web_options.host, web_options.port);
+    let web = WebServer::start(web_options)
+        .map_err(|e| StartError::Start(format!("cannot start on {where_}: {e}")))?;
+    match WebSocketServer::new(&web, handler, options) {
+        Ok(wss) => Ok((web, wss)),
+        Err(e) => {
+            web.stop();
+            Err(StartError::Start(format!(
+                "cannot start the WebSocket server: {e}"
+            )))
+        }
+    }
+}
+
+fn fail(err: &StartError) -> ExitCode {
+    eprintln!("wss: error: {err}");
+    ExitCode::from(err.exit_code())
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version: clap's own output on stdout, status 0.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // Keep start errors to one line: clap's first paragraph, without its usage block.
+            let rendered = e.render().to_string();
+            let first: Vec<&str> = rendered
+                .lines()
+                .skip_while(|l| l.trim().is_empty())
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let first = first.join(" ");
+            let first = first.trim_start_matches("error: ");
+            eprintln!("wss: error: {first} (see wss --help)");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    init_logging(cli.log_level.as_deref());
+
+    // Registered before the server starts so an early signal is not fatal by default action.
+    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => return fail(&StartError::Start(format!("cannot handle signals: {e}"))),
+    };
+
+    let plan = match plan(&cli) {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let shutdown_timeout = plan.shutdown_timeout;
+    let started = match cli.handler {
+        HandlerKind::Echo => start(Echo, plan),
+        HandlerKind::Uppercase => start(Uppercase, plan),
+        HandlerKind::Chat => start(Chat::new(), plan),
+    };
+    let (web, wss) = match started {
+        Ok(pair) => pair,
+        Err(e) => return fail(&e),
+    };
+
+    let addr = web.local_addr();
+    let path = wss.path().unwrap_or("/").to_string();
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on ws://{addr}{path}");
+        let _ = out.flush();
+    }
+    log::info!(
+        "{:?} handler on ws://{addr}{path}; {}",
+        cli.handler,
+        match &cli.root {
+            Some(root) => format!("static files from {}", root.display()),
+            None => format!("chat page at http://{addr}/"),
+        }
+    );
+
+    let first = signals.forever().next();
+    log::info!(
+        "signal {} received: closing connections (1001), at most {}s",
+        first.unwrap_or(0),
+        shutdown_timeout.as_secs()
+    );
+    // A second signal means "now": the OS closes the sockets (peers see 1006).
+    let handle = signals.handle();
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            log::warn!("second signal: exiting at once");
+            std::process::exit(0);
+        }
+    });
+    // The server bounds its own wait by the timeout; this only guards against a bug there,
+    // so a supervisor never waits on a stuck process. Exiting 1 makes such a bug visible.
+    let grace = shutdown_timeout.saturating_add(WATCHDOG_SLACK);
+    std::thread::spawn(move || {
+        std::thread::sleep(grace);
+        log::error!(
+            "graceful stop still running after {}s; exiting",
+            grace.as_secs()
+        );
+        std::process::exit(i32::from(EXIT_START));
+    });
+    web.stop_gracefully(shutdown_timeout);
+    handle.close();
+    log::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Cli {
+        let mut full = vec!["wss"];
+        full.extend_from_slice(args);
+        Cli::try_parse_from(full).expect("parses")
+    }
+
+    #[test]
+    fn command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let cli = parse(&["--handler", "echo"]);
+        assert_eq!(cli.host, "127.0.0.1");
+        assert_eq!(cli.port, 8080);
+        assert_eq!(cli.path, "/ws");
+        assert_eq!(cli.deflate, OnOff::Off);
+        let p = plan(&cli).expect("plan");
+        assert_eq!(p.server.data_type, DataType::Text);
+        assert!(p.web.scalable_session);
+        assert!(p.web.files.contains_key("/"));
+        assert!(p.web.files.contains_key("/chat.js"));
+        let chat = plan(&parse(&["--handler", "chat"])).expect("plan");
+        assert_eq!(chat.server.data_type, DataType::Object);
+    }
+
+    #[test]
+    fn handler_is_required() {
+        assert!(Cli::try_parse_from(["wss"]).is_err());
+        assert!(Cli::try_parse_from(["wss", "--handler", "nope"]).is_err());
+    }
+
+    #[test]
+    fn every_contract_flag_parses() {
+        let cli = parse(&[
+            "--handler",
+            "chat",
+            "--host",
+            "::1",
+            "--port",
+            "0",
+            "--path",
+            "/chat",
+            "--data-type",
+            "text",
+            "--root",
+            "/tmp",
+            "--allow",
+            "10.0.0.0/8",
+            "--allow",
+            "::1",
+            "--log",
+            "/tmp/x.log",
+            "--threads",
+            "2",
+            "--max-message-size",
+            "1024",
+            "--shutdown-timeout",
+            "3",
+            "--deflate",
+            "off",
+            "--allow-origin",
+            "http://a:1",
+            "--allow-origin",
+            "*",
+            "--max-connections",
+            "50",
+            "--log-level",
+            "debug",
+        ]);
+        let p = plan(&cli).expect("plan");
+        assert_eq!(p.allow.len(), 2);
+        assert_eq!(p.web.max_connections, 50);
+        assert_eq!(p.web.max_message_size, 1024);
+        assert_eq!(p.server.origins.allowed, ["http://a:1", "*"]);
+        assert_eq!(p.shutdown_timeout, Duration::from_secs(3));
+        assert!(p.web.files.is_empty(), "--root replaces the chat page");
+    }
+
+    #[test]
+    fn unbuilt_features_are_refused_by_name() {
+        for args in [
+            &["--deflate", "on"][..],
+            &["--deflate-threshold", "100"],
+            &["--max-per-address", "10"],
+            &["--redis", "redis://127.0.0.1:6379"],
+            &["--node-id", "a"],
+        ] {
+            let mut full = vec!["--handler", "echo"];
+            full.extend_from_slice(args);
+            let err = plan(&parse(&full)).err().expect("refused");
+            assert!(matches!(err, StartError::Unsupported(_)), "{args:?}");
+            assert!(err.to_string().contains(args[0]));
+        }
+    }
+
+    #[test]
+    fn bad_values_are_one_line_errors() {
+        let err = plan(&parse(&["--handler", "echo", "--allow", "10.0.0.0/40"]))
+            .err()
+            .expect("bad cidr");
+        assert!(matches!(err, StartError::Invalid(_)));
+        assert!(!err.to_string().contains('\n'));
+        let err = plan(&parse(&["--handler", "echo", "--path", "ws"]))
+            .err()
+            .expect("bad path");
+        assert!(matches!(err, StartError::Invalid(_)));
+        let err = plan(&parse(&["--handler", "echo", "--root", "/no/such/dir/x"]))
+            .err()
+            .expect("bad root");
+        assert!(matches!(err, StartError::Start(_)));
+    }
+}

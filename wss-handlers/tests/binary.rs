@@ -1,0 +1,250 @@
+//! The `wss` binary as scripts use it: flags, the readiness line, signals, exit statuses.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use support::{connect, next_json, next_message, run_to_exit, Wss};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::Message;
+
+#[test]
+fn readiness_line_names_the_bound_port_and_path() {
+    let wss = Wss::start(&["--handler", "echo", "--path", "/echo"]);
+    assert_eq!(wss.addr.ip(), Ipv4Addr::LOCALHOST);
+    assert_ne!(wss.addr.port(), 0, "--port 0 must report the real port");
+    assert_eq!(wss.path, "/echo");
+    let mut ws = connect(&wss.ws_url(""));
+    ws.send(Message::text("ping")).unwrap();
+    assert_eq!(next_message(&mut ws), Message::text("ping"));
+}
+
+#[test]
+fn sigterm_closes_clients_with_1001_and_exits_0() {
+    let mut wss = Wss::start(&["--handler", "echo", "--shutdown-timeout", "5"]);
+    let mut a = connect(&wss.ws_url(""));
+    let mut b = connect(&wss.ws_url(""));
+    a.send(Message::text("x")).unwrap();
+    next_message(&mut a);
+    wss.signal("TERM");
+    for ws in [&mut a, &mut b] {
+        let frame = loop {
+            match ws.read() {
+                Ok(Message::Close(frame)) => break frame,
+                Ok(_) => continue,
+                Err(e) => panic!("no close frame before the socket ended: {e}"),
+            }
+        };
+        let frame = frame.expect("a close frame with a code");
+        assert_eq!(frame.code, CloseCode::Away);
+        // Answer the close so the server needs no timeout.
+        let _ = ws.flush();
+    }
+    let status = wss.wait_exit(Duration::from_secs(10)).expect("wss exits");
+    assert!(status.success(), "exit status {status:?}\n{}", wss.stderr());
+    assert_eq!(
+        wss.extra_stdout(),
+        "",
+        "stdout holds only the readiness line"
+    );
+}
+
+/// A raw socket that completes the handshake and then never reads or answers.
+fn silent_peer(wss: &Wss) -> TcpStream {
+    let mut raw = TcpStream::connect(wss.addr).unwrap();
+    write!(
+        raw,
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        wss.path, wss.addr
+    )
+    .unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut head = [0u8; 12];
+    raw.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101");
+    raw
+}
+
+#[test]
+fn sigint_with_a_silent_peer_exits_0_after_the_shutdown_timeout() {
+    let mut wss = Wss::start(&["--handler", "echo", "--shutdown-timeout", "1"]);
+    let _raw = silent_peer(&wss);
+    wss.signal("INT");
+    let status = wss
+        .wait_exit(Duration::from_secs(8))
+        .expect("bounded by --shutdown-timeout");
+    assert!(status.success(), "exit status {status:?}\n{}", wss.stderr());
+}
+
+#[test]
+fn second_signal_exits_at_once() {
+    let mut wss = Wss::start(&["--handler", "echo", "--shutdown-timeout", "60"]);
+    let _raw = silent_peer(&wss);
+    wss.signal("TERM");
+    assert!(
+        wss.wait_exit(Duration::from_millis(500)).is_none(),
+        "waits for the silent peer"
+    );
+    wss.signal("TERM");
+    let status = wss
+        .wait_exit(Duration::from_secs(5))
+        .expect("the second signal ends it");
+    assert!(status.success(), "exit status {status:?}\n{}", wss.stderr());
+}
+
+#[test]
+fn chat_page_is_served_with_security_headers() {
+    let wss = Wss::start(&["--handler", "chat"]);
+    let mut s = TcpStream::connect(wss.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        wss.addr
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let lower = response.to_ascii_lowercase();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(lower.contains("content-type: text/html"), "{response}");
+    assert!(
+        lower.contains("x-content-type-options: nosniff"),
+        "{response}"
+    );
+    assert!(lower.contains("content-security-policy: default-src 'none'; script-src 'self'"));
+    assert!(response.contains(r#"<meta name="wss-path" content="/ws">"#));
+    assert!(response.contains(r#"<script src="/chat.js" defer></script>"#));
+}
+
+#[test]
+fn chat_handler_speaks_json_by_default() {
+    let wss = Wss::start(&["--handler", "chat"]);
+    let mut ws = connect(&wss.ws_url("?name=Zed"));
+    let welcome = next_json(&mut ws);
+    assert_eq!(welcome["type"], "welcome");
+    assert_eq!(welcome["name"], "Zed");
+}
+
+#[test]
+fn allow_flag_refuses_other_addresses() {
+    let wss = Wss::start(&[
+        "--handler",
+        "echo",
+        "--allow",
+        "10.0.0.0/8",
+        "--allow",
+        "::1",
+    ]);
+    assert_eq!(support::refused_status(&wss.ws_url("")), 403);
+}
+
+#[test]
+fn log_flag_appends_events() {
+    let dir = support::webdriver::TempDir::new("binlog");
+    let log = dir.0.join("wss.log");
+    let wss = Wss::start(&["--handler", "echo", "--log", log.to_str().unwrap()]);
+    support::close(connect(&wss.ws_url("")));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("connection.terminate") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "log:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn assert_one_line_failure(args: &[&str], needle: &str) {
+    let (status, stdout, stderr) = run_to_exit(args);
+    assert!(!status.success(), "{args:?} should fail");
+    assert_eq!(stdout, "", "{args:?}: nothing on stdout");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{args:?}: one line, got:\n{stderr}");
+    assert!(
+        lines[0].contains(needle),
+        "{args:?}: {:?} lacks {needle:?}",
+        lines[0]
+    );
+}
+
+#[test]
+fn bad_flag_is_one_line_and_non_zero() {
+    assert_one_line_failure(&["--handler", "echo", "--bogus"], "--bogus");
+    assert_one_line_failure(&["--handler", "telnet"], "telnet");
+    assert_one_line_failure(&[], "--handler");
+}
+
+#[test]
+fn port_in_use_is_one_line_and_non_zero() {
+    let taken = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    assert_one_line_failure(&["--handler", "echo", "--port", &port], &port);
+}
+
+#[test]
+fn bad_cidr_and_unreadable_root_are_one_line_and_non_zero() {
+    assert_one_line_failure(
+        &["--handler", "echo", "--port", "0", "--allow", "10.0.0.0/33"],
+        "10.0.0.0/33",
+    );
+    assert_one_line_failure(
+        &[
+            "--handler",
+            "chat",
+            "--port",
+            "0",
+            "--root",
+            "/no/such/folder",
+        ],
+        "/no/such/folder",
+    );
+}
+
+#[test]
+fn unbuilt_features_are_refused_not_ignored() {
+    for flag in [
+        &["--deflate", "on"][..],
+        &["--deflate-threshold", "64"],
+        &["--max-per-address", "10"],
+        &["--redis", "redis://127.0.0.1:6379"],
+        &["--node-id", "n1"],
+    ] {
+        let mut args = vec!["--handler", "echo", "--port", "0"];
+        args.extend_from_slice(flag);
+        assert_one_line_failure(&args, "not supported yet");
+    }
+}
+
+#[test]
+fn help_explains_every_contract_flag() {
+    let (status, stdout, _) = run_to_exit(&["--help"]);
+    assert!(status.success());
+    for flag in [
+        "--handler",
+        "--host",
+        "--port",
+        "--path",
+        "--data-type",
+        "--root",
+        "--allow ",
+        "--log ",
+        "--threads",
+        "--max-message-size",
+        "--shutdown-timeout",
+        "--deflate ",
+        "--deflate-threshold",
+        "--allow-origin",
+        "--max-connections",
+        "--max-per-address",
+        "--redis",
+        "--node-id",
+        "--log-level",
+    ] {
+        assert!(stdout.contains(flag), "--help lacks {flag}");
+    }
+}
