@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Runs the same load scenarios against wss and its peers, interleaved (A B C A B C ...) for
+# ROUNDS rounds, with server and load generator pinned to different cores. Appends one JSON line
+# per run to RESULTS, then prints medians and per-round ratios (wss / best peer) and draws a chart.
+#
+# Usage: benches/compare.sh [scenario ...]      (default: all scenarios)
+# Environment (defaults in brackets):
+#   ROUNDS [3]  DURATION [5] seconds measured  WARMUP [1] seconds
+#   SERVERS ["wss tt fws"]  SERVER_CORE [0]  CLIENT_CORE [1]  SERVER_THREADS [1]
+#   RESULTS [benches/results/results-DATE.jsonl]  SKIP_BUILD [0]
+#   WSS_BROADCAST_HANDLER [chat]: the wss handler that relays to every other client
+# Scenarios: echo16 echo1k echo64k connect idle broadcast
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5}
+WARMUP=${WARMUP:-1}
+SERVERS=${SERVERS:-"wss tt fws"}
+SERVER_CORE=${SERVER_CORE:-0}
+CLIENT_CORE=${CLIENT_CORE:-1}
+SERVER_THREADS=${SERVER_THREADS:-1}
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RESULTS=${RESULTS:-benches/results/results-$STAMP.jsonl}
+ALL_SCENARIOS="echo16 echo1k echo64k connect idle broadcast"
+SCENARIOS=${*:-$ALL_SCENARIOS}
+BIN=target/release
+
+log() { echo "compare: $*" >&2; }
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    log "building (release)"
+    cargo build --release -j2 -p wss-benches --bins >&2
+    if ! cargo build --release -j2 -p wss-handlers --bin wss >&2; then
+        log "the wss binary does not build: comparing the peers only"
+    fi
+fi
+if [ ! -x "$BIN/wss" ]; then
+    SERVERS=$(echo "$SERVERS" | tr ' ' '\n' | grep -vx wss | tr '\n' ' ' || true)
+fi
+# Idle runs hold 10 000 connections: the load generator and every server need the fds.
+ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+mkdir -p "$(dirname "$RESULTS")"
+WORK=$(mktemp -d)
+SERVER_PID=""
+cleanup() {
+    if [ -n "$SERVER_PID" ]; then kill -KILL "$SERVER_PID" 2>/dev/null || true; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# server_cmd NAME SCENARIO -> the command line, or nothing when NAME cannot run SCENARIO.
+server_cmd() {
+    local name=$1 scenario=$2
+    case "$name/$scenario" in
+        wss/broadcast) echo "$BIN/wss --handler ${WSS_BROADCAST_HANDLER:-chat} --data-type text --port 0 --path / --threads $SERVER_THREADS" ;;
+        wss/*) echo "$BIN/wss --handler echo --port 0 --path / --threads $SERVER_THREADS" ;;
+        tt/broadcast) echo "$BIN/tt-echo --port 0 --mode broadcast --threads $SERVER_THREADS" ;;
+        tt/*) echo "$BIN/tt-echo --port 0 --threads $SERVER_THREADS" ;;
+        fws/broadcast) ;;
+        fws/*) echo "$BIN/fws-echo --port 0 --threads $SERVER_THREADS" ;;
+    esac
+}
+
+# wsbench arguments of each scenario (the targets of issue 7).
+scenario_args() {
+    case "$1" in
+        echo16) echo "echo -c 100 -s 16 -d 1" ;;
+        echo1k) echo "echo -c 100 -s 1024 -d 8" ;;
+        echo64k) echo "echo -c 10 -s 65536 -d 1" ;;
+        connect) echo "connect -k 32 --sources 4" ;;
+        idle) echo "idle -n 10000 --settle 1" ;;
+        broadcast) echo "broadcast -r 100 -s 64" ;;
+        *) return 1 ;;
+    esac
+}
+
+# start_server CMD: starts it pinned, waits for the readiness line, sets SERVER_PID and URL.
+start_server() {
+    : >"$WORK/out"
+    # shellcheck disable=SC2086
+    taskset -c "$SERVER_CORE" $1 >"$WORK/out" 2>"$WORK/err" &
+    SERVER_PID=$!
+    URL=""
+    for _ in $(seq 100); do
+        URL=$(sed -n 's/^listening on \(ws:\/\/[^ ]*\).*/\1/p' "$WORK/out" | head -n1)
+        [ -n "$URL" ] && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    log "server did not become ready: $1"
+    cat "$WORK/err" >&2 || true
+    stop_server
+    return 1
+}
+
+stop_server() {
+    [ -n "$SERVER_PID" ] || return 0
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 30); do
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
+
+log "servers: $SERVERS; scenarios: $SCENARIOS; $ROUNDS rounds; results: $RESULTS"
+for round in $(seq "$ROUNDS"); do
+    for scenario in $SCENARIOS; do
+        args=$(scenario_args "$scenario") || { log "unknown scenario $scenario"; exit 2; }
+        for server in $SERVERS; do
+            cmd=$(server_cmd "$server" "$scenario")
+            [ -n "$cmd" ] || continue
+            start_server "$cmd" || continue
+            log "round $round $scenario $server ($URL)"
+            # shellcheck disable=SC2086
+            line=$(timeout 200 taskset -c "$CLIENT_CORE" "$BIN/wsbench" $args --url "$URL" \
+                --label "$server" --scenario "$scenario" --round "$round" \
+                --server-pid "$SERVER_PID" --warmup "$WARMUP" --duration "$DURATION" || true)
+            stop_server
+            if [ -z "$line" ]; then
+                line="{\"tool\":\"wsbench\",\"ok\":false,\"label\":\"$server\",\"scenario\":\"$scenario\",\"round\":$round,\"error\":\"no output (timeout?)\"}"
+            fi
+            echo "$line" >>"$RESULTS"
+            echo "$line" | grep -q '"ok":true' || log "FAILED: $line"
+        done
+    done
+done
+
+python3 benches/scripts/report.py "$RESULTS"
+python3 benches/scripts/plot.py "$RESULTS" -o "${RESULTS%.jsonl}.svg"
+log "results: $RESULTS, chart: ${RESULTS%.jsonl}.svg"

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Summarises wsbench JSON lines (from compare.sh): the median of each metric per server, and
+the ratio of wss to the best peer in each round, against the targets of issue 7.
+
+Usage: report.py RESULTS.jsonl [--markdown]   (Python 3 standard library only)
+"""
+import json
+import statistics
+import sys
+
+# scenario, JSON field, higher is better, target (a ratio to the best peer, or ("abs", value) for
+# wss's own median), label
+METRICS = [
+    ("echo16", "server_cpu_ns_per_op", False, 0.7, "echo 100x16 B x1: server CPU ns/msg"),
+    ("echo16", "msg_per_s", True, None, "echo 100x16 B x1: msg/s"),
+    ("echo1k", "msg_per_s", True, 1.3, "echo 100x1 KiB x8: msg/s"),
+    ("echo64k", "msg_per_s", True, 1.2, "echo 10x64 KiB: msg/s"),
+    ("connect", "handshakes_per_s", True, 1.3, "handshakes/s, 32 workers"),
+    ("idle", "rss_per_conn_kib", False, ("abs", 0.5), "RSS KiB per idle conn (10k)"),
+    ("broadcast", "deliveries_per_s", True, 2.0, "broadcast to 100: deliveries/s"),
+]
+OURS = "wss"
+
+
+def load(path):
+    runs = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                runs.append(json.loads(line))
+            except json.JSONDecodeError:
+                print(f"skipping a line that is not JSON: {line[:80]}", file=sys.stderr)
+    return runs
+
+
+def values(runs, scenario, field):
+    """{server: {round: value}} for successful runs."""
+    out = {}
+    for r in runs:
+        if r.get("scenario") != scenario or not r.get("ok") or field not in r:
+            continue
+        out.setdefault(r.get("label", "?"), {})[r.get("round", 0)] = float(r[field])
+    return out
+
+
+def summarise(runs):
+    servers = sorted({r.get("label", "?") for r in runs}, key=lambda s: (s != OURS, s))
+    rows = []
+    for scenario, field, higher, target, label in METRICS:
+        per = values(runs, scenario, field)
+        if not per:
+            continue
+        medians = {s: statistics.median(v.values()) for s, v in per.items()}
+        ratios = []
+        for rnd in sorted(per.get(OURS, {})):
+            peers = [v[rnd] for s, v in per.items() if s != OURS and rnd in v]
+            if not peers:
+                continue
+            best = max(peers) if higher else min(peers)
+            if best > 0:
+                ratios.append(per[OURS][rnd] / best)
+        rows.append(
+            {
+                "label": label,
+                "scenario": scenario,
+                "field": field,
+                "higher": higher,
+                "target": target,
+                "medians": medians,
+                "ratios": ratios,
+            }
+        )
+    failures = [r for r in runs if not r.get("ok")]
+    return servers, rows, failures
+
+
+def fmt(x):
+    if x is None:
+        return "-"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.3g}"
+
+
+def verdict(row):
+    t, ratios = row["target"], row["ratios"]
+    sign = ">=" if row["higher"] else "<="
+    if isinstance(t, tuple):
+        ours = row["medians"].get(OURS)
+        if ours is None:
+            return f"{sign} {t[1]}"
+        ok = ours >= t[1] if row["higher"] else ours <= t[1]
+        return f"{'met' if ok else 'NOT met'} ({sign} {t[1]})"
+    if t is None or not ratios:
+        return ""
+    m = statistics.median(ratios)
+    ok = m >= t if row["higher"] else m <= t
+    return f"{'met' if ok else 'NOT met'} ({sign} {t}x)"
+
+
+def main(argv):
+    if len(argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    runs = load(argv[1])
+    servers, rows, failures = summarise(runs)
+    head = ["metric"] + servers + ["wss / best peer (median)", "per round", "target"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for row in rows:
+        med = [fmt(row["medians"].get(s)) for s in servers]
+        ratios = row["ratios"]
+        ratio = f"{statistics.median(ratios):.2f}x" if ratios else "-"
+        per_round = " ".join(f"{r:.2f}" for r in ratios) or "-"
+        print("| " + " | ".join([row["label"]] + med + [ratio, per_round, verdict(row)]) + " |")
+    if failures:
+        print(f"\n{len(failures)} failed run(s):")
+        for r in failures:
+            print(f"- {r.get('scenario')} {r.get('label')} round {r.get('round')}: {r.get('error')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

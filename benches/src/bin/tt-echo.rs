@@ -1,0 +1,56 @@
+//! tokio-tungstenite peer server: `tt-echo [--host H] [--port P] [--threads N] [--mode echo|broadcast]`.
+//! Prints `listening on ws://HOST:PORT/` once accepting.
+
+use clap::{Parser, ValueEnum};
+use std::io::Write;
+use std::process::ExitCode;
+use wss_benches::peers::{self, Mode};
+
+#[derive(Parser)]
+#[command(about = "tokio-tungstenite echo/broadcast server to compare wss with")]
+struct Args {
+    /// Address to bind (loopback by default).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Runtime threads: 1 is tokio's current-thread scheduler.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// echo: back to the sender; broadcast: to every other client.
+    #[arg(long, value_enum, default_value_t = PeerMode::Echo)]
+    mode: PeerMode,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PeerMode {
+    Echo,
+    Broadcast,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    wss_benches::sys::raise_nofile(1 << 20);
+    let mode = match args.mode {
+        PeerMode::Echo => Mode::Echo,
+        PeerMode::Broadcast => Mode::Broadcast,
+    };
+    let (listener, line) = match peers::bind(&args.host, args.port) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("tt-echo: bind {}:{}: {e}", args.host, args.port);
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+    match peers::tt::serve(listener, mode, args.threads) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tt-echo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
