@@ -4,15 +4,16 @@
 use std::any::Any;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use wss_net::{ConnId, Outgoing};
 use wss_proto::close::{truncate_reason, CloseCode};
 
 use crate::data::Data;
-use crate::error::SendError;
+use crate::error::{SendError, TopicError};
 use crate::handler::HandlerRef;
 use crate::server::WebSocketServer;
+use crate::topics::{self, ConnTopics};
 use crate::worker;
 
 /// State of a connection (4D's `status`).
@@ -56,6 +57,8 @@ pub(crate) struct ConnInner {
     buffered: OnceLock<Arc<AtomicUsize>>,
     pub(crate) server: WebSocketServer,
     handler_any: Arc<dyn Any + Send + Sync>,
+    /// Rooms and presence name (see `topics`).
+    pub(crate) topics: Mutex<ConnTopics>,
 }
 
 /// Ids are process-wide and never reused (A9).
@@ -75,6 +78,7 @@ impl ConnInner {
             buffered: OnceLock::new(),
             server,
             handler_any,
+            topics: Mutex::new(ConnTopics::default()),
         }
     }
 
@@ -178,6 +182,38 @@ impl WebSocketConnection {
         // Messages this callback queued must leave before the close frame.
         worker::flush_if_worker(server);
         server.net.close(self.inner.conn, code, reason);
+    }
+
+    /// Subscribes to `room` of this connection's server: from now on the connection receives
+    /// what [`WebSocketServer::publish`] sends there, from any node. Idempotent. The
+    /// subscription ends with the connection. Fails on a connection that is not `Connected`,
+    /// a room name that is empty or longer than [`MAX_ROOM_LEN`](crate::MAX_ROOM_LEN) bytes,
+    /// or past [`MAX_ROOMS_PER_CONNECTION`](crate::MAX_ROOMS_PER_CONNECTION) rooms.
+    pub fn subscribe(&self, room: &str) -> Result<(), TopicError> {
+        topics::subscribe(self, room)
+    }
+
+    /// Leaves `room`; false if the connection was not in it.
+    pub fn unsubscribe(&self, room: &str) -> bool {
+        topics::unsubscribe(self, room)
+    }
+
+    /// The rooms this connection is subscribed to.
+    pub fn rooms(&self) -> Vec<String> {
+        topics::rooms(self)
+    }
+
+    /// Makes this connection present as `user` in [`WebSocketServer::presence`], for its
+    /// server and each of its rooms, on every node; `None` takes it out. A connection leaves
+    /// presence when it closes. Fails on a name that is empty or longer than
+    /// [`MAX_USER_LEN`](crate::MAX_USER_LEN) bytes, or on a connection not `Connected`.
+    pub fn set_user(&self, user: Option<&str>) -> Result<(), TopicError> {
+        topics::set_user(self, user)
+    }
+
+    /// The name given to [`set_user`](Self::set_user), if any.
+    pub fn user(&self) -> Option<String> {
+        topics::user(self)
     }
 
     /// Bytes queued for this connection and not yet written to its socket.

@@ -207,3 +207,31 @@ impl fmt::Display for HandlerBusy {
 }
 
 impl std::error::Error for HandlerBusy {}
+
+/// Why a room subscription or a presence name was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TopicError {
+    /// The connection is closing or closed.
+    Closed,
+    /// Empty, or longer than the limit ([`MAX_ROOM_LEN`](crate::MAX_ROOM_LEN) for rooms,
+    /// [`MAX_USER_LEN`](crate::MAX_USER_LEN) for user names).
+    InvalidName,
+    /// The connection is already in `limit` rooms.
+    TooMany {
+        /// [`MAX_ROOMS_PER_CONNECTION`](crate::MAX_ROOMS_PER_CONNECTION).
+        limit: usize,
+    },
+}
+
+impl fmt::Display for TopicError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TopicError::Closed => f.write_str("the connection is not open"),
+            TopicError::InvalidName => f.write_str("empty or too long room or user name"),
+            TopicError::TooMany { limit } => write!(f, "already in {limit} rooms"),
+        }
+    }
+}
+
+impl std::error::Error for TopicError {}

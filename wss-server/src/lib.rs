@@ -89,10 +89,12 @@
 //! ```
 #![warn(missing_docs)]
 
+mod broker;
 mod connection;
 mod data;
 mod error;
 mod event;
+mod frame;
 mod handler;
 mod options;
 mod origin;
@@ -100,18 +102,22 @@ mod router;
 mod server;
 mod session;
 mod statics;
+mod topics;
 mod web;
 mod worker;
 
+pub use broker::{Broker, BrokerError, Inbox, LocalBroker, Member, Presence, Topic};
 pub use connection::{Status, WebSocketConnection};
 pub use data::{Data, DataType};
-pub use error::{codes, ErrorInfo, HandlerBusy, SendError, ServerError, WebError};
+pub use error::{codes, ErrorInfo, HandlerBusy, SendError, ServerError, TopicError, WebError};
 pub use event::{
     ConnectionEvent, ErrorEvent, MessageEvent, OpenEvent, Pairs, Request, ServerTerminateEvent,
     TerminateEvent,
 };
+pub use frame::{Frame, FrameError};
 pub use handler::{ConnectionHandler, HandlerRef, ServerHandler};
 pub use options::{BuiltinFile, OriginPolicy, ServerOptions, WebServerOptions};
 pub use server::WebSocketServer;
 pub use session::Session;
+pub use topics::{MAX_ROOMS_PER_CONNECTION, MAX_ROOM_LEN, MAX_USER_LEN};
 pub use web::WebServer;

@@ -4,8 +4,10 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::broker::{Broker, LocalBroker};
 use crate::data::DataType;
 
 /// A file served from memory (e.g. the `wss` binary's chat page), used when the static root
@@ -72,8 +74,23 @@ pub struct WebServerOptions {
     /// Idle time after which a connection is dropped (a ping goes out at half of it);
     /// `None` turns it off. Default 120 s.
     pub idle_timeout: Option<Duration>,
-    /// Most simultaneous TCP connections; past it new sockets get 503. Default 10 000.
+    /// Most simultaneous TCP connections; past it new sockets get 503 (TLS ones are closed).
+    /// Default from the descriptor limit: `wss_net::default_max_connections()`.
     pub max_connections: usize,
+    /// Most simultaneous connections from one remote IP address; past it new sockets get 503.
+    /// Default `None` (no limit: clients behind one proxy or NAT share an address).
+    pub max_per_address: Option<usize>,
+    /// Most connections still in their handshake (TLS handshake and first request) at once;
+    /// past it new sockets get 503. Default `None` (only `max_connections` bounds them).
+    pub max_pending_handshakes: Option<usize>,
+    /// TLS certificate and key (`https://`, `wss://`), e.g. from
+    /// `wss_net::tls::server_config_from_pem_files(cert, key)`. With `tls_port` `None`, `port`
+    /// speaks TLS only. Default `None` (plain).
+    pub tls: Option<Arc<wss_net::rustls::ServerConfig>>,
+    /// With `tls` set: a second listener on `host:tls_port` speaks TLS while `port` stays
+    /// plain (4D's HTTP and HTTPS ports); 0 picks a free port (read it back with
+    /// `tls_local_addr()`). Default `None`.
+    pub tls_port: Option<u16>,
     /// Scalable sessions (SPEC Part A point 4): a session cookie on HTTP responses and the
     /// request's session in `on_connection`. Default off.
     pub scalable_session: bool,
@@ -83,6 +100,9 @@ pub struct WebServerOptions {
     pub session_idle_timeout: Duration,
     /// Most sessions kept in memory (least recently seen dropped beyond). Default 100 000.
     pub max_sessions: usize,
+    /// Shares broadcasts, rooms and presence of every WebSocket server on this web server
+    /// with the other nodes of a cluster. Default [`LocalBroker`]: one node, no cost.
+    pub broker: Arc<dyn Broker>,
 }
 
 impl Default for WebServerOptions {
@@ -101,11 +121,16 @@ impl Default for WebServerOptions {
             close_timeout: Duration::from_secs(5),
             max_outgoing: 16 << 20,
             idle_timeout: Some(Duration::from_secs(120)),
-            max_connections: 10_000,
+            max_connections: wss_net::default_max_connections(),
+            max_per_address: None,
+            max_pending_handshakes: None,
+            tls: None,
+            tls_port: None,
             scalable_session: false,
             session_cookie_name: "4DSID_wss".into(),
             session_idle_timeout: Duration::from_secs(3600),
             max_sessions: 100_000,
+            broker: Arc::new(LocalBroker),
         }
     }
 }
@@ -127,6 +152,12 @@ impl WebServerOptions {
     /// Adds an in-memory file at `path` (which must start with `/`).
     pub fn with_file(mut self, path: impl Into<String>, file: BuiltinFile) -> Self {
         self.files.insert(path.into(), file);
+        self
+    }
+
+    /// Shares broadcasts and presence through `broker` (e.g. `wss-redis`'s).
+    pub fn with_broker(mut self, broker: Arc<dyn Broker>) -> Self {
+        self.broker = broker;
         self
     }
 

@@ -8,16 +8,18 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use wss_net::{NetHandle, Outgoing};
+use wss_net::NetHandle;
 use wss_proto::close::CloseCode;
-use wss_proto::frame::{encode_frame, Opcode};
 
+use crate::broker::{Broker, Inbox, Presence, Topic};
 use crate::connection::WebSocketConnection;
 use crate::data::{Data, DataType};
 use crate::error::ServerError;
+use crate::frame::Frame;
 use crate::handler::{store_server, HandlerRef, ServerHandler};
 use crate::options::ServerOptions;
 use crate::router::Router;
+use crate::topics::Rooms;
 use crate::web::WebServer;
 use crate::worker::{self, Worker, WorkerMsg};
 
@@ -38,11 +40,23 @@ pub(crate) struct ServerInner {
     done: Mutex<bool>,
     done_cv: Condvar,
     pub(crate) router: Weak<Router>,
+    /// Shares this server's topics with the other nodes.
+    pub(crate) broker: Arc<dyn Broker>,
+    /// This server's own topic (every connection), built once.
+    pub(crate) topic: Topic,
+    /// Local subscribers of each room.
+    pub(crate) rooms: Mutex<Rooms>,
+    me: Weak<ServerInner>,
 }
 
 impl ServerInner {
     pub(crate) fn path(&self) -> Option<&str> {
         self.options.path.as_deref()
+    }
+
+    /// Where the broker delivers what other nodes publish to this server's topics.
+    pub(crate) fn inbox(&self) -> Inbox {
+        Inbox::from_weak(self.me.clone())
     }
 
     pub(crate) fn connections_snapshot(&self) -> Vec<WebSocketConnection> {
@@ -143,7 +157,8 @@ impl WebSocketServer {
         }
         let stored = store_server(handler);
         let (tx, rx) = crossbeam_channel::unbounded();
-        let inner = Arc::new(ServerInner {
+        let topic = Topic::server(options.path.as_deref());
+        let inner = Arc::new_cyclic(|me| ServerInner {
             id: NEXT_SERVER_ID.fetch_add(1, Ordering::Relaxed),
             options,
             scalable: web.scalable_session(),
@@ -156,17 +171,24 @@ impl WebSocketServer {
             done: Mutex::new(false),
             done_cv: Condvar::new(),
             router: Arc::downgrade(web.router()),
+            broker: web.broker().clone(),
+            topic,
+            rooms: Mutex::new(Rooms::new()),
+            me: me.clone(),
         });
         // on_open is the first message, so it runs before any connection event (A10).
         let _ = inner.tx.send(WorkerMsg::Open);
         web.router().register(&inner)?;
+        inner.broker.subscribe(&inner.topic, &inner.inbox());
         let server = WebSocketServer { inner };
         let worker = Worker::new(server.clone(), stored, rx);
         let spawned = std::thread::Builder::new()
             .name(format!("wss-worker-{}", server.inner.path().unwrap_or("*")))
             .spawn(move || worker.run());
         if let Err(e) = spawned {
-            web.router().unregister(&server.inner);
+            let inner = &server.inner;
+            inner.broker.unsubscribe(&inner.topic, &inner.inbox());
+            web.router().unregister(inner);
             return Err(ServerError::Spawn(e));
         }
         Ok(server)
@@ -227,34 +249,61 @@ impl WebSocketServer {
             .wait_done(timeout.and_then(|t| Instant::now().checked_add(t)))
     }
 
-    /// Sends `message` to every `Connected` connection except the one with id `except`,
-    /// framing it once for all (the receivers share one buffer). Returns how many
-    /// connections it was queued for.
+    /// Sends `message` to every `Connected` connection of this server except the one with id
+    /// `except`, on this node and on every other node sharing the broker (see
+    /// [`WebServerOptions::broker`](crate::WebServerOptions::broker)), framing it once for all
+    /// (the receivers share one buffer). Returns how many local connections it was queued for.
+    ///
+    /// `except` is a connection id of this node: the other nodes deliver to all their
+    /// connections. Delivery to other nodes is at most once (see the broker's guarantees).
     pub fn broadcast(&self, message: impl Into<Data>, except: Option<u64>) -> usize {
-        let frame = encode_once(message.into());
-        let targets: Vec<_> = self
-            .inner
-            .connections_snapshot()
-            .into_iter()
-            .filter(|c| c.inner.is_connected() && Some(c.id()) != except)
-            .map(|c| (c.inner.conn, Outgoing::Shared(frame.clone())))
-            .collect();
-        let n = targets.len();
-        worker::send_many(&self.inner, targets);
-        n
+        let frame = Frame::encode(&message.into());
+        self.inner.publish_frame(None, &frame, except)
     }
-}
 
-/// One unmasked, unfragmented frame for `data`, to be shared by every receiver.
-fn encode_once(data: Data) -> Arc<[u8]> {
-    let (opcode, payload) = match data {
-        Data::Text(t) => (Opcode::Text, t.into_bytes()),
-        Data::Blob(b) => (Opcode::Binary, b),
-        Data::Object(v) => (Opcode::Text, v.to_string().into_bytes()),
-    };
-    let mut frame = Vec::with_capacity(payload.len() + 10);
-    encode_frame(&mut frame, true, opcode, &payload, None);
-    frame.into()
+    /// Sends `message` to the connections [subscribed](WebSocketConnection::subscribe) to
+    /// `room`, on this node and every other node, except the local connection `except`.
+    /// Framed once. Returns how many local connections it was queued for.
+    pub fn publish(&self, room: &str, message: impl Into<Data>, except: Option<u64>) -> usize {
+        let frame = Frame::encode(&message.into());
+        self.inner.publish_frame(Some(room), &frame, except)
+    }
+
+    /// As [`broadcast`](Self::broadcast) (`room` `None`) or [`publish`](Self::publish), with a
+    /// frame already encoded, e.g. one frame sent to several rooms.
+    pub fn publish_frame(&self, room: Option<&str>, frame: &Frame, except: Option<u64>) -> usize {
+        self.inner.publish_frame(room, frame, except)
+    }
+
+    /// Who is present (see [`WebSocketConnection::set_user`]) in `room`, or in the whole
+    /// server when `room` is `None`, on every node. This node's members come from memory;
+    /// the other nodes' from the broker, which may wait for its backend (boundedly); when it
+    /// cannot answer, [`Presence::complete`] is false.
+    pub fn presence(&self, room: Option<&str>) -> Presence {
+        self.inner.presence(room)
+    }
+
+    /// The rooms with at least one local subscriber.
+    pub fn rooms(&self) -> Vec<String> {
+        let rooms = self
+            .inner
+            .rooms
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut names: Vec<String> = rooms.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// This node's id in the cluster ([`Broker::node_id`]; `local` without one).
+    pub fn node_id(&self) -> &str {
+        self.inner.broker.node_id()
+    }
+
+    /// The topic this server's broadcasts go to.
+    pub fn topic(&self) -> &Topic {
+        &self.inner.topic
+    }
 }
 
 impl fmt::Debug for WebSocketServer {

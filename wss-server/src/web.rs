@@ -5,10 +5,11 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use wss_net::{Net, NetConfig, NetHandle, Service};
+use wss_net::{Listen, Net, NetConfig, NetHandle, Service};
 use wss_proto::close::CloseCode;
 use wss_proto::handshake::HeadLimits;
 
+use crate::broker::Broker;
 use crate::error::WebError;
 use crate::options::WebServerOptions;
 use crate::router::Router;
@@ -24,12 +25,18 @@ pub(crate) struct WebInner {
     net: Mutex<Option<Net>>,
     handle: NetHandle,
     local_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     scalable: bool,
     cookie_name: String,
     handshake_timeout: Duration,
+    broker: Arc<dyn Broker>,
 }
 
 impl WebInner {
+    pub(crate) fn broker(&self) -> &Arc<dyn Broker> {
+        &self.broker
+    }
+
     pub(crate) fn is_running(&self) -> bool {
         self.router.is_running()
     }
@@ -149,17 +156,32 @@ impl WebServer {
             proto,
             max_outgoing: options.max_outgoing,
             max_connections: options.max_connections,
+            max_per_address: options.max_per_address,
+            max_pending_handshakes: options.max_pending_handshakes,
+            tls: options.tls.clone(),
         };
         let service: Arc<dyn Service> = router.clone();
-        let net = Net::bind(addr, config, service).map_err(WebError::Bind)?;
+        let listeners = match (&options.tls, options.tls_port) {
+            (Some(_), Some(tls_port)) => vec![
+                Listen::plain(addr),
+                Listen::tls(SocketAddr::new(addr.ip(), tls_port)),
+            ],
+            (tls, None) | (tls @ None, _) => vec![Listen {
+                addr,
+                tls: tls.is_some(),
+            }],
+        };
+        let net = Net::bind_all(&listeners, config, service).map_err(WebError::Bind)?;
         let inner = WebInner {
             router,
             handle: net.handle(),
             local_addr: net.local_addr(),
+            tls_addr: net.tls_addr(),
             net: Mutex::new(Some(net)),
             scalable: options.scalable_session,
             cookie_name: options.session_cookie_name,
             handshake_timeout: options.handshake_timeout,
+            broker: options.broker,
         };
         Ok(WebServer {
             inner: Arc::new(inner),
@@ -169,6 +191,12 @@ impl WebServer {
     /// The address actually bound (the real port when `port` was 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
+    }
+
+    /// The TLS listener's address (the real port when `tls_port` was 0), if TLS is on. With
+    /// `tls` and no `tls_port` it equals `local_addr()`.
+    pub fn tls_local_addr(&self) -> Option<SocketAddr> {
+        self.inner.tls_addr
     }
 
     /// False once `stop` was called.
@@ -184,6 +212,11 @@ impl WebServer {
     /// The session cookie's name.
     pub fn session_cookie_name(&self) -> &str {
         &self.inner.cookie_name
+    }
+
+    /// The broker this node shares its topics through.
+    pub fn broker(&self) -> &Arc<dyn Broker> {
+        &self.inner.broker
     }
 
     /// The live session with this id, if any.

@@ -23,6 +23,7 @@ use crate::event::{
 };
 use crate::handler::{ConnectionHandler, ErasedServer, Stored};
 use crate::server::{ServerInner, WebSocketServer};
+use crate::topics;
 
 /// What the worker's mailbox carries.
 pub(crate) enum WorkerMsg {
@@ -369,6 +370,7 @@ impl Worker {
     /// opened) `on_error` when due and `on_terminate` (A8, A12).
     fn end(&self, slot: Slot, outcome: Option<(Option<ErrorInfo>, TerminateEvent)>) {
         slot.ws.inner.set_closed();
+        topics::forget(&slot.ws);
         self.server
             .inner
             .connections
@@ -479,6 +481,8 @@ impl Worker {
         });
         flush_if_worker(&server.inner);
         CURRENT.with(|c| *c.borrow_mut() = None);
+        let inner = &server.inner;
+        inner.broker.unsubscribe(&inner.topic, &inner.inbox());
         if let Some(router) = server.inner.router.upgrade() {
             router.unregister(&server.inner);
         }
