@@ -5,19 +5,23 @@
 //! cargo run -p wss-proto --example echo_blocking -- 127.0.0.1:9001
 //! ```
 //!
-//! Every text or binary message comes back unchanged; pings are answered by the core; a
+//! Every text or binary message comes back unchanged (compressed both ways when the client
+//! offers permessage-deflate, as browsers do); pings are answered by the core; a
 //! close is echoed and the socket closed. Connections idle for 60 s are pinged at 30 s and
 //! dropped at 60 s, driven by the core's timers through the socket's read timeout.
+//! `DEFLATE_THRESHOLD=0` in the environment compresses every message, however short
+//! (conformance suites want that); the default leaves messages under 64 bytes plain.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use wss_proto::handshake::deflate::negotiate;
 use wss_proto::handshake::{
     is_upgrade_request, validate_upgrade, HeadLimits, RequestParser, Response,
 };
-use wss_proto::{Config, Connection, Event, Message, Role, State};
+use wss_proto::{Config, Connection, DeflateConfig, DeflateParams, Event, Message, Role, State};
 
 fn main() -> io::Result<()> {
     let addr = std::env::args()
@@ -47,12 +51,13 @@ fn main() -> io::Result<()> {
 fn serve(mut stream: TcpStream) -> io::Result<()> {
     // A client gets 10 s to send its head, as the real server does.
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let Some(leftover) = handshake(&mut stream)? else {
+    let Some((leftover, deflate)) = handshake(&mut stream)? else {
         return Ok(());
     };
 
     let config = Config {
         idle_timeout: Some(Duration::from_secs(60)),
+        deflate,
         ..Config::default()
     };
     let mut conn = Connection::new(Role::Server, config, Instant::now());
@@ -98,9 +103,13 @@ fn serve(mut stream: TcpStream) -> io::Result<()> {
     }
 }
 
-/// Reads the request head and answers it. Returns the bytes received after the head when the
-/// connection was upgraded, `None` when it was refused (the refusal is already written).
-fn handshake(stream: &mut TcpStream) -> io::Result<Option<Vec<u8>>> {
+/// What an upgraded connection starts with: the bytes received after the head, and the
+/// permessage-deflate parameters when an offer was accepted.
+type Upgraded = (Vec<u8>, Option<DeflateParams>);
+
+/// Reads the request head and answers it. `None` when the request was refused (the refusal
+/// is already written).
+fn handshake(stream: &mut TcpStream) -> io::Result<Option<Upgraded>> {
     let mut parser = RequestParser::new(HeadLimits::default());
     let mut buf = [0u8; 4096];
     let (request, leftover) = loop {
@@ -124,14 +133,28 @@ fn handshake(stream: &mut TcpStream) -> io::Result<Option<Vec<u8>>> {
     }
     match validate_upgrade(&request) {
         Ok(upgrade) => {
-            stream.write_all(&Response::switching_protocols(&upgrade, &[]).to_bytes())?;
-            Ok(Some(leftover))
+            let accepted = negotiate(&upgrade.extensions, &deflate_config());
+            let extra: Vec<_> = accepted.iter().map(|a| a.header()).collect();
+            stream.write_all(&Response::switching_protocols(&upgrade, &extra).to_bytes())?;
+            Ok(Some((leftover, accepted.map(|a| a.params))))
         }
         Err(err) => {
             stream.write_all(&err.response().to_bytes())?;
             Ok(None)
         }
     }
+}
+
+/// The default permessage-deflate settings, with the threshold from `DEFLATE_THRESHOLD`.
+fn deflate_config() -> DeflateConfig {
+    let mut config = DeflateConfig::default();
+    if let Some(threshold) = std::env::var("DEFLATE_THRESHOLD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.threshold = threshold;
+    }
+    config
 }
 
 /// Sending only fails once a close was sent or the connection failed; the message is then

@@ -12,8 +12,11 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::close::{encode_close_payload, parse_close_payload, CloseCode};
+#[cfg(feature = "deflate")]
+use crate::deflate::Deflater;
 use crate::error::{ProtocolError, SendError};
-use crate::frame::{encode_frame, Opcode, MAX_CONTROL_PAYLOAD};
+use crate::frame::{encode_frame, FrameHeader, Opcode, MAX_CONTROL_PAYLOAD};
+use crate::handshake::deflate::DeflateParams;
 pub use crate::message::Message;
 use decoder::{Decoder, Incoming};
 use timer::{Timer, TimerTable};
@@ -38,7 +41,8 @@ pub struct Config {
     /// This bounds the memory one connection can make us hold.
     pub max_message_size: usize,
     /// RSV bits a negotiated extension gave a meaning to (RSV1 = 0b100). Default 0: any
-    /// RSV bit fails with 1002.
+    /// RSV bit fails with 1002. permessage-deflate claims RSV1 through
+    /// [`deflate`](Self::deflate), not through this field.
     pub allowed_rsv: u8,
     /// How long to wait for the peer's close after sending ours. Default 5 s; then
     /// [`Event::TimedOut`] and the caller drops the TCP connection.
@@ -49,6 +53,13 @@ pub struct Config {
     /// Seeds the generator of client mask keys. The protocol core has no entropy source,
     /// so a client should pass random bits here. Unused by servers. Default 0.
     pub mask_seed: u64,
+    /// The permessage-deflate parameters agreed in the handshake
+    /// ([`handshake::deflate`](crate::handshake::deflate)); `None` (the default) runs
+    /// without compression. With them, RSV1 marks compressed messages: received ones are
+    /// inflated (within `max_message_size`), and [`Connection::send_text`] /
+    /// [`Connection::send_binary`] compress messages of at least `threshold` bytes.
+    /// Ignored when the crate is built without its `deflate` feature.
+    pub deflate: Option<DeflateParams>,
 }
 
 impl Default for Config {
@@ -60,6 +71,7 @@ impl Default for Config {
             close_timeout: Duration::from_secs(5),
             idle_timeout: None,
             mask_seed: 0,
+            deflate: None,
         }
     }
 }
@@ -142,17 +154,32 @@ pub struct Connection {
     /// We are in the middle of sending a fragmented message.
     sending_fragments: bool,
     mask_state: u64,
+    /// Compresses what we send, once permessage-deflate was negotiated.
+    #[cfg(feature = "deflate")]
+    deflater: Option<Deflater>,
 }
 
 impl Connection {
     /// A connection whose handshake just completed at `now` (the idle timer starts here).
     pub fn new(role: Role, config: Config, now: Instant) -> Connection {
-        let decoder = Decoder::new(
+        #[allow(unused_mut)]
+        let mut decoder = Decoder::new(
             role,
             config.allowed_rsv,
             config.max_frame_size,
             config.max_message_size,
         );
+        #[cfg(feature = "deflate")]
+        let deflater = config.deflate.as_ref().map(|params| {
+            let peer = match role {
+                Role::Server => Role::Client,
+                Role::Client => Role::Server,
+            };
+            let (peer_resets, peer_bits) = params.sender(peer);
+            decoder.enable_inflate(peer_bits, peer_resets);
+            let (resets, bits) = params.sender(role);
+            Deflater::new(params.level, bits, resets, params.threshold)
+        });
         let mut conn = Connection {
             role,
             state: State::Open,
@@ -163,6 +190,8 @@ impl Connection {
             timers: TimerTable::default(),
             sending_fragments: false,
             mask_state: config.mask_seed,
+            #[cfg(feature = "deflate")]
+            deflater,
             config,
         };
         conn.arm_idle(now);
@@ -207,25 +236,107 @@ impl Connection {
         self.events.pop_front()
     }
 
-    /// Queues a text message as one frame.
+    /// Queues a text message as one frame, compressed when permessage-deflate was negotiated
+    /// and the text is at least the threshold long.
     ///
     /// # Errors
     /// [`SendError::Closed`] once close was sent or the connection closed;
     /// [`SendError::MessageInProgress`] during a fragmented send.
     pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
-        self.send_frame(Opcode::Text, true, text.as_bytes())
+        self.send_message(Opcode::Text, text.as_bytes())
     }
 
-    /// Queues a binary message as one frame. Errors as for [`send_text`](Self::send_text).
+    /// Queues a binary message as one frame, compressed as for
+    /// [`send_text`](Self::send_text). Errors as for `send_text`.
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), SendError> {
-        self.send_frame(Opcode::Binary, true, data)
+        self.send_message(Opcode::Binary, data)
+    }
+
+    fn send_message(&mut self, opcode: Opcode, payload: &[u8]) -> Result<(), SendError> {
+        if !self.can_send() {
+            return Err(SendError::Closed);
+        }
+        if self.sending_fragments {
+            return Err(SendError::MessageInProgress);
+        }
+        #[cfg(feature = "deflate")]
+        if let Some(deflater) = self.deflater.as_mut().filter(|d| d.wants(payload.len())) {
+            let mask = match self.role {
+                Role::Client => Some(next_mask(&mut self.mask_state)),
+                Role::Server => None,
+            };
+            let rsv = crate::frame::RSV1;
+            let out = &mut self.out;
+            if crate::frame::encode_frame_with(out, true, rsv, opcode, mask, |v| {
+                deflater.compress(payload, v)
+            }) {
+                return Ok(());
+            }
+        }
+        self.push_frame(true, opcode, payload);
+        Ok(())
+    }
+
+    /// The permessage-deflate parameters in force, if negotiated.
+    pub fn deflate(&self) -> Option<&DeflateParams> {
+        self.config.deflate.as_ref()
+    }
+
+    /// Whether [`send_text`](Self::send_text) / [`send_binary`](Self::send_binary) would
+    /// compress a message of `len` bytes. A caller that frames plain messages itself (to
+    /// avoid a copy) must go through the `Connection` for those.
+    pub fn would_compress(&self, len: usize) -> bool {
+        #[cfg(feature = "deflate")]
+        if let Some(deflater) = &self.deflater {
+            return deflater.wants(len);
+        }
+        let _ = len;
+        false
+    }
+
+    /// Call after queuing on this connection's stream frames it did not produce (shared
+    /// broadcast bytes): when one of them is a compressed message, the compressor's history is
+    /// cut as [`reset_send_context`](Self::reset_send_context) does. Bytes that do not parse
+    /// as whole frames are treated as compressed.
+    pub fn note_external_frames(&mut self, mut frames: &[u8]) {
+        while !frames.is_empty() {
+            let Ok(Some((header, len))) = FrameHeader::parse(frames) else {
+                self.reset_send_context();
+                return;
+            };
+            if header.rsv & crate::frame::RSV1 != 0 {
+                self.reset_send_context();
+                return;
+            }
+            let end = usize::try_from(header.payload_len)
+                .ok()
+                .and_then(|n| n.checked_add(len));
+            frames = end.and_then(|end| frames.get(end..)).unwrap_or_default();
+        }
+    }
+
+    /// Makes the next compressed message refer to nothing sent before it.
+    ///
+    /// Call it right after queuing on this connection's stream a compressed message that this
+    /// `Connection` did not compress itself (a shared broadcast frame from
+    /// [`encode_message_deflated`](crate::frame::encode_message_deflated)), when context
+    /// takeover is in force: the peer's window now holds that message, which this side's
+    /// compressor never saw, so their histories must be cut. Without it, the next compressed
+    /// message could refer to bytes at the wrong distance. Does nothing without
+    /// permessage-deflate or without context takeover.
+    pub fn reset_send_context(&mut self) {
+        #[cfg(feature = "deflate")]
+        if let Some(deflater) = self.deflater.as_mut() {
+            deflater.reset();
+        }
     }
 
     /// Queues one frame: a fragment of a message (Text/Binary with `fin: false`, then
     /// Continuation frames, the last with `fin: true`), or a ping or pong.
     ///
     /// Text fragments are not checked for UTF-8 on their own, since a code point may
-    /// straddle two fragments; the caller sends whole UTF-8 text across them.
+    /// straddle two fragments; the caller sends whole UTF-8 text across them. Fragments are
+    /// never compressed (RSV1 clear), which permessage-deflate allows for any message.
     ///
     /// # Errors
     /// [`SendError::Closed`] after close; [`SendError::UseCloseMethod`] for close frames;
@@ -420,20 +531,20 @@ impl Connection {
 
     fn push_frame(&mut self, fin: bool, opcode: Opcode, payload: &[u8]) {
         let mask = match self.role {
-            Role::Client => Some(self.next_mask()),
+            Role::Client => Some(next_mask(&mut self.mask_state)),
             Role::Server => None,
         };
         encode_frame(&mut self.out, fin, opcode, payload, mask);
     }
+}
 
-    /// splitmix64: cheap, and every seed (0 included) gives a full-period sequence.
-    fn next_mask(&mut self) -> [u8; 4] {
-        self.mask_state = self.mask_state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.mask_state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        let b = z.to_le_bytes();
-        [b[0], b[1], b[2], b[3]]
-    }
+/// splitmix64: cheap, and every seed (0 included) gives a full-period sequence.
+fn next_mask(state: &mut u64) -> [u8; 4] {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    let b = z.to_le_bytes();
+    [b[0], b[1], b[2], b[3]]
 }

@@ -45,23 +45,29 @@ pub enum ProtocolError {
         /// The configured limit.
         max: usize,
     },
-    /// A message would exceed `Config::max_message_size`.
+    /// A message would exceed `Config::max_message_size`. For a compressed message, `len`
+    /// counts the bytes inflated so far, and inflating stops right past the limit.
     MessageTooBig {
-        /// The message length including the announced frame.
+        /// The message length including the announced frame (or inflated so far).
         len: u64,
         /// The configured limit.
         max: usize,
     },
+    /// With permessage-deflate, RSV1 ("compressed") set on a control frame or on a frame
+    /// other than the first of a message (RFC 7692 §6.1).
+    MisplacedCompressionBit,
+    /// A compressed message that does not inflate: not a valid deflate stream (RFC 7692 §6.2).
+    InvalidCompressedData,
 }
 
 impl ProtocolError {
-    /// The close code this failure sends to the peer: 1007 for bad UTF-8, 1009 for sizes
-    /// over a limit, 1002 for everything else.
+    /// The close code this failure sends to the peer: 1007 for bad UTF-8 or undecodable
+    /// compressed data, 1009 for sizes over a limit, 1002 for everything else.
     pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => {
-                CloseCode::INVALID_PAYLOAD
-            }
+            ProtocolError::InvalidUtf8
+            | ProtocolError::InvalidCloseReason
+            | ProtocolError::InvalidCompressedData => CloseCode::INVALID_PAYLOAD,
             ProtocolError::FrameTooBig { .. } | ProtocolError::MessageTooBig { .. } => {
                 CloseCode::TOO_BIG
             }
@@ -97,6 +103,12 @@ impl fmt::Display for ProtocolError {
             }
             ProtocolError::MessageTooBig { len, max } => {
                 write!(f, "message of {len} bytes over the limit of {max}")
+            }
+            ProtocolError::MisplacedCompressionBit => {
+                f.write_str("RSV1 on a control frame or a continuation frame")
+            }
+            ProtocolError::InvalidCompressedData => {
+                f.write_str("compressed message is not a valid deflate stream")
             }
         }
     }
@@ -152,6 +164,10 @@ mod tests {
             ProtocolError::InvalidCloseReason.close_code(),
             CloseCode(1007)
         );
+        assert_eq!(
+            ProtocolError::InvalidCompressedData.close_code(),
+            CloseCode(1007)
+        );
     }
 
     #[test]
@@ -176,6 +192,7 @@ mod tests {
             ProtocolError::ExpectedContinuation,
             ProtocolError::InvalidCloseCode(999),
             ProtocolError::InvalidClosePayload,
+            ProtocolError::MisplacedCompressionBit,
         ] {
             assert_eq!(e.close_code(), CloseCode(1002), "{e}");
         }

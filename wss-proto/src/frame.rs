@@ -179,6 +179,103 @@ impl FrameHeader {
     }
 }
 
+/// The RSV1 bit in [`FrameHeader::rsv`]: "per-message compressed" under permessage-deflate.
+pub const RSV1: u8 = 0b100;
+
+/// Appends a frame whose payload `fill` appends to `out`, then writes the header in front of
+/// it (shortest length form) and masks the payload when `mask` is given. When `fill` returns
+/// `false`, `out` is restored and `false` returned.
+///
+/// The payload is produced in place, so a compressed payload is never held in a buffer of its
+/// own: the only extra work is one move by at most 12 bytes.
+#[cfg(feature = "deflate")]
+pub(crate) fn encode_frame_with(
+    out: &mut Vec<u8>,
+    fin: bool,
+    rsv: u8,
+    opcode: Opcode,
+    mask: Option<[u8; 4]>,
+    fill: impl FnOnce(&mut Vec<u8>) -> bool,
+) -> bool {
+    let start = out.len();
+    let body = start + FrameHeader::MAX_SIZE;
+    out.resize(body, 0);
+    if !fill(out) {
+        out.truncate(start);
+        return false;
+    }
+    let len = out.len() - body;
+    let header = FrameHeader {
+        fin,
+        rsv,
+        opcode,
+        mask,
+        payload_len: len as u64,
+    };
+    let mut head = Vec::with_capacity(FrameHeader::MAX_SIZE);
+    header.encode(&mut head);
+    let payload_at = start + head.len();
+    out.copy_within(body.., payload_at);
+    out.truncate(payload_at + len);
+    if let Some(slot) = out.get_mut(start..payload_at) {
+        slot.copy_from_slice(&head);
+    }
+    if let (Some(key), Some(payload)) = (mask, out.get_mut(payload_at..)) {
+        crate::mask::apply_mask(payload, key);
+    }
+    true
+}
+
+/// Appends one whole data message as a server sends it (unmasked, FIN set), compressed per
+/// permessage-deflate with `params` when it is at least `params.threshold` bytes long (RSV1
+/// set), plain otherwise. Returns whether it was compressed.
+///
+/// Compression starts from an empty window and refers to nothing sent before, so the bytes do
+/// not depend on any connection: encode a broadcast once and hand the same bytes to every
+/// receiver for which [`DeflateParams::shares_server_encoding_with`](crate::DeflateParams::shares_server_encoding_with) holds (same or larger
+/// agreed server window), whatever the rest of its params.
+///
+/// A receiver that agreed on context takeover decodes these bytes fine, but its own
+/// [`Connection`](crate::Connection) compressor did not see this message while the peer's
+/// window did: when the message went out compressed, call
+/// [`Connection::reset_send_context`](crate::Connection::reset_send_context) on it right
+/// after queuing the bytes, or give it its own compression
+/// ([`Connection::send_text`](crate::Connection::send_text)) instead of the shared bytes.
+///
+/// `opcode` is `Text` or `Binary`; control opcodes are always encoded plain.
+///
+/// ```
+/// use wss_proto::frame::encode_message_deflated;
+/// use wss_proto::{DeflateParams, Opcode};
+///
+/// let params = DeflateParams { server_no_context_takeover: true, threshold: 0, ..DeflateParams::default() };
+/// let mut out = Vec::new();
+/// assert!(encode_message_deflated(&mut out, &params, Opcode::Text, b"Hello"));
+/// assert_eq!(out, [0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+/// ```
+#[cfg(feature = "deflate")]
+pub fn encode_message_deflated(
+    out: &mut Vec<u8>,
+    params: &crate::handshake::deflate::DeflateParams,
+    opcode: Opcode,
+    payload: &[u8],
+) -> bool {
+    use crate::deflate::{compress_into, with_fresh_compressor, MIN_COMPRESS_BITS};
+    let bits = params.server_max_window_bits;
+    let wants = matches!(opcode, Opcode::Text | Opcode::Binary)
+        && bits >= MIN_COMPRESS_BITS
+        && payload.len() >= params.threshold.max(1);
+    if wants
+        && encode_frame_with(out, true, RSV1, opcode, None, |v| {
+            with_fresh_compressor(params.level, bits, |c| compress_into(c, payload, v))
+        })
+    {
+        return true;
+    }
+    encode_frame(out, true, opcode, payload, None);
+    false
+}
+
 /// Appends a whole frame to `out`: header, then `payload` (masked with `mask` when given).
 /// RSV bits are zero.
 pub fn encode_frame(

@@ -5,10 +5,16 @@
 //! unmasked on the way. The frame and message limits are checked on the header, before a
 //! single payload byte is stored, and a buffer only grows with the bytes that actually
 //! arrived: a peer announcing 16 MiB and sending slowly pins only what it sent.
+//!
+//! A compressed message (permessage-deflate, RSV1 on its first frame) is inflated as its
+//! bytes arrive, unmasked a few KiB at a time on the stack: only the inflated message is
+//! stored, and inflating stops one byte past `max_message`.
 
 use crate::connection::Role;
+#[cfg(feature = "deflate")]
+use crate::deflate::Inflater;
 use crate::error::ProtocolError;
-use crate::frame::{FrameHeader, Opcode};
+use crate::frame::{FrameHeader, Opcode, RSV1};
 use crate::mask::extend_masked;
 use crate::message::Message;
 use crate::utf8::Utf8Validator;
@@ -37,6 +43,8 @@ struct Frame {
 #[derive(Debug)]
 struct Partial {
     text: bool,
+    /// RSV1 was set on the first frame: `buf` holds the inflated bytes.
+    compressed: bool,
     buf: Vec<u8>,
     utf8: Utf8Validator,
 }
@@ -52,7 +60,14 @@ pub(crate) struct Decoder {
     frame: Option<Frame>,
     message: Option<Partial>,
     control: Vec<u8>,
+    /// Present once permessage-deflate was negotiated: RSV1 then marks compressed messages.
+    #[cfg(feature = "deflate")]
+    inflater: Option<Inflater>,
 }
+
+/// Compressed input is unmasked into a stack buffer of this size before inflating.
+#[cfg(feature = "deflate")]
+const UNMASK_PIECE: usize = 4096;
 
 /// Appends `src`, unmasking it when the frame is masked.
 fn copy_payload(dst: &mut Vec<u8>, src: &[u8], mask: Option<[u8; 4]>, done: usize) {
@@ -98,7 +113,23 @@ impl Decoder {
             frame: None,
             message: None,
             control: Vec::new(),
+            #[cfg(feature = "deflate")]
+            inflater: None,
         }
+    }
+
+    /// permessage-deflate was negotiated: RSV1 on a first frame means compressed, inflated
+    /// with a window of 2^`bits` bytes, reset after each message when `reset_each`.
+    #[cfg(feature = "deflate")]
+    pub(crate) fn enable_inflate(&mut self, bits: u8, reset_each: bool) {
+        self.inflater = Some(Inflater::new(bits, reset_each));
+    }
+
+    fn deflate_on(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        return self.inflater.is_some();
+        #[cfg(not(feature = "deflate"))]
+        return false;
     }
 
     /// Reads from `input` until one item completes, an error occurs, or `input` is used up.
@@ -121,7 +152,8 @@ impl Decoder {
         let rest = input.get(used..).unwrap_or(&[]);
         // Fast path: a whole unfragmented message already in the input is copied once,
         // into an allocation of exactly its size.
-        if header.fin && matches!(header.opcode, Opcode::Text | Opcode::Binary) {
+        let compressed = header.rsv & RSV1 != 0 && self.deflate_on();
+        if header.fin && !compressed && matches!(header.opcode, Opcode::Text | Opcode::Binary) {
             if let Some(payload) = usize::try_from(header.payload_len)
                 .ok()
                 .and_then(|len| rest.get(..len))
@@ -135,6 +167,7 @@ impl Decoder {
         if let Opcode::Text | Opcode::Binary = header.opcode {
             self.message = Some(Partial {
                 text: header.opcode == Opcode::Text,
+                compressed,
                 buf: Vec::new(),
                 utf8: Utf8Validator::new(),
             });
@@ -179,8 +212,17 @@ impl Decoder {
 
     /// The rules that depend on the connection rather than on the header alone.
     fn check(&self, h: &FrameHeader) -> Result<(), ProtocolError> {
-        if h.rsv & !self.allowed_rsv != 0 {
+        let deflate = self.deflate_on();
+        let allowed = if deflate {
+            self.allowed_rsv | RSV1
+        } else {
+            self.allowed_rsv
+        };
+        if h.rsv & !allowed != 0 {
             return Err(ProtocolError::NonZeroReservedBits);
+        }
+        if deflate && h.rsv & RSV1 != 0 && !matches!(h.opcode, Opcode::Text | Opcode::Binary) {
+            return Err(ProtocolError::MisplacedCompressionBit);
         }
         match (self.role, h.mask.is_some()) {
             (Role::Server, false) => return Err(ProtocolError::UnmaskedFrameFromClient),
@@ -192,6 +234,8 @@ impl Decoder {
             (Opcode::Text | Opcode::Binary, Some(_)) => {
                 return Err(ProtocolError::ExpectedContinuation)
             }
+            // A compressed message is limited on its inflated size, while inflating.
+            (Opcode::Continuation, Some(partial)) if partial.compressed => 0,
             (Opcode::Continuation, Some(partial)) => partial.buf.len() as u64,
             (Opcode::Text | Opcode::Binary, None) => 0,
             _ => return Ok(()),
@@ -223,6 +267,15 @@ impl Decoder {
         let chunk = &input[..take];
         if frame.opcode.is_control() {
             copy_payload(&mut self.control, chunk, frame.mask, frame.done);
+        } else if let Some(partial) = self.message.as_mut().filter(|p| p.compressed) {
+            #[cfg(feature = "deflate")]
+            if let Some(inflater) = self.inflater.as_mut() {
+                if let Err(e) = inflate_piece(inflater, partial, chunk, frame, self.max_message) {
+                    return (take, Some(Err(e)));
+                }
+            }
+            #[cfg(not(feature = "deflate"))]
+            let _ = partial;
         } else if let Some(partial) = self.message.as_mut() {
             let start = partial.buf.len();
             grow(&mut partial.buf, take, frame.remaining);
@@ -254,11 +307,46 @@ impl Decoder {
             return None;
         }
         let mut partial = self.message.take()?;
+        #[cfg(feature = "deflate")]
+        if partial.compressed {
+            if let Some(inflater) = self.inflater.as_mut() {
+                let utf8 = partial.text.then_some(&mut partial.utf8);
+                if let Err(e) = inflater.finish(&mut partial.buf, self.max_message, utf8) {
+                    return Some(Err(e));
+                }
+            }
+        }
         if partial.text && partial.utf8.finish().is_err() {
             return Some(Err(ProtocolError::InvalidUtf8));
         }
         Some(into_message(partial.text, partial.buf).map(Incoming::Message))
     }
+}
+
+/// Inflates one received piece of a compressed frame, unmasking it on the stack first.
+#[cfg(feature = "deflate")]
+fn inflate_piece(
+    inflater: &mut Inflater,
+    partial: &mut Partial,
+    chunk: &[u8],
+    frame: &Frame,
+    max: usize,
+) -> Result<(), ProtocolError> {
+    let Some(key) = frame.mask else {
+        let utf8 = partial.text.then_some(&mut partial.utf8);
+        return inflater.inflate(chunk, &mut partial.buf, max, utf8);
+    };
+    let mut piece = [0u8; UNMASK_PIECE];
+    let mut offset = frame.done;
+    for src in chunk.chunks(UNMASK_PIECE) {
+        let buf = piece.get_mut(..src.len()).unwrap_or_default();
+        buf.copy_from_slice(src);
+        crate::mask::apply_mask_offset(buf, key, offset);
+        offset = offset.wrapping_add(src.len());
+        let utf8 = partial.text.then_some(&mut partial.utf8);
+        inflater.inflate(buf, &mut partial.buf, max, utf8)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

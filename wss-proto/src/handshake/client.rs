@@ -5,6 +5,10 @@ use std::fmt;
 use base64::Engine as _;
 
 use super::accept_key;
+use super::deflate::{
+    accept_response, client_offer, DeflateConfig, DeflateParams, NegotiationError, EXTENSION_NAME,
+    HEADER_NAME,
+};
 use super::headers::{split_list, split_quoted_list, Headers};
 use super::parser::{collect_headers, with_header_slots, HeadLimits, HeadSyntax};
 use super::scan::{HeadScanner, Scan};
@@ -33,6 +37,9 @@ pub enum ClientHandshakeError {
     UnofferedProtocol(String),
     /// The server accepted an extension we did not offer; holds its name.
     UnofferedExtension(String),
+    /// The server's `permessage-deflate` answer breaks RFC 7692 §7.1 or goes beyond the offer
+    /// made with [`ClientHandshake::with_deflate`].
+    InvalidDeflateResponse(NegotiationError),
 }
 
 impl fmt::Display for ClientHandshakeError {
@@ -55,6 +62,9 @@ impl fmt::Display for ClientHandshakeError {
             }
             ClientHandshakeError::UnofferedExtension(e) => {
                 write!(f, "server accepted unoffered extension {e:?}")
+            }
+            ClientHandshakeError::InvalidDeflateResponse(e) => {
+                write!(f, "invalid permessage-deflate answer: {e}")
             }
         }
     }
@@ -103,6 +113,9 @@ pub struct ClientHandshake {
     progress: Progress,
     protocol: Option<String>,
     response_headers: Headers,
+    /// What we offered for permessage-deflate, and what the server agreed to.
+    deflate_offer: Option<DeflateConfig>,
+    deflate: Option<DeflateParams>,
 }
 
 impl ClientHandshake {
@@ -126,7 +139,29 @@ impl ClientHandshake {
             progress: Progress::Reading,
             protocol: None,
             response_headers: Headers::new(),
+            deflate_offer: None,
+            deflate: None,
         }
+    }
+
+    /// Offers permessage-deflate as `config` describes ([`client_offer`]), adding the
+    /// `Sec-WebSocket-Extensions` field. The server's answer is then checked against the
+    /// offer, and [`deflate_params`](Self::deflate_params) gives what to put in
+    /// [`Config::deflate`](crate::Config::deflate). Does nothing when `config.enabled` is false.
+    #[must_use]
+    pub fn with_deflate(mut self, config: &DeflateConfig) -> Self {
+        if config.enabled {
+            self.extra_headers
+                .push((HEADER_NAME.to_owned(), client_offer(config)));
+            self.deflate_offer = Some(config.clone());
+        }
+        self
+    }
+
+    /// The permessage-deflate parameters the server agreed to, once done; `None` when it
+    /// declined or none was offered with [`with_deflate`](Self::with_deflate).
+    pub fn deflate_params(&self) -> Option<&DeflateParams> {
+        self.deflate.as_ref()
     }
 
     /// The `Sec-WebSocket-Key` sent (base64 of the 16 key bytes).
@@ -291,6 +326,25 @@ impl ClientHandshake {
                 .any(|e| e.eq_ignore_ascii_case(name))
             {
                 return Err(ClientHandshakeError::UnofferedExtension(name.to_owned()));
+            }
+        }
+        if let Some(config) = &self.deflate_offer {
+            let mut answers = headers
+                .get_all("sec-websocket-extensions")
+                .flat_map(split_quoted_list)
+                .filter(|item| {
+                    let name = item.split(';').next().unwrap_or_default().trim();
+                    name.eq_ignore_ascii_case(EXTENSION_NAME)
+                });
+            if let Some(answer) = answers.next() {
+                if answers.next().is_some() {
+                    return Err(ClientHandshakeError::InvalidDeflateResponse(
+                        NegotiationError::Repeated,
+                    ));
+                }
+                let params = accept_response(answer, config)
+                    .map_err(ClientHandshakeError::InvalidDeflateResponse)?;
+                self.deflate = Some(params);
             }
         }
         self.protocol = protocols.first().map(|p| (*p).to_owned());

@@ -45,6 +45,8 @@ use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
 mod client;
+pub mod deflate;
+pub mod extensions;
 mod headers;
 mod parser;
 mod query;

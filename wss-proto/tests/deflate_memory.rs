@@ -1,0 +1,193 @@
+//! Memory with permessage-deflate, watched by a counting allocator (this test binary only).
+//!
+//! A compression bomb: 100 MiB of zeros in about 100 KiB of deflate. The receiver must fail it
+//! with 1009 after inflating no more than its message limit, and its memory must stay near
+//! that limit. And what an idle connection keeps once each side has compressed a message.
+#![cfg(feature = "deflate")]
+
+mod util;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use util::{events, header, output, KEY};
+use wss_proto::frame::RSV1;
+use wss_proto::{Config, Connection, DeflateParams, Event, Opcode, ProtocolError, Role};
+
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(by: usize) {
+    let now = LIVE.fetch_add(by, Ordering::SeqCst) + by;
+    PEAK.fetch_max(now, Ordering::SeqCst);
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; only counters change.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        grew(layout.size());
+        // SAFETY: same contract as ours, passed through.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::SeqCst);
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // Count the worst case, old and new blocks alive together.
+        grew(new_size);
+        // SAFETY: `ptr` came from this allocator with `layout`.
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        LIVE.fetch_sub(layout.size(), Ordering::SeqCst);
+        new
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+const MIB: usize = 1 << 20;
+
+/// The counters are global: measurements take turns.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// 100 MiB of zeros as one compressed message, built from 1 MiB compressed once: a sync flush
+/// ends each piece on a byte boundary with no reference past it, so copies concatenate.
+fn bomb_payload() -> Vec<u8> {
+    let params = DeflateParams {
+        server_no_context_takeover: true,
+        threshold: 0,
+        level: 9,
+        ..DeflateParams::default()
+    };
+    let config = Config {
+        deflate: Some(params),
+        max_frame_size: usize::MAX,
+        ..Config::default()
+    };
+    let mut s = Connection::new(Role::Server, config, Instant::now());
+    s.send_binary(&vec![0; MIB]).unwrap();
+    let frame = output(&mut s);
+    let (h, n) = wss_proto::FrameHeader::parse(&frame).unwrap().unwrap();
+    assert_eq!(h.rsv, RSV1);
+    let mut piece = frame[n..].to_vec();
+    piece.extend_from_slice(&[0, 0, 0xff, 0xff]); // the trailer the sender removed
+    let mut payload = piece.repeat(100);
+    payload.truncate(payload.len() - 4);
+    payload
+}
+
+#[test]
+fn compression_bomb_fails_with_1009_and_memory_stays_bounded() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let payload = bomb_payload();
+    assert!(payload.len() < 200 * 1024, "{} bytes", payload.len());
+    for limit in [MIB, 4 * MIB] {
+        // Masked, as a client sends it, in one frame and split in 16 KiB reads.
+        let mut masked = payload.clone();
+        wss_proto::mask::apply_mask(&mut masked, KEY);
+        let mut wire = header(true, RSV1, Opcode::Binary, Some(KEY), masked.len() as u64);
+        wire.extend_from_slice(&masked);
+        let config = Config {
+            deflate: Some(DeflateParams::default()),
+            max_message_size: limit,
+            ..Config::default()
+        };
+        let mut server = Connection::new(Role::Server, config, Instant::now());
+        let base = LIVE.load(Ordering::SeqCst);
+        PEAK.store(base, Ordering::SeqCst);
+        for read in wire.chunks(16 * 1024) {
+            server.receive(Instant::now(), read);
+        }
+        let peak = PEAK.load(Ordering::SeqCst) - base;
+        eprintln!("limit {limit}: peak {peak} bytes while inflating");
+        let got = events(&mut server);
+        assert!(
+            matches!(got[..], [Event::Failed(ProtocolError::MessageTooBig { max, .. })] if max == limit),
+            "{got:?}"
+        );
+        assert_eq!(got[0].clone(), got[0]);
+        if let Event::Failed(e) = &got[0] {
+            assert_eq!(e.close_code().0, 1009);
+        }
+        // The inflated buffer (at most limit + 1, briefly twice during its last doubling)
+        // plus the inflater's own state: nowhere near 100 MiB.
+        assert!(
+            peak < 2 * limit + 512 * 1024,
+            "peak {peak} bytes for a limit of {limit}"
+        );
+        // Nothing is read after the failure, and the close frame says 1009.
+        let out = output(&mut server);
+        assert_eq!(out[..4], [0x88, 0x02, 0x03, 0xf1]);
+        drop(server);
+    }
+}
+
+/// Bytes a server connection still holds after one compressed message each way.
+fn idle_bytes(params: &DeflateParams) -> usize {
+    let config = Config {
+        deflate: Some(params.clone()),
+        ..Config::default()
+    };
+    let now = Instant::now();
+    let mut client = Connection::new(Role::Client, config.clone(), now);
+    let text =
+        "{\"type\":\"message\",\"user\":\"alice\",\"text\":\"hello everyone, how are you?\"}";
+    client.send_text(text).unwrap();
+    let wire = output(&mut client);
+    assert_eq!(wire[0], 0xc1, "compressed");
+    // Warm this thread's caches of context-free compressors and inflaters: shared, not per
+    // connection.
+    let mut warm = Connection::new(Role::Server, config.clone(), now);
+    warm.receive(now, &wire);
+    warm.send_text(text).unwrap();
+    drop(warm);
+    let before = LIVE.load(Ordering::SeqCst);
+    let mut server = Connection::new(Role::Server, config, now);
+    server.receive(now, &wire);
+    assert_eq!(events(&mut server).len(), 1);
+    server.send_text(text).unwrap();
+    let mut out = Vec::new();
+    server.poll_transmit(&mut out);
+    drop(out);
+    let held = LIVE.load(Ordering::SeqCst) - before;
+    drop(server);
+    held
+}
+
+#[test]
+fn idle_connection_memory_with_deflate() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let plain = {
+        let before = LIVE.load(Ordering::SeqCst);
+        let c = Connection::new(Role::Server, Config::default(), Instant::now());
+        let held = LIVE.load(Ordering::SeqCst) - before;
+        drop(c);
+        held
+    };
+    let takeover = idle_bytes(&DeflateParams::default());
+    let no_takeover = idle_bytes(&DeflateParams {
+        server_no_context_takeover: true,
+        client_no_context_takeover: true,
+        ..DeflateParams::default()
+    });
+    let small_windows = idle_bytes(&DeflateParams {
+        server_max_window_bits: 10,
+        client_max_window_bits: 10,
+        ..DeflateParams::default()
+    });
+    eprintln!(
+        "held by an idle server connection: plain {plain} B, deflate with context takeover \
+         {takeover} B, without {no_takeover} B, takeover with 2^10 windows {small_windows} B"
+    );
+    // Context takeover keeps a compressor (window, hash chains) and an inflater window.
+    assert!(takeover > no_takeover, "{takeover} vs {no_takeover}");
+    assert!(small_windows < takeover, "{small_windows} vs {takeover}");
+    // Without it the compressor and the inflater go back to the thread between messages.
+    assert!(no_takeover < 1024, "{no_takeover}");
+}
