@@ -2,8 +2,12 @@
 //! every message comes back as it came (text stays text, binary stays binary).
 //!
 //! ```sh
-//! cargo run --release -p wss-net --example echo -- 127.0.0.1:9001 [threads]
+//! cargo run --release -p wss-net --example echo -- 127.0.0.1:9001 [threads] [TLS]
 //! ```
+//!
+//! TLS (`wss://`) is either `--tls CERT.pem KEY.pem`, or `--tls-self-signed DIR`, which makes
+//! a certificate for `localhost` and `127.0.0.1` (rcgen) and writes it to `DIR/cert.pem` for
+//! clients to trust.
 //!
 //! Plain HTTP requests get a 426 naming the WebSocket version spoken.
 
@@ -78,9 +82,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .next()
         .unwrap_or_else(|| "127.0.0.1:9001".to_owned())
         .parse()?;
-    let threads = args.next().map(|t| t.parse()).transpose()?.unwrap_or(0);
+    let mut threads = 0;
+    let mut tls = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--tls" => {
+                let (Some(cert), Some(key)) = (args.next(), args.next()) else {
+                    return Err("--tls CERT KEY".into());
+                };
+                tls = Some(wss_net::tls::server_config_from_pem_files(cert, key)?);
+            }
+            "--tls-self-signed" => {
+                let dir = std::path::PathBuf::from(args.next().ok_or("--tls-self-signed DIR")?);
+                let key = rcgen::KeyPair::generate()?;
+                let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+                let cert = rcgen::CertificateParams::new(names)?.self_signed(&key)?;
+                std::fs::create_dir_all(&dir)?;
+                std::fs::write(dir.join("cert.pem"), cert.pem())?;
+                let key_pem = key.serialize_pem();
+                tls = Some(wss_net::tls::server_config_from_pem(
+                    cert.pem().as_bytes(),
+                    key_pem.as_bytes(),
+                )?);
+            }
+            n => threads = n.parse()?,
+        }
+    }
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
     let config = NetConfig {
         threads,
+        tls,
         ..NetConfig::default()
     };
     let echo = Arc::new(Echo {
@@ -88,7 +119,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     let net = Net::bind(addr, config, Arc::new(Upgrader { echo: echo.clone() }))?;
     let _ = echo.net.set(net.handle());
-    println!("listening on ws://{}/", net.local_addr());
+    println!("listening on {scheme}://{}/", net.local_addr());
     loop {
         std::thread::park();
     }

@@ -73,6 +73,25 @@ impl fmt::Display for ConnId {
 pub trait Service: Send + Sync + 'static {
     /// A full request head arrived on `conn` from `peer`.
     fn on_request(&self, conn: ConnId, peer: SocketAddr, request: Request) -> Decision;
+
+    /// What the loops call: a full request head arrived on `conn`, described by `info`
+    /// (whether it came over TLS, which is what the request's scheme is: an `Origin` check
+    /// or a `Secure` cookie depend on it). The default forwards to
+    /// [`on_request`](Self::on_request); override this one to see `info` (and make
+    /// `on_request` forward to it, or answer as for plain TCP).
+    fn on_request_with(&self, conn: ConnId, info: &ConnInfo, request: Request) -> Decision {
+        self.on_request(conn, info.peer, request)
+    }
+}
+
+/// What the loop knows about the connection a request came on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnInfo {
+    /// The client's address (as the kernel reports it: `remoteAddress`, with or without TLS).
+    pub peer: SocketAddr,
+    /// The request came over TLS (`https://` / `wss://`).
+    pub tls: bool,
 }
 
 /// What to do with a request head.
@@ -194,6 +213,9 @@ pub enum ConnError {
     Aborted,
     /// The server shut down before the closing handshake finished.
     Shutdown,
+    /// The TLS layer failed after the upgrade (a record that does not decrypt, a fatal
+    /// alert from the peer, a malformed record).
+    Tls(crate::tls::TlsFailure),
 }
 
 impl fmt::Display for ConnError {
@@ -212,6 +234,7 @@ impl fmt::Display for ConnError {
             }
             ConnError::Aborted => f.write_str("connection aborted"),
             ConnError::Shutdown => f.write_str("server shut down"),
+            ConnError::Tls(e) => write!(f, "TLS: {e}"),
         }
     }
 }

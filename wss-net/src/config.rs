@@ -1,7 +1,9 @@
 //! Settings of the loops.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::ServerConfig;
 use wss_proto::connection::Config as ProtoConfig;
 use wss_proto::handshake::HeadLimits;
 
@@ -25,9 +27,49 @@ pub struct NetConfig {
     /// connection is dropped and reported `Closed { code: 1006, error: OutgoingOverflow }`:
     /// a client that stops reading must not grow the process.
     pub max_outgoing: usize,
-    /// Connections open at once, all loops together (default 100 000). A socket accepted past
-    /// it gets a best-effort `503` and is closed; open connections are not affected.
+    /// Connections open at once, all loops together, in every phase. Default:
+    /// [`default_max_connections`] (from the descriptor limit). A socket accepted past it gets a
+    /// best-effort `503` (a TLS socket is closed at once) and open connections are not affected.
     pub max_connections: usize,
+    /// Connections open at once from one remote IP address (IPv4-mapped IPv6 counts as IPv4).
+    /// Default `None` (no per-address limit): behind a proxy or a large NAT every client shares
+    /// one address. Past it the new socket is refused as for `max_connections`.
+    pub max_per_address: Option<usize>,
+    /// Connections still in their handshake at once: from accept until the first request head
+    /// is answered (upgraded or responded to), the TLS handshake included. Default `None` (only
+    /// `max_connections` bounds them). Past it the new socket is refused as for
+    /// `max_connections`. Keeps a flood of slow or half-open handshakes, each holding parser
+    /// and TLS state, from crowding out the sockets that finish theirs.
+    pub max_pending_handshakes: Option<usize>,
+    /// TLS for the listeners that use it: with `Some`, [`Net::bind`](crate::Net::bind)'s
+    /// listener speaks TLS, and [`Net::bind_all`](crate::Net::bind_all) uses it for its
+    /// [`Listen::tls`](crate::Listen::tls) entries. Build it with
+    /// [`tls::server_config_from_pem_files`](crate::tls::server_config_from_pem_files) (ALPN
+    /// `http/1.1`, ring). Default `None`: plain TCP.
+    pub tls: Option<Arc<ServerConfig>>,
+}
+
+/// Descriptors kept free for the rest of the process (listeners, pollers, wakers, log and
+/// static files) by [`default_max_connections`]: this many, plus 1/16 of the limit.
+const FD_RESERVE: usize = 64;
+
+/// The default `max_connections`: the process's soft descriptor limit (`RLIMIT_NOFILE`) less
+/// room for the rest of the process (64 plus 1/16 of the limit), at least 16. One connection
+/// holds one descriptor, so past this value `accept` would start failing with `EMFILE`
+/// instead of the clear refusal a limit gives. Read when called: raise the limit first
+/// (`ulimit -n`, or `setrlimit` at start) to get a higher default.
+pub fn default_max_connections() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes only the struct passed by pointer.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0;
+    if !ok || lim.rlim_cur == libc::RLIM_INFINITY {
+        return 100_000;
+    }
+    let soft = usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX);
+    soft.saturating_sub(FD_RESERVE + soft / 16).max(16)
 }
 
 impl Default for NetConfig {
@@ -41,7 +83,10 @@ impl Default for NetConfig {
                 ..ProtoConfig::default()
             },
             max_outgoing: 16 << 20,
-            max_connections: 100_000,
+            max_connections: default_max_connections(),
+            max_per_address: None,
+            max_pending_handshakes: None,
+            tls: None,
         }
     }
 }

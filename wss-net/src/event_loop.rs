@@ -4,26 +4,24 @@
 //! sockets that had more to read than one turn's budget, commands, due timers, flush of the
 //! connections commands touched, and finally one `deliver` per sink with the turn's events.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use wss_proto::close::CloseCode;
 
-use crate::accept::Acceptor;
+use crate::accept::{is_listener, Acceptor};
 use crate::api::{ConnError, EventSink, NetEvent, Service};
 use crate::config::NetConfig;
-use crate::conn::{Conn, Step};
+use crate::conn::{Conn, Step, Tls};
+use crate::limits::Admission;
 use crate::timers::Timers;
-use crate::wake::{self, Command, LoopShared};
+use crate::wake::{self, Adopted, Command, LoopShared};
 use crate::ConnId;
 
-pub(crate) const LISTENER: Token = Token(usize::MAX);
-pub(crate) const WAKER: Token = Token(usize::MAX - 1);
+pub(crate) const WAKER: Token = Token(usize::MAX);
 
 /// Size of the loop's one read buffer, shared by all its sockets.
 const READ_BUF_SIZE: usize = 256 * 1024;
@@ -43,6 +41,8 @@ pub(crate) struct Ctx {
     pub(crate) timers: Timers,
     pub(crate) config: Arc<NetConfig>,
     pub(crate) service: Arc<dyn Service>,
+    /// Connection counts and limits, shared by every loop.
+    pub(crate) admission: Arc<Admission>,
     /// Connections with input left after their read budget: driven again next turn.
     pub(crate) ready: Vec<ConnId>,
     /// Connections touched by commands: flushed once at the end of the command phase.
@@ -72,8 +72,8 @@ impl Ctx {
 /// What every loop of one `Net` shares.
 #[derive(Clone)]
 pub(crate) struct Common {
-    /// Open connections, all loops together (for `max_connections`).
-    pub(crate) live: Arc<AtomicUsize>,
+    /// Connection counts and limits, all loops together.
+    pub(crate) admission: Arc<Admission>,
     pub(crate) config: Arc<NetConfig>,
     pub(crate) service: Arc<dyn Service>,
 }
@@ -82,7 +82,6 @@ pub(crate) struct EventLoop {
     poll: Poll,
     rx: Receiver<Command>,
     shared: Arc<LoopShared>,
-    live: Arc<AtomicUsize>,
     conns: Slab<Conn>,
     ctx: Ctx,
     acceptor: Option<Acceptor>,
@@ -102,7 +101,7 @@ impl EventLoop {
         acceptor: Option<Acceptor>,
     ) -> EventLoop {
         let Common {
-            live,
+            admission,
             config,
             service,
         } = common;
@@ -114,7 +113,6 @@ impl EventLoop {
             poll,
             rx,
             shared,
-            live,
             conns: Slab::with_capacity(share),
             ctx: Ctx {
                 index,
@@ -123,6 +121,7 @@ impl EventLoop {
                 timers: Timers::with_capacity(share),
                 config,
                 service,
+                admission,
                 ready: Vec::new(),
                 dirty: Vec::new(),
                 batches: Vec::new(),
@@ -155,7 +154,7 @@ impl EventLoop {
 
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(),
+                    t if is_listener(t) => self.accept(),
                     WAKER => {}
                     Token(slot) => {
                         let readable = event.is_readable() || event.is_read_closed();
@@ -264,7 +263,7 @@ impl EventLoop {
         if let Err(e) = self.poll.registry().deregister(conn.stream_mut()) {
             log::debug!("{id}: deregister: {e}");
         }
-        self.live.fetch_sub(1, Ordering::Relaxed);
+        self.release(conn.addr_slot, conn.handshaking);
     }
 
     fn run_commands(&mut self) {
@@ -287,7 +286,7 @@ impl EventLoop {
             Command::Decide(id, decision) => {
                 self.with_conn(id, |c, ctx| c.decide(ctx, id, decision));
             }
-            Command::Adopt(stream) => self.adopt(stream),
+            Command::Adopt(adopted) => self.adopt(adopted),
             Command::Shutdown(graceful) => self.begin_shutdown(graceful),
         }
     }
@@ -312,16 +311,45 @@ impl EventLoop {
         }
     }
 
+    /// Gives back the admission a connection (or a socket not yet a connection) held.
+    fn release(&self, addr_slot: u32, handshaking: bool) {
+        if handshaking {
+            self.ctx.admission.handshake_done();
+        }
+        self.ctx.admission.release(addr_slot);
+    }
+
     /// Takes a socket accepted by the accepting loop (maybe this one).
-    pub(crate) fn adopt(&mut self, mut stream: TcpStream) {
+    pub(crate) fn adopt(&mut self, adopted: Adopted) {
+        let Adopted {
+            mut stream,
+            tls,
+            addr_slot,
+        } = adopted;
         if self.ctx.shutting_down {
-            self.live.fetch_sub(1, Ordering::Relaxed);
+            self.release(addr_slot, true);
             return;
         }
+        let tls = match (tls, &self.ctx.config.tls) {
+            (false, _) => None,
+            (true, Some(config)) => match rustls::ServerConnection::new(Arc::clone(config)) {
+                Ok(session) => Some(Box::new(Tls::new(session))),
+                Err(e) => {
+                    log::warn!("starting a TLS session failed: {e}");
+                    self.release(addr_slot, true);
+                    return;
+                }
+            },
+            // `Net::bind_all` refuses a TLS listener without a TLS config.
+            (true, None) => {
+                self.release(addr_slot, true);
+                return;
+            }
+        };
         let entry = self.conns.vacant_entry();
         let slot = entry.key();
         if slot >= u32::MAX as usize {
-            self.live.fetch_sub(1, Ordering::Relaxed);
+            self.release(addr_slot, true);
             return;
         }
         if let Err(e) = self.poll.registry().register(
@@ -330,13 +358,13 @@ impl EventLoop {
             Interest::READABLE | Interest::WRITABLE,
         ) {
             log::warn!("registering a socket failed: {e}");
-            self.live.fetch_sub(1, Ordering::Relaxed);
+            self.release(addr_slot, true);
             return;
         }
         self.ctx.generation = self.ctx.generation.wrapping_add(1) & 0xff_ffff;
         let generation = self.ctx.generation;
         let id = ConnId::new(self.ctx.index, generation, slot);
-        let mut conn = Conn::new(stream, generation, &self.ctx);
+        let mut conn = Conn::new(stream, generation, &self.ctx, tls, addr_slot);
         // Readiness arrives as an event right after registration; only the timer is needed now.
         let step = conn.drive(&mut self.ctx, id);
         entry.insert(conn);
@@ -348,11 +376,11 @@ impl EventLoop {
             return;
         };
         let mut mine = Vec::new();
-        acceptor.accept(self.ctx.now, &self.live, &self.ctx.config, |stream| {
-            mine.push(stream);
+        acceptor.accept(self.ctx.now, &self.ctx.admission, |adopted| {
+            mine.push(adopted);
         });
-        for stream in mine {
-            self.adopt(stream);
+        for adopted in mine {
+            self.adopt(adopted);
         }
     }
 

@@ -1,12 +1,12 @@
 //! `NetHandle`: commands to the loops from any thread.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use wss_proto::close::CloseCode;
 
 use crate::api::{ConnId, Decision, Outgoing};
+use crate::limits::{Admission, Refusal};
 use crate::wake::{Command, LoopShared};
 
 /// A cheap, cloneable way to act on connections from any thread.
@@ -18,7 +18,7 @@ use crate::wake::{Command, LoopShared};
 #[derive(Clone)]
 pub struct NetHandle {
     pub(crate) loops: Arc<[Arc<LoopShared>]>,
-    pub(crate) live: Arc<AtomicUsize>,
+    pub(crate) admission: Arc<Admission>,
 }
 
 /// Counters of a running [`Net`](crate::Net).
@@ -31,6 +31,17 @@ pub struct NetStats {
     pub connections: usize,
     /// Times accepting paused because descriptors (EMFILE/ENFILE) or memory ran out.
     pub accept_pauses: u64,
+    /// Connections still in their handshake now (TLS handshake, first request head).
+    pub handshakes: usize,
+    /// Sockets refused since start because `max_connections` were open.
+    pub refused_connections: u64,
+    /// Sockets refused since start because their address had `max_per_address` open.
+    pub refused_per_address: u64,
+    /// Sockets refused since start because `max_pending_handshakes` were in progress.
+    pub refused_handshakes: u64,
+    /// Connections whose TLS bytes rustls refused (bad ClientHello, plain HTTP on the TLS
+    /// port, a record that does not decrypt), since start.
+    pub tls_failures: u64,
 }
 
 impl NetHandle {
@@ -100,12 +111,18 @@ impl NetHandle {
         }
     }
 
-    /// Counters: wake-ups made so far and connections open now.
+    /// Counters: wake-ups, connections and handshakes open now, refusals and failures.
     pub fn stats(&self) -> NetStats {
+        let a = &self.admission;
         NetStats {
             wakeups: self.loops.iter().map(|l| l.wakeups()).sum(),
-            connections: self.live.load(Ordering::Relaxed),
+            connections: a.live(),
             accept_pauses: self.loops.iter().map(|l| l.accept_pauses()).sum(),
+            handshakes: a.handshakes(),
+            refused_connections: a.refused(Refusal::Connections),
+            refused_per_address: a.refused(Refusal::PerAddress),
+            refused_handshakes: a.refused(Refusal::Handshakes),
+            tls_failures: a.tls_failures(),
         }
     }
 }

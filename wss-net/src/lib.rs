@@ -25,6 +25,17 @@
 //! capped by [`NetConfig::max_connections`]. Out of descriptors, accepting pauses briefly
 //! instead of spinning.
 //!
+//! **TLS sits under the phases, not beside them.** With [`NetConfig::tls`] a listener speaks
+//! TLS through rustls, driven sans-IO by the loop (`read_tls`, `process_new_packets`, the
+//! reader, the writer, `write_tls`); the request-head, pending and WebSocket phases see the
+//! same plaintext as on a plain socket, and a plain socket pays one `Option` test for it. A
+//! plain and a TLS listener can run at once ([`Net::bind_all`]). See [`tls`].
+//!
+//! **Limits are checked at accept.** Total connections, connections per address and
+//! handshakes in progress ([`NetConfig::max_connections`], [`NetConfig::max_per_address`],
+//! [`NetConfig::max_pending_handshakes`]): a refused socket gets a `503` and never reaches a
+//! loop, so no open connection notices.
+//!
 //! **Commands cost a wake-up only when a loop sleeps.** A loop raises a flag before it blocks;
 //! a sender wakes it only if the flag is up, so under load a send costs a channel push.
 //!
@@ -80,15 +91,21 @@ mod config;
 mod conn;
 mod event_loop;
 mod handle;
+mod limits;
 mod net;
 mod outq;
 mod timers;
+pub mod tls;
 mod wake;
 
-pub use api::{ConnError, ConnId, Decision, EventSink, NetEvent, Outgoing, Service};
-pub use config::NetConfig;
+pub use api::{ConnError, ConnId, ConnInfo, Decision, EventSink, NetEvent, Outgoing, Service};
+pub use config::{default_max_connections, NetConfig};
 pub use handle::{NetHandle, NetStats};
-pub use net::Net;
+pub use net::{Listen, Net};
+
+/// rustls, re-exported so users can name [`rustls::ServerConfig`] for [`NetConfig::tls`]
+/// without a dependency of their own.
+pub use rustls;
 
 /// The protocol crate, re-exported so users of `wss-net` alone name one dependency.
 pub use wss_proto as proto;

@@ -2,7 +2,6 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -11,47 +10,103 @@ use mio::{Interest, Poll, Waker};
 use socket2::{Domain, Socket, Type};
 use wss_proto::close::CloseCode;
 
-use crate::accept::Acceptor;
+use crate::accept::{listener_token, Acceptor, MAX_LISTENERS};
 use crate::api::Service;
 use crate::config::NetConfig;
-use crate::event_loop::{Common, EventLoop, LISTENER, WAKER};
+use crate::event_loop::{Common, EventLoop, WAKER};
 use crate::handle::NetHandle;
+use crate::limits::Admission;
 use crate::wake::LoopShared;
 
 /// Kernel queue of connections not yet accepted. Large enough for a burst of thousands of
 /// clients connecting at once (the kernel caps it at `net.core.somaxconn`).
 const BACKLOG: i32 = 4096;
 
-/// A running server: a listening socket and its event loops.
+/// One address to listen on, plain or TLS (4D's HTTP and HTTPS ports).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Listen {
+    /// Where to listen (port 0 picks a free port).
+    pub addr: SocketAddr,
+    /// Speak TLS on it, with [`NetConfig::tls`].
+    pub tls: bool,
+}
+
+impl Listen {
+    /// A plain TCP listener (`http://`, `ws://`).
+    pub fn plain(addr: SocketAddr) -> Listen {
+        Listen { addr, tls: false }
+    }
+
+    /// A TLS listener (`https://`, `wss://`).
+    pub fn tls(addr: SocketAddr) -> Listen {
+        Listen { addr, tls: true }
+    }
+}
+
+/// A running server: its listening sockets and its event loops.
 ///
 /// Dropping it shuts the loops down immediately (no close frames) and joins them; call
 /// [`Net::shutdown`] for a graceful end.
 pub struct Net {
-    local_addr: SocketAddr,
+    /// The listeners as bound (real ports).
+    listeners: Vec<Listen>,
     handle: NetHandle,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl Net {
     /// Binds `addr` (port 0 picks a free port), starts the loops, and returns once the
-    /// listener accepts connections.
+    /// listener accepts connections. The listener speaks TLS when [`NetConfig::tls`] is set.
     ///
     /// # Errors
     /// Binding or listening failed, or a loop's poll or thread could not be created.
     pub fn bind(addr: SocketAddr, config: NetConfig, service: Arc<dyn Service>) -> io::Result<Net> {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-        // Restarting while old connections sit in TIME_WAIT must not fail with EADDRINUSE.
-        socket.set_reuse_address(true)?;
-        socket.set_nonblocking(true)?;
-        socket.bind(&addr.into())?;
-        socket.listen(BACKLOG)?;
-        let std_listener: std::net::TcpListener = socket.into();
-        let local_addr = std_listener.local_addr()?;
-        let mut listener = mio::net::TcpListener::from_std(std_listener);
+        let listen = Listen {
+            addr,
+            tls: config.tls.is_some(),
+        };
+        Net::bind_all(&[listen], config, service)
+    }
+
+    /// Binds every address in `listeners` (a plain and a TLS one, say), starts the loops,
+    /// and returns once all accept connections. Connections of every listener share the
+    /// loops and the limits.
+    ///
+    /// # Errors
+    /// `InvalidInput` for an empty list, more than 16 listeners, or a TLS listener without
+    /// [`NetConfig::tls`]; otherwise binding or listening failed, or a loop's poll or thread
+    /// could not be created.
+    pub fn bind_all(
+        listeners: &[Listen],
+        config: NetConfig,
+        service: Arc<dyn Service>,
+    ) -> io::Result<Net> {
+        if listeners.is_empty() || listeners.len() > MAX_LISTENERS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "between 1 and 16 listeners",
+            ));
+        }
+        if listeners.iter().any(|l| l.tls) && config.tls.is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a TLS listener needs NetConfig::tls",
+            ));
+        }
+        let mut bound = Vec::with_capacity(listeners.len());
+        let mut sockets = Vec::with_capacity(listeners.len());
+        for listen in listeners {
+            let (listener, addr) = listen_on(listen.addr)?;
+            bound.push(Listen {
+                addr,
+                tls: listen.tls,
+            });
+            sockets.push((listener, listen.tls));
+        }
 
         let n = config.loop_count();
+        let admission = Arc::new(Admission::new(&config));
         let config = Arc::new(config);
-        let live = Arc::new(AtomicUsize::new(0));
         let mut polls = Vec::with_capacity(n);
         let mut shareds = Vec::with_capacity(n);
         let mut receivers = Vec::with_capacity(n);
@@ -66,19 +121,21 @@ impl Net {
         let loops: Arc<[Arc<LoopShared>]> = shareds.into();
         let handle = NetHandle {
             loops: Arc::clone(&loops),
-            live: Arc::clone(&live),
+            admission: Arc::clone(&admission),
         };
 
         let mut net = Net {
-            local_addr,
+            listeners: bound,
             handle,
             threads: Vec::with_capacity(n),
         };
-        polls[0]
-            .registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        for (i, (listener, _)) in sockets.iter_mut().enumerate() {
+            polls[0]
+                .registry()
+                .register(listener, listener_token(i), Interest::READABLE)?;
+        }
         // Loop 0 accepts for everyone (see `accept.rs` for why one acceptor).
-        let mut acceptor = Some(Acceptor::new(listener, Arc::clone(&loops), 0));
+        let mut acceptor = Some(Acceptor::new(sockets, Arc::clone(&loops), 0));
         for (index, (poll, rx)) in polls.into_iter().zip(receivers).enumerate() {
             let acceptor = acceptor.take();
             let event_loop = EventLoop::new(
@@ -87,7 +144,7 @@ impl Net {
                 rx,
                 Arc::clone(&loops[index]),
                 Common {
-                    live: Arc::clone(&live),
+                    admission: Arc::clone(&admission),
                     config: Arc::clone(&config),
                     service: Arc::clone(&service),
                 },
@@ -105,9 +162,22 @@ impl Net {
         Ok(net)
     }
 
-    /// The address actually bound (with the port chosen when 0 was asked).
+    /// The address actually bound (with the port chosen when 0 was asked); with several
+    /// listeners, the first one's.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.listeners
+            .first()
+            .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |l| l.addr)
+    }
+
+    /// Every listener as bound, in the order given.
+    pub fn listeners(&self) -> &[Listen] {
+        &self.listeners
+    }
+
+    /// The first TLS listener's address, if any.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.listeners.iter().find(|l| l.tls).map(|l| l.addr)
     }
 
     /// A handle for commands from any thread.
@@ -147,8 +217,21 @@ impl Drop for Net {
 impl std::fmt::Debug for Net {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Net")
-            .field("local_addr", &self.local_addr)
+            .field("listeners", &self.listeners)
             .field("loops", &self.handle.loops.len())
             .finish()
     }
+}
+
+/// A non-blocking listening socket on `addr`, and the address it got.
+fn listen_on(addr: SocketAddr) -> io::Result<(mio::net::TcpListener, SocketAddr)> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    // Restarting while old connections sit in TIME_WAIT must not fail with EADDRINUSE.
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    let std_listener: std::net::TcpListener = socket.into();
+    let local = std_listener.local_addr()?;
+    Ok((mio::net::TcpListener::from_std(std_listener), local))
 }

@@ -24,8 +24,17 @@ pub(crate) enum Command {
     Abort(ConnId),
     Decide(ConnId, Decision),
     /// A socket accepted by the accepting loop, handed over to this one.
-    Adopt(mio::net::TcpStream),
+    Adopt(Adopted),
     Shutdown(Option<(CloseCode, Duration)>),
+}
+
+/// An accepted, admitted socket on its way to the loop that will own it.
+pub(crate) struct Adopted {
+    pub(crate) stream: mio::net::TcpStream,
+    /// It came to a TLS listener.
+    pub(crate) tls: bool,
+    /// Its entry in the per-address counts (`limits::NO_ADDR` if none).
+    pub(crate) addr_slot: u32,
 }
 
 /// The half of a loop that other threads touch.

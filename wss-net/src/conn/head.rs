@@ -8,7 +8,7 @@ use wss_proto::connection::{Connection, Role};
 use wss_proto::handshake::{Request, RequestParser, Response};
 
 use super::{Conn, Pending, Phase, Step, Ws};
-use crate::api::{Decision, NetEvent};
+use crate::api::{ConnInfo, Decision, NetEvent};
 use crate::event_loop::Ctx;
 use crate::ConnId;
 
@@ -81,8 +81,11 @@ impl Conn {
                 Ok(Some((request, used))) => {
                     data = data.get(used..).unwrap_or_default();
                     let keep = client_keeps_alive(&request);
-                    let peer = self.peer().map_err(Some)?;
-                    let decision = ctx.service.on_request(id, peer, request);
+                    let info = ConnInfo {
+                        peer: self.peer().map_err(Some)?,
+                        tls: self.tls.is_some(),
+                    };
+                    let decision = ctx.service.on_request_with(id, &info, request);
                     self.apply_decision(ctx, id, decision, keep)?;
                 }
                 Err(e) => {
@@ -137,6 +140,10 @@ impl Conn {
         decision: Decision,
         client_keep_alive: bool,
     ) -> Step {
+        if self.handshaking && !matches!(decision, Decision::Pending) {
+            self.handshaking = false;
+            ctx.admission.handshake_done();
+        }
         match decision {
             Decision::Respond {
                 mut response,

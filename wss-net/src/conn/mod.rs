@@ -6,9 +6,10 @@
 //! `Finishing` (last bytes are written, then FIN, then input is discarded until the peer's
 //! EOF or a short deadline). The phase methods live in `head.rs` and `ws.rs`; this file holds
 //! the socket side: reading until `WouldBlock` within a budget, writing until `WouldBlock`,
-//! and the timer.
+//! and the timer. On a TLS socket `tls.rs` sits between the socket and the phases.
 
 mod head;
+mod tls;
 mod ws;
 
 use std::io::{self, Read};
@@ -23,6 +24,7 @@ use crate::outq::OutQueue;
 use crate::ConnId;
 
 pub(crate) use head::Head;
+pub(crate) use tls::Tls;
 pub(crate) use ws::Ws;
 
 /// Bytes read from one socket in one loop turn before the others get their turn.
@@ -67,11 +69,26 @@ pub(crate) struct Conn {
     pub(crate) scheduled: Option<Instant>,
     out: OutQueue,
     phase: Phase,
+    /// `Some` on a TLS listener's socket; boxed, so a plain socket pays 8 bytes for it.
+    tls: Option<Box<Tls>>,
+    /// The connection's entry in the per-address counts (`limits::NO_ADDR` if none).
+    pub(crate) addr_slot: u32,
+    /// Counted among the handshakes in progress (until the first request is answered).
+    pub(crate) handshaking: bool,
 }
 
 impl Conn {
-    pub(crate) fn new(stream: TcpStream, generation: u32, ctx: &Ctx) -> Conn {
+    pub(crate) fn new(
+        stream: TcpStream,
+        generation: u32,
+        ctx: &Ctx,
+        tls: Option<Box<Tls>>,
+        addr_slot: u32,
+    ) -> Conn {
         Conn {
+            tls,
+            addr_slot,
+            handshaking: true,
             stream,
             generation,
             readable: false,
@@ -142,7 +159,11 @@ impl Conn {
     fn read(&mut self, ctx: &mut Ctx, id: ConnId) -> Step {
         // The loop's buffer is lent out for the call, so phase code can take `&mut Ctx`.
         let mut buf = std::mem::take(&mut ctx.read_buf);
-        let result = self.read_into(ctx, id, &mut buf);
+        let result = if self.tls.is_some() {
+            self.read_tls_into(ctx, id, &mut buf)
+        } else {
+            self.read_into(ctx, id, &mut buf)
+        };
         ctx.read_buf = buf;
         result
     }
@@ -188,7 +209,7 @@ impl Conn {
     fn on_eof(&mut self) -> Step {
         match &self.phase {
             // A client may half-close after its last request: still answer it.
-            Phase::Head(_) if !self.out.is_empty() => {
+            Phase::Head(_) if self.unsent() => {
                 self.phase = Phase::Finishing {
                     deadline: Instant::now() + LINGER,
                     fin_sent: false,
@@ -198,7 +219,7 @@ impl Conn {
             Phase::Head(_) | Phase::Pending(_) => Err(None),
             Phase::Ws(_) => Err(Some(ConnError::Io(io::ErrorKind::UnexpectedEof))),
             Phase::Finishing { fin_sent, .. } => {
-                if *fin_sent || self.out.is_empty() {
+                if *fin_sent || !self.unsent() {
                     Err(None)
                 } else {
                     Ok(())
@@ -212,12 +233,16 @@ impl Conn {
         if let Phase::Ws(w) = &mut self.phase {
             w.pull_output(&mut self.out);
         }
-        while self.writable && !self.out.is_empty() {
-            match self.out.write_to(&mut &self.stream) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Some(io_error(&e))),
+        if self.tls.is_some() {
+            self.flush_tls()?;
+        } else {
+            while self.writable && !self.out.is_empty() {
+                match self.out.write_to(&mut &self.stream) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(Some(io_error(&e))),
+                }
             }
         }
         if let Phase::Ws(w) = &self.phase {
@@ -236,6 +261,17 @@ impl Conn {
     /// Once the last bytes of a finishing connection are out: FIN, or the end if the peer is
     /// already gone.
     fn after_flush(&mut self) -> Step {
+        let ready_for_fin = matches!(
+            self.phase,
+            Phase::Finishing {
+                fin_sent: false,
+                ..
+            }
+        ) && self.out.is_empty();
+        // TLS: `close_notify` first, so the peer can tell our end from a truncation.
+        if ready_for_fin && !self.eof && !self.tls_close_notify()? {
+            return Ok(());
+        }
         if let Phase::Finishing { fin_sent, .. } = &mut self.phase {
             if !*fin_sent && self.out.is_empty() {
                 if self.eof {
@@ -248,6 +284,11 @@ impl Conn {
             }
         }
         Ok(())
+    }
+
+    /// Bytes are waiting to be written: plaintext queued, or TLS records.
+    fn unsent(&self) -> bool {
+        !self.out.is_empty() || self.tls.as_deref().is_some_and(Tls::wants_write)
     }
 
     /// Ends the connection in an orderly way: queued bytes are written, then FIN.

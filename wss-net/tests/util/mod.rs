@@ -2,6 +2,8 @@
 //! echoing) sink, raw-socket WebSocket helpers, and tungstenite clients.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use wss_net::{
-    ConnError, ConnId, Decision, EventSink, Net, NetConfig, NetEvent, NetHandle, Outgoing, Service,
+    ConnError, ConnId, Decision, EventSink, Listen, Net, NetConfig, NetEvent, NetHandle, Outgoing,
+    Service,
 };
 use wss_proto::handshake::{validate_upgrade, Request, Response};
 use wss_proto::{CloseCode, Message};
@@ -83,7 +86,10 @@ impl Service for Routes {
 
 pub struct Server {
     pub net: Option<Net>,
+    /// The first listener's address.
     pub addr: SocketAddr,
+    /// The first TLS listener's address, if any.
+    pub tls_addr: Option<SocketAddr>,
     pub handle: NetHandle,
     pub sink: Arc<Recorder>,
     pub events: Receiver<NetEvent>,
@@ -101,7 +107,16 @@ pub fn quick_config() -> NetConfig {
     config
 }
 
+/// One listener on 127.0.0.1 (TLS when `config.tls` is set).
 pub fn start(config: NetConfig, echo: bool) -> Server {
+    let listen = Listen {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        tls: config.tls.is_some(),
+    };
+    start_on(&[listen], config, echo)
+}
+
+pub fn start_on(listeners: &[Listen], config: NetConfig, echo: bool) -> Server {
     let (tx, events) = crossbeam_channel::unbounded();
     let (ptx, pending) = crossbeam_channel::unbounded();
     let sink = Arc::new(Recorder {
@@ -113,13 +128,14 @@ pub fn start(config: NetConfig, echo: bool) -> Server {
         sink: sink.clone(),
         pending: ptx,
     });
-    let net = Net::bind("127.0.0.1:0".parse().unwrap(), config, routes).unwrap();
+    let net = Net::bind_all(listeners, config, routes).unwrap();
     let handle = net.handle();
     if echo {
         let _ = sink.echo.set(handle.clone());
     }
     Server {
         addr: net.local_addr(),
+        tls_addr: net.tls_addr(),
         handle,
         net: Some(net),
         sink,

@@ -1,0 +1,227 @@
+//! TLS under the connection phases: rustls driven sans-IO from the loop.
+//!
+//! The phases (head, pending, ws, finishing) see plaintext and queue plaintext, exactly as on
+//! a plain socket; only the socket side differs. Reading: plaintext rustls already holds is
+//! taken first (into the loop's shared buffer, then handed to the phase), and only when it has
+//! none is the socket read (`read_tls`, then `process_new_packets`). Writing: queued plaintext
+//! is encrypted into rustls' outgoing buffer as far as its 64 KiB limit allows (the rest waits
+//! in the connection's queue, which `max_outgoing` bounds), and `write_tls` drains it until
+//! the socket is full. Nothing blocks; readiness stays edge-triggered: `readable` is cleared
+//! only when both rustls and the socket have nothing more.
+//!
+//! A plain socket pays one `Option` test per read and per flush for all this.
+
+use std::io::{self, Read};
+
+use rustls::ServerConnection;
+
+use super::{io_error, Conn, Phase, Step, READ_BUDGET};
+use crate::api::ConnError;
+use crate::event_loop::Ctx;
+use crate::tls::TlsFailure;
+use crate::ConnId;
+
+/// A fatal `decode_error` alert record in the clear, as sent before a handshake completes.
+const DECODE_ERROR_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 50];
+
+/// The TLS state of one connection.
+pub(crate) struct Tls {
+    session: ServerConnection,
+    /// The first byte the peer sent, once known: a plain-HTTP request on the TLS port starts
+    /// with a method's capital letter instead of a handshake record.
+    first_byte: Option<u8>,
+    /// Our `close_notify` is queued.
+    notified: bool,
+}
+
+impl Tls {
+    pub(crate) fn new(session: ServerConnection) -> Tls {
+        Tls {
+            session,
+            first_byte: None,
+            notified: false,
+        }
+    }
+
+    /// Encrypted bytes are waiting to be written.
+    pub(crate) fn wants_write(&self) -> bool {
+        self.session.wants_write()
+    }
+}
+
+/// The socket as rustls' reader, noting the first byte read.
+struct FirstRead<'a> {
+    stream: &'a mio::net::TcpStream,
+    first: &'a mut Option<u8>,
+}
+
+impl Read for FirstRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.stream.read(buf)?;
+        if self.first.is_none() && n > 0 {
+            *self.first = buf.first().copied();
+        }
+        Ok(n)
+    }
+}
+
+impl Conn {
+    /// Reads through TLS until rustls and the socket are both drained, the phase stops
+    /// wanting input, or the budget is spent.
+    pub(super) fn read_tls_into(&mut self, ctx: &mut Ctx, id: ConnId, buf: &mut [u8]) -> Step {
+        let mut budget = READ_BUDGET;
+        while self.readable && self.wants_read() {
+            if budget == 0 {
+                ctx.ready.push(id);
+                return Ok(());
+            }
+            let Some(tls) = self.tls.as_deref_mut() else {
+                return Ok(());
+            };
+            match tls.session.reader().read(buf) {
+                // `close_notify` received and everything before it taken.
+                Ok(0) => return self.tls_eof(),
+                Ok(n) => {
+                    budget = budget.saturating_sub(n);
+                    self.on_bytes(ctx, id, buf.get(..n).unwrap_or_default())?;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // TCP EOF without `close_notify`, everything before it taken.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return self.tls_eof(),
+                Err(e) => return Err(Some(io_error(&e))),
+            }
+            let mut from = FirstRead {
+                stream: &self.stream,
+                first: &mut tls.first_byte,
+            };
+            match tls.session.read_tls(&mut from) {
+                // rustls noted the EOF: the reader reports it (after any last plaintext).
+                Ok(0) => {}
+                Ok(n) => budget = budget.saturating_sub(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Some(io_error(&e))),
+            }
+            if let Err(error) = tls.session.process_new_packets() {
+                return self.tls_failed(ctx, id, &error);
+            }
+        }
+        Ok(())
+    }
+
+    fn tls_eof(&mut self) -> Step {
+        self.readable = false;
+        self.eof = true;
+        self.on_eof()
+    }
+
+    /// rustls refused the peer's bytes. Before the upgrade the peer gets a clear answer and
+    /// the socket an orderly end: a plain `400` when it spoke plain HTTP to the TLS port, the
+    /// TLS alert rustls chose otherwise. After it, the connection ends with `ConnError::Tls`.
+    fn tls_failed(&mut self, ctx: &mut Ctx, id: ConnId, error: &rustls::Error) -> Step {
+        ctx.admission.note_tls_failure();
+        log::debug!("{id}: TLS failed: {error}");
+        if matches!(self.phase, Phase::Ws(_)) {
+            return Err(Some(ConnError::Tls(TlsFailure::from(error))));
+        }
+        let Some(mut tls) = self.tls.take() else {
+            return Err(None);
+        };
+        // From here the socket is plain again: what is queued goes out as it is.
+        self.out.clear();
+        let spoke_http = tls.first_byte.is_some_and(|b| b.is_ascii_uppercase());
+        if spoke_http {
+            let response = wss_proto::handshake::Response::error(
+                400,
+                "This port speaks TLS: use https:// or wss://",
+            );
+            self.out.push_with(|v| response.encode(v));
+        } else {
+            let mut alert = Vec::new();
+            while tls.session.wants_write() {
+                if tls.session.write_tls(&mut alert).is_err() {
+                    break;
+                }
+            }
+            if alert.is_empty() && tls.session.is_handshaking() {
+                // rustls queues no alert for some refusals (an oversized handshake message);
+                // the peer still deserves to learn why the socket closes.
+                alert.extend_from_slice(&DECODE_ERROR_ALERT);
+            }
+            self.out.push_owned(alert);
+        }
+        self.finish(ctx.now);
+        Ok(())
+    }
+
+    /// Encrypts queued plaintext and writes TLS records until both are drained or the socket
+    /// is full.
+    pub(super) fn flush_tls(&mut self) -> Step {
+        let Conn {
+            stream,
+            out,
+            tls,
+            writable,
+            ..
+        } = self;
+        let Some(tls) = tls.as_deref_mut() else {
+            return Ok(());
+        };
+        loop {
+            // Plaintext before the handshake ends would only be buffered twice; nothing is
+            // queued then anyway (the first request comes after it).
+            if !out.is_empty() && !tls.session.is_handshaking() {
+                match out.write_to(&mut tls.session.writer()) {
+                    Ok(_) => {}
+                    // rustls' outgoing buffer is full: write it out first.
+                    Err(e) if e.kind() == io::ErrorKind::WriteZero => {}
+                    Err(e) => return Err(Some(io_error(&e))),
+                }
+            }
+            if !tls.session.wants_write() || !*writable {
+                return Ok(());
+            }
+            match tls.session.write_tls(&mut &*stream) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    *writable = false;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Some(io_error(&e))),
+            }
+        }
+    }
+
+    /// Before the FIN of a TLS connection: queue `close_notify` once and write it. Returns
+    /// whether everything is written (the FIN may follow).
+    pub(super) fn tls_close_notify(&mut self) -> Result<bool, Option<ConnError>> {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return Ok(true);
+        };
+        if !tls.notified {
+            tls.notified = true;
+            tls.session.send_close_notify();
+        }
+        self.flush_tls()?;
+        Ok(!self.tls.as_deref().is_some_and(Tls::wants_write))
+    }
+}
+
+impl From<&rustls::Error> for TlsFailure {
+    fn from(e: &rustls::Error) -> TlsFailure {
+        match e {
+            rustls::Error::DecryptError => TlsFailure::Decrypt,
+            rustls::Error::AlertReceived(alert) => TlsFailure::AlertReceived(u8::from(*alert)),
+            rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+                TlsFailure::BadMessage
+            }
+            rustls::Error::PeerMisbehaved(_) => TlsFailure::PeerMisbehaved,
+            _ => TlsFailure::Other,
+        }
+    }
+}
