@@ -211,13 +211,53 @@ fn unbuilt_features_are_refused_not_ignored() {
         &["--deflate", "on"][..],
         &["--deflate-threshold", "64"],
         &["--max-per-address", "10"],
-        &["--redis", "redis://127.0.0.1:6379"],
-        &["--node-id", "n1"],
     ] {
         let mut args = vec!["--handler", "echo", "--port", "0"];
         args.extend_from_slice(flag);
         assert_one_line_failure(&args, "not supported yet");
     }
+}
+
+#[test]
+fn node_id_without_redis_is_a_usage_error() {
+    let (status, _, _) = run_to_exit(&["--handler", "chat", "--port", "0", "--node-id", "a"]);
+    assert_eq!(status.code(), Some(2), "invalid usage");
+    assert_one_line_failure(
+        &["--handler", "chat", "--port", "0", "--node-id", "a"],
+        "--node-id",
+    );
+}
+
+#[test]
+fn bad_log_level_is_a_usage_error_naming_the_levels() {
+    let args = ["--handler", "echo", "--port", "0", "--log-level", "loud"];
+    let (status, _, _) = run_to_exit(&args);
+    assert_eq!(status.code(), Some(2), "invalid usage");
+    assert_one_line_failure(&args, "--log-level");
+    assert_one_line_failure(&args, "error, warn, info, debug, trace, off");
+}
+
+#[test]
+fn log_level_overrides_rust_log() {
+    // Wss::start sets RUST_LOG=info; --log-level error must silence the info lines.
+    let mut wss = Wss::start(&["--handler", "echo", "--log-level", "error"]);
+    support::close(connect(&wss.ws_url("")));
+    wss.signal("TERM");
+    let status = wss.wait_exit(Duration::from_secs(10)).expect("wss exits");
+    assert!(status.success());
+    let logged = wss.stderr();
+    for level in [" WARN ", " INFO ", " DEBUG ", " TRACE "] {
+        assert!(!logged.contains(level), "nothing below error:\n{logged}");
+    }
+
+    let mut wss = Wss::start(&["--handler", "echo", "--log-level", "INFO"]);
+    wss.signal("TERM");
+    wss.wait_exit(Duration::from_secs(10)).expect("wss exits");
+    assert!(
+        wss.stderr().contains(" INFO ") && wss.stderr().contains("Echo handler on"),
+        "info lines: {}",
+        wss.stderr()
+    );
 }
 
 #[test]

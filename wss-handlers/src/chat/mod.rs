@@ -18,6 +18,20 @@
 //!
 //! `users` lists the names in joining order, at most [`MAX_LISTED_USERS`] of them; `count` is
 //! the real number.
+//!
+//! # Several nodes
+//!
+//! The room is the server's presence ([`WebSocketServer::presence`]): each user is made present
+//! under their name ([`WebSocketConnection::set_user`]), and rosters list the members of every
+//! node sharing the server's broker (grouped by node, each node's users in joining order).
+//! A name used on any node counts as taken. Notices and messages go out with
+//! [`WebSocketServer::broadcast`], which reaches every node. On one node (the default
+//! in-process broker) this is exactly the single room described above.
+//!
+//! Across nodes, two limits follow from presence being shared through the broker: two users
+//! joining on two nodes within the same few milliseconds may get the same name (neither node
+//! has seen the other's presence yet), and the users of a node that dies without closing its
+//! connections drop out of the rosters once its presence expires, without a `left` notice.
 
 mod clean;
 mod room;
@@ -25,11 +39,12 @@ mod room;
 pub use clean::{clean_name, clean_text, MAX_NAME_CHARS, MAX_TEXT_CHARS};
 pub use room::MAX_LISTED_USERS;
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde_json::{json, Value};
 use wss_server::{
-    ConnectionEvent, ConnectionHandler, Data, MessageEvent, OpenEvent, ServerHandler,
+    ConnectionEvent, ConnectionHandler, Data, Member, MessageEvent, OpenEvent, ServerHandler,
     TerminateEvent, WebSocketConnection, WebSocketServer,
 };
 
@@ -51,7 +66,9 @@ pub const DEFAULT_WELCOME: &str = "Welcome to the chat!";
 /// (`ws://host/chat?name=Ada`), else from the web session (when the web server runs with
 /// scalable sessions, a name given once is remembered), else it is `Guest N`. Names are
 /// cleaned ([`clean_name`]) and made unique in the room (`Ada`, `Ada 2`, ...); message texts
-/// are cleaned too ([`clean_text`]). Run it with [`DataType::Object`](wss_server::DataType::Object)
+/// are cleaned too ([`clean_text`]). Each user is present in the server's
+/// [presence](WebSocketServer::presence) under their name, so with a shared broker (several
+/// nodes) the room spans every node; see the [module docs](self#several-nodes). Run it with [`DataType::Object`](wss_server::DataType::Object)
 /// (text mode works as well). See the [module docs](self) for the JSON protocol.
 ///
 /// ```no_run
@@ -91,7 +108,8 @@ impl Chat {
         self
     }
 
-    /// The names in the room, in joining order.
+    /// The names of this node's users, in joining order (the whole cluster's are in
+    /// [`WebSocketServer::presence`]).
     pub fn users(&self) -> Vec<String> {
         lock(&self.room).names().map(str::to_string).collect()
     }
@@ -183,23 +201,49 @@ fn message_text(data: &Data) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
-fn roster(room: &Room, kind: &str, name: &str) -> Value {
-    json!({ "type": kind, "name": name, "users": room.listed(), "count": room.len() })
+/// A notice with the roster: `members` sorted as [`WebSocketServer::presence`] sorts them
+/// (by node, then connection id, which is joining order on one node).
+fn roster(members: &[Member], kind: &str, name: &str) -> Value {
+    let users: Vec<&str> = members
+        .iter()
+        .take(MAX_LISTED_USERS)
+        .map(|m| m.user.as_str())
+        .collect();
+    json!({ "type": kind, "name": name, "users": users, "count": members.len() })
 }
 
 impl ConnectionHandler for ChatConnection {
     fn on_open(&mut self, ws: &WebSocketConnection, _: &OpenEvent) {
-        let (welcome, joined) = {
-            let mut room = lock(&self.room);
-            self.name = room.join(ws.id(), &self.wanted);
-            let mut welcome = roster(&room, "welcome", &self.name);
-            if let Some(map) = welcome.as_object_mut() {
-                map.insert("text".into(), Value::String(self.welcome.clone()));
-            }
-            (welcome, roster(&room, "joined", &self.name))
+        let wss = ws.wss();
+        let node = wss.node_id().to_owned();
+        // One presence read per join: it may ask the broker's backend (a Redis round trip).
+        let mut members = wss.presence(None).members;
+        let elsewhere: HashSet<String> = members
+            .iter()
+            .filter(|m| m.node != node)
+            .map(|m| m.user.to_lowercase())
+            .collect();
+        self.name = lock(&self.room).join(ws.id(), &self.wanted, &elsewhere);
+        // Cannot fail on an open connection with a cleaned, non-empty name (at most 32
+        // characters, far below the server's limit); if it still does, this user is only
+        // missing from the other nodes' rosters.
+        if let Err(e) = ws.set_user(Some(&self.name)) {
+            log::debug!("chat: connection {} not made present: {e}", ws.id());
+        }
+        let me = Member {
+            node,
+            connection: ws.id(),
+            user: self.name.clone(),
         };
+        if let Err(at) = members.binary_search(&me) {
+            members.insert(at, me);
+        }
+        let mut welcome = roster(&members, "welcome", &self.name);
+        if let Some(map) = welcome.as_object_mut() {
+            map.insert("text".into(), Value::String(self.welcome.clone()));
+        }
         let _ = ws.send(welcome);
-        ws.wss().broadcast(joined, Some(ws.id()));
+        wss.broadcast(roster(&members, "joined", &self.name), Some(ws.id()));
     }
 
     fn on_message(&mut self, ws: &WebSocketConnection, event: &MessageEvent) {
@@ -211,14 +255,13 @@ impl ConnectionHandler for ChatConnection {
     }
 
     fn on_terminate(&mut self, ws: &WebSocketConnection, _: &TerminateEvent) {
-        let left = {
-            let mut room = lock(&self.room);
-            if !room.leave(ws.id()) {
-                return;
-            }
-            roster(&room, "left", &self.name)
-        };
-        ws.wss().broadcast(left, Some(ws.id()));
+        if !lock(&self.room).leave(ws.id()) {
+            return;
+        }
+        // The server took this connection out of its presence before calling us.
+        let wss = ws.wss();
+        let members = wss.presence(None).members;
+        wss.broadcast(roster(&members, "left", &self.name), Some(ws.id()));
     }
 }
 
@@ -249,5 +292,23 @@ mod tests {
         assert_eq!(message_text(&Data::Object(json!(["x"]))), None);
         assert_eq!(message_text(&Data::Text(" \u{0} ".into())), None);
         assert_eq!(message_text(&Data::Blob(vec![0xff])), None);
+    }
+
+    #[test]
+    fn roster_is_bounded_but_counts_everyone() {
+        let members: Vec<Member> = (0..(MAX_LISTED_USERS as u64 + 5))
+            .map(|id| Member {
+                node: "a".into(),
+                connection: id,
+                user: format!("Guest {id}"),
+            })
+            .collect();
+        let notice = roster(&members, "joined", "Guest 0");
+        assert_eq!(
+            notice["users"].as_array().map(Vec::len),
+            Some(MAX_LISTED_USERS)
+        );
+        assert_eq!(notice["users"][0], "Guest 0");
+        assert_eq!(notice["count"], MAX_LISTED_USERS + 5);
     }
 }

@@ -5,6 +5,9 @@
 //! SIGINT/SIGTERM for a graceful stop with exit status 0, one line on stderr and a non-zero
 //! status when it cannot start.
 
+mod cluster;
+mod nofile;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +51,29 @@ enum DataTypeArg {
 enum OnOff {
     On,
     Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+    Off,
+}
+
+impl LogLevel {
+    fn filter(self) -> log::LevelFilter {
+        match self {
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+            LogLevel::Off => log::LevelFilter::Off,
+        }
+    }
 }
 
 /// A WebSocket server with 4D's WebSocketServer callback model, running a ready-made handler.
@@ -127,25 +153,34 @@ struct Cli {
     #[arg(long, value_name = "N")]
     max_per_address: Option<usize>,
 
-    /// Share broadcasts with other wss nodes through this Redis server. Not supported yet.
+    /// Join a cluster: share broadcasts and presence (the chat's users) with every wss node
+    /// using this Redis server (redis://HOST:PORT). Fails at start when Redis cannot be
+    /// reached. Needs the `redis` cargo feature (on by default).
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
 
-    /// This node's id among the nodes sharing a Redis server. Not supported yet.
+    /// This node's name in the cluster (1 to 64 visible ASCII characters, unique among the
+    /// live nodes). Needs --redis. Default: a random one.
     #[arg(long, value_name = "ID")]
     node_id: Option<String>,
 
-    /// Log level on stderr: off, error, warn, info, debug or trace (or a RUST_LOG filter).
+    /// Log level on stderr; overrides RUST_LOG (which may hold a finer filter).
     /// Default: RUST_LOG if set, else info.
-    #[arg(long, value_name = "LEVEL")]
-    log_level: Option<String>,
+    #[arg(long, value_enum, value_name = "LEVEL", ignore_case = true)]
+    log_level: Option<LogLevel>,
 }
 
 /// Why the command line or the start failed; each renders as one line.
 #[derive(Debug)]
 enum StartError {
-    /// A flag that parses but asks for a feature this build does not have.
+    /// A flag that parses but asks for a feature that is not implemented yet.
     Unsupported(&'static str),
+    /// A flag whose cargo feature this binary was built without.
+    #[cfg_attr(feature = "redis", allow(dead_code))]
+    NotBuilt {
+        flag: &'static str,
+        feature: &'static str,
+    },
     /// A flag value that does not make sense.
     Invalid(String),
     /// Starting the web server or the WebSocket server failed.
@@ -155,7 +190,9 @@ enum StartError {
 impl StartError {
     fn exit_code(&self) -> u8 {
         match self {
-            StartError::Unsupported(_) | StartError::Invalid(_) => EXIT_USAGE,
+            StartError::Unsupported(_) | StartError::NotBuilt { .. } | StartError::Invalid(_) => {
+                EXIT_USAGE
+            }
             StartError::Start(_) => EXIT_START,
         }
     }
@@ -165,6 +202,11 @@ impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StartError::Unsupported(flag) => write!(f, "{flag} is not supported yet"),
+            StartError::NotBuilt { flag, feature } => write!(
+                f,
+                "{flag} is not available: this wss was built without the `{feature}` cargo \
+                 feature (rebuild with --features {feature})"
+            ),
             StartError::Invalid(msg) | StartError::Start(msg) => f.write_str(msg),
         }
     }
@@ -180,12 +222,6 @@ fn check_unsupported(cli: &Cli) -> Result<(), StartError> {
     }
     if cli.max_per_address.is_some() {
         return Err(StartError::Unsupported("--max-per-address"));
-    }
-    if cli.redis.is_some() {
-        return Err(StartError::Unsupported("--redis"));
-    }
-    if cli.node_id.is_some() {
-        return Err(StartError::Unsupported("--node-id"));
     }
     Ok(())
 }
@@ -209,12 +245,15 @@ fn check_root(root: &std::path::Path) -> Result<(), StartError> {
     }
 }
 
-fn init_logging(level: Option<&str>) {
-    let env = env_logger::Env::default().default_filter_or("info");
-    let mut builder = env_logger::Builder::from_env(env);
-    if let Some(level) = level {
-        builder.parse_filters(level);
-    }
+fn init_logging(level: Option<LogLevel>) {
+    let mut builder = match level {
+        Some(level) => {
+            let mut b = env_logger::Builder::new();
+            b.filter_level(level.filter());
+            b
+        }
+        None => env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")),
+    };
     builder.target(env_logger::Target::Stderr).init();
 }
 
@@ -319,7 +358,9 @@ fn start_server<H: ServerHandler>(
 }
 
 fn fail(err: &StartError) -> ExitCode {
-    eprintln!("wss: error: {err}");
+    // One line whatever a lower layer put in its message.
+    let line = err.to_string().replace(['\r', '\n'], " ");
+    eprintln!("wss: error: {line}");
     ExitCode::from(err.exit_code())
 }
 
@@ -346,7 +387,8 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    init_logging(cli.log_level.as_deref());
+    init_logging(cli.log_level);
+    nofile::raise_and_log();
 
     // Registered before the server starts so an early signal is not fatal by default action.
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {
@@ -354,10 +396,18 @@ fn main() -> ExitCode {
         Err(e) => return fail(&StartError::Start(format!("cannot handle signals: {e}"))),
     };
 
-    let plan = match plan(&cli) {
+    let mut plan = match plan(&cli) {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
+    // Before binding: a node that cannot reach its cluster must not take traffic.
+    let cluster = match cluster::join(cli.redis.as_deref(), cli.node_id.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    if let Some(cluster) = &cluster {
+        plan.web = plan.web.with_broker(cluster.broker());
+    }
     let shutdown_timeout = plan.shutdown_timeout;
     let started = match cli.handler {
         HandlerKind::Echo => start(Echo, plan),
@@ -368,6 +418,9 @@ fn main() -> ExitCode {
         Ok(pair) => pair,
         Err(e) => return fail(&e),
     };
+    if let Some(cluster) = &cluster {
+        cluster.wait_connected();
+    }
 
     let addr = web.local_addr();
     let path = wss.path().unwrap_or("/").to_string();
@@ -411,6 +464,9 @@ fn main() -> ExitCode {
         std::process::exit(i32::from(EXIT_START));
     });
     web.stop_gracefully(shutdown_timeout);
+    if let Some(cluster) = &cluster {
+        cluster.leave();
+    }
     handle.close();
     log::info!("stopped");
     ExitCode::SUCCESS
@@ -507,8 +563,6 @@ mod tests {
             &["--deflate", "on"][..],
             &["--deflate-threshold", "100"],
             &["--max-per-address", "10"],
-            &["--redis", "redis://127.0.0.1:6379"],
-            &["--node-id", "a"],
         ] {
             let mut full = vec!["--handler", "echo"];
             full.extend_from_slice(args);
@@ -516,6 +570,65 @@ mod tests {
             assert!(matches!(err, StartError::Unsupported(_)), "{args:?}");
             assert!(err.to_string().contains(args[0]));
         }
+    }
+
+    #[test]
+    fn log_level_accepts_the_six_levels_only() {
+        for (arg, level) in [
+            ("error", LogLevel::Error),
+            ("warn", LogLevel::Warn),
+            ("info", LogLevel::Info),
+            ("debug", LogLevel::Debug),
+            ("trace", LogLevel::Trace),
+            ("off", LogLevel::Off),
+            ("DEBUG", LogLevel::Debug),
+        ] {
+            let cli = parse(&["--handler", "echo", "--log-level", arg]);
+            assert_eq!(cli.log_level, Some(level), "{arg}");
+        }
+        assert_eq!(LogLevel::Off.filter(), log::LevelFilter::Off);
+        assert_eq!(LogLevel::Trace.filter(), log::LevelFilter::Trace);
+        for bad in ["verbose", "", "wss=debug", "5"] {
+            let err = Cli::try_parse_from(["wss", "--handler", "echo", "--log-level", bad])
+                .err()
+                .unwrap_or_else(|| panic!("{bad:?} accepted"));
+            assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn node_id_without_redis_is_a_usage_error() {
+        let err = cluster::join(None, Some("a")).err().expect("refused");
+        assert!(matches!(err, StartError::Invalid(_)));
+        assert_eq!(err.exit_code(), EXIT_USAGE);
+        assert!(err.to_string().contains("--redis"), "{err}");
+        assert!(cluster::join(None, None).expect("single node").is_none());
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn bad_redis_url_and_node_id_are_usage_errors() {
+        let err = cluster::join(Some("http://127.0.0.1:6379"), None)
+            .err()
+            .expect("not a redis url");
+        assert!(matches!(err, StartError::Invalid(_)), "{err}");
+        assert!(err.to_string().starts_with("--redis"), "{err}");
+        let err = cluster::join(Some("redis://127.0.0.1:1"), Some("has space"))
+            .err()
+            .expect("bad node id");
+        assert!(matches!(err, StartError::Invalid(_)), "{err}");
+        assert!(err.to_string().starts_with("--node-id"), "{err}");
+    }
+
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn redis_without_the_feature_says_so() {
+        let err = cluster::join(Some("redis://127.0.0.1:6379"), None)
+            .err()
+            .expect("refused");
+        assert!(matches!(err, StartError::NotBuilt { .. }));
+        assert_eq!(err.exit_code(), EXIT_USAGE);
+        assert!(err.to_string().contains("`redis` cargo feature"), "{err}");
     }
 
     #[test]
