@@ -10,6 +10,7 @@ use wss_proto::close::CloseCode;
 use wss_proto::connection::Message;
 use wss_proto::error::ProtocolError;
 use wss_proto::handshake::{Request, Response, UpgradeRequest};
+use wss_proto::DeflateParams;
 
 /// Process-wide-unique id of one accepted TCP connection.
 ///
@@ -166,6 +167,11 @@ pub enum NetEvent {
         /// Bytes queued for this connection and not yet written to the socket, kept current by
         /// the loop (it is what `bufferedAmount` reports).
         buffered: Arc<AtomicUsize>,
+        /// The permessage-deflate parameters agreed in the handshake, `None` when the
+        /// connection runs uncompressed. Receivers with equal parameters can share one
+        /// compressed broadcast frame
+        /// ([`encode_message_deflated`](wss_proto::frame::encode_message_deflated)).
+        deflate: Option<DeflateParams>,
     },
     /// A complete message (fragments joined, text validated as UTF-8).
     Message {
@@ -244,12 +250,16 @@ impl std::error::Error for ConnError {}
 /// A message to send on an upgraded connection.
 #[derive(Debug, Clone)]
 pub enum Outgoing {
-    /// A text message, framed by the loop.
+    /// A text message, framed by the loop (and compressed when the connection negotiated
+    /// permessage-deflate and the text reaches the threshold).
     Text(String),
-    /// A binary message, framed by the loop.
+    /// A binary message, framed (and compressed) as for `Text`.
     Binary(Vec<u8>),
     /// Already-encoded, unmasked frame(s): the same bytes can be handed to many connections
-    /// (broadcast: encode once, share the `Arc`). They are written as they are.
+    /// (broadcast: encode once, share the `Arc`). They are written as they are. A compressed
+    /// frame (RSV1) may only go to a connection that negotiated permessage-deflate with a
+    /// server window at least as large as the one it was compressed with; the connection's
+    /// own compressor then drops its history, so later messages stay decodable.
     Shared(Arc<[u8]>),
 }
 

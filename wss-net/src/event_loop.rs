@@ -193,7 +193,7 @@ impl EventLoop {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.ctx.ready.is_empty() || self.commands_left {
+        if !self.ctx.ready.is_empty() || self.commands_left || !self.ctx.batches.is_empty() {
             return Some(Duration::ZERO);
         }
         let mut next = self.ctx.timers.next_deadline();
@@ -273,10 +273,10 @@ impl EventLoop {
 
     fn command(&mut self, cmd: Command) {
         match cmd {
-            Command::Send(id, msg) => self.with_conn(id, |c, ctx| c.send(ctx, msg)),
+            Command::Send(id, msg) => self.with_conn(id, |c, ctx| c.send(ctx, id, msg)),
             Command::SendBatch(batch) => {
                 for (id, msg) in batch {
-                    self.with_conn(id, |c, ctx| c.send(ctx, msg));
+                    self.with_conn(id, |c, ctx| c.send(ctx, id, msg));
                 }
             }
             Command::Close(id, code, reason) => {
@@ -305,9 +305,32 @@ impl EventLoop {
         }
     }
 
+    /// Hands each sink its batch of this turn. A sink that panics loses the connections its
+    /// batch was about: they are closed with 1011 (their `Closed` follows in a later batch).
     fn deliver(&mut self) {
-        for (sink, batch) in self.ctx.batches.drain(..) {
-            sink.deliver(batch);
+        // Closing a connection can emit events of its own: a few rounds, then the rest waits
+        // for the next turn (`poll_timeout` does not sleep while batches wait).
+        for _ in 0..3 {
+            if self.ctx.batches.is_empty() {
+                return;
+            }
+            let mut failed = Vec::new();
+            // Taken and given back, so the list keeps its allocation from turn to turn.
+            let mut batches = std::mem::take(&mut self.ctx.batches);
+            for (sink, batch) in batches.drain(..) {
+                if let Err(conns) = crate::guard::deliver(&*sink, batch) {
+                    failed.extend(conns);
+                }
+            }
+            self.ctx.batches = batches;
+            for id in failed {
+                self.with_conn(id, |c, ctx| {
+                    c.close(ctx, id, CloseCode::INTERNAL_ERROR, "internal error")
+                });
+            }
+            for id in std::mem::take(&mut self.ctx.dirty) {
+                self.drive(id);
+            }
         }
     }
 

@@ -39,6 +39,17 @@
 //! **Commands cost a wake-up only when a loop sleeps.** A loop raises a flag before it blocks;
 //! a sender wakes it only if the flag is up, so under load a send costs a channel push.
 //!
+//! **A panic above costs one connection, not a loop.** A panic inside
+//! [`Service::on_request_with`] answers that request `500`; one inside
+//! [`EventSink::deliver`] closes the connections of that batch with 1011. The loop thread and
+//! its other connections carry on.
+//!
+//! **Compression is negotiated by the loop.** With [`NetConfig::deflate`] on, the upgrade
+//! accepts the client's first acceptable permessage-deflate offer, answers it in the 101, and
+//! the connection compresses what it sends (from the threshold up) and inflates what it
+//! receives, within the message limit. [`NetEvent::Opened`] reports the agreed parameters so
+//! a broadcaster can compress once per group of alike receivers ([`Outgoing::Shared`]).
+//!
 //! **Events arrive batched and predictable.** One [`EventSink::deliver`] per sink per loop
 //! turn, events in order; exactly one [`NetEvent::Closed`] for every [`NetEvent::Opened`], with
 //! the peer's code, 1005 for a close frame without one, or 1006 with an error.
@@ -90,6 +101,7 @@ mod api;
 mod config;
 mod conn;
 mod event_loop;
+mod guard;
 mod handle;
 mod limits;
 mod net;

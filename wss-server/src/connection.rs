@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use wss_net::{ConnId, Outgoing};
 use wss_proto::close::{truncate_reason, CloseCode};
+use wss_proto::DeflateParams;
 
 use crate::data::Data;
 use crate::error::{SendError, TopicError};
@@ -55,6 +56,10 @@ pub(crate) struct ConnInner {
     /// Set when this side started the close (terminate): the close that follows is no error.
     local_close: AtomicBool,
     buffered: OnceLock<Arc<AtomicUsize>>,
+    /// permessage-deflate as agreed in the handshake; unset until the network reports the
+    /// connection open, and for connections that run uncompressed. Broadcasts read it to pick
+    /// the frame this receiver gets.
+    deflate: OnceLock<DeflateParams>,
     pub(crate) server: WebSocketServer,
     handler_any: Arc<dyn Any + Send + Sync>,
     /// Rooms and presence name (see `topics`).
@@ -76,6 +81,7 @@ impl ConnInner {
             status: AtomicU8::new(CONNECTED),
             local_close: AtomicBool::new(false),
             buffered: OnceLock::new(),
+            deflate: OnceLock::new(),
             server,
             handler_any,
             topics: Mutex::new(ConnTopics::default()),
@@ -84,6 +90,17 @@ impl ConnInner {
 
     pub(crate) fn set_buffered(&self, counter: Arc<AtomicUsize>) {
         let _ = self.buffered.set(counter);
+    }
+
+    pub(crate) fn set_deflate(&self, params: Option<DeflateParams>) {
+        if let Some(params) = params {
+            let _ = self.deflate.set(params);
+        }
+    }
+
+    /// The agreed permessage-deflate parameters, once known (`None`: plain frames only).
+    pub(crate) fn deflate(&self) -> Option<&DeflateParams> {
+        self.deflate.get()
     }
 
     pub(crate) fn set_closed(&self) {

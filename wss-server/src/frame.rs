@@ -126,6 +126,13 @@ impl Frame {
     pub(crate) fn shared(&self) -> Arc<[u8]> {
         self.0.clone()
     }
+
+    /// The message's opcode and payload. `None` never happens for a `Frame` (every
+    /// constructor checks the header), but the bytes are not re-trusted blindly.
+    pub(crate) fn message(&self) -> Option<(Opcode, &[u8])> {
+        let (header, len) = FrameHeader::parse(&self.0).ok()??;
+        Some((header.opcode, self.0.get(len..)?))
+    }
 }
 
 impl fmt::Debug for Frame {
@@ -149,6 +156,16 @@ mod tests {
             let frame = Frame::encode(&data);
             assert_eq!(Frame::from_wire(frame.as_bytes()), Ok(frame));
         }
+    }
+
+    #[test]
+    fn message_gives_back_opcode_and_payload() {
+        let frame = Frame::encode(&Data::Text("x".repeat(300)));
+        let (opcode, payload) = frame.message().expect("a frame");
+        assert_eq!(opcode, Opcode::Text);
+        assert_eq!(payload, "x".repeat(300).as_bytes());
+        let frame = Frame::encode(&Data::Blob(vec![1, 2]));
+        assert_eq!(frame.message(), Some((Opcode::Binary, &[1u8, 2][..])));
     }
 
     #[test]

@@ -94,6 +94,7 @@ mod connection;
 mod data;
 mod error;
 mod event;
+mod fanout;
 mod frame;
 mod handler;
 mod options;
@@ -121,3 +122,11 @@ pub use server::WebSocketServer;
 pub use session::Session;
 pub use topics::{MAX_ROOMS_PER_CONNECTION, MAX_ROOM_LEN, MAX_USER_LEN};
 pub use web::WebServer;
+
+/// TLS setup (certificate and key loading, the errors a bad pair gives), re-exported from
+/// `wss-net` so that users of this crate need no other dependency for
+/// [`WebServerOptions::tls`].
+pub use wss_net::tls;
+
+/// permessage-deflate settings for [`WebServerOptions::deflate`], and the agreed parameters.
+pub use wss_proto::{DeflateConfig, DeflateParams};

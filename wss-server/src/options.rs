@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use wss_proto::DeflateConfig;
+
 use crate::broker::{Broker, LocalBroker};
 use crate::data::DataType;
 
@@ -91,6 +93,14 @@ pub struct WebServerOptions {
     /// plain (4D's HTTP and HTTPS ports); 0 picks a free port (read it back with
     /// `tls_local_addr()`). Default `None`.
     pub tls_port: Option<u16>,
+    /// permessage-deflate (RFC 7692) for every WebSocket server on this web server: which
+    /// client offers are accepted and the local knobs (window bits, context takeover, level,
+    /// `threshold`: messages shorter than it go out plain). Default: off
+    /// (`DeflateConfig { enabled: false, .. }`); [`with_deflate`](Self::with_deflate) turns
+    /// it on. With it on, a connection with context takeover holds a compressor window (about
+    /// 380 KB at 2^15) once it sent a compressed message; broadcasts are compressed once per
+    /// group of receivers with the same parameters, never once per receiver.
+    pub deflate: DeflateConfig,
     /// Scalable sessions (SPEC Part A point 4): a session cookie on HTTP responses and the
     /// request's session in `on_connection`. Default off.
     pub scalable_session: bool,
@@ -126,6 +136,10 @@ impl Default for WebServerOptions {
             max_pending_handshakes: None,
             tls: None,
             tls_port: None,
+            deflate: DeflateConfig {
+                enabled: false,
+                ..DeflateConfig::default()
+            },
             scalable_session: false,
             session_cookie_name: "4DSID_wss".into(),
             session_idle_timeout: Duration::from_secs(3600),
@@ -158,6 +172,16 @@ impl WebServerOptions {
     /// Shares broadcasts and presence through `broker` (e.g. `wss-redis`'s).
     pub fn with_broker(mut self, broker: Arc<dyn Broker>) -> Self {
         self.broker = broker;
+        self
+    }
+
+    /// Negotiates permessage-deflate with `config` (its `enabled` is set to true), e.g.
+    /// `with_deflate(DeflateConfig::default())`.
+    pub fn with_deflate(mut self, config: DeflateConfig) -> Self {
+        self.deflate = DeflateConfig {
+            enabled: true,
+            ..config
+        };
         self
     }
 

@@ -4,7 +4,13 @@
 use crate::options::OriginPolicy;
 
 /// Whether a handshake with this `Origin` (None: header absent) and `Host` may proceed.
-pub(crate) fn allowed(policy: &OriginPolicy, origin: Option<&str>, host: Option<&str>) -> bool {
+/// `tls`: the request came over TLS, so its own origin is exactly `https://` + `Host`.
+pub(crate) fn allowed(
+    policy: &OriginPolicy,
+    origin: Option<&str>,
+    host: Option<&str>,
+    tls: bool,
+) -> bool {
     let Some(origin) = origin.map(str::trim) else {
         // Not a browser: nothing for a malicious page to abuse.
         return true;
@@ -21,7 +27,12 @@ pub(crate) fn allowed(policy: &OriginPolicy, origin: Option<&str>, host: Option<
     let Some(parsed) = parse_origin(origin) else {
         return false;
     };
-    if host.is_some_and(|h| same_host(&parsed, h)) {
+    let same = match host {
+        None => false,
+        Some(h) if tls => parse_origin(&format!("https://{}", h.trim())).as_ref() == Some(&parsed),
+        Some(h) => same_host(&parsed, h),
+    };
+    if same {
         return true;
     }
     policy
@@ -75,9 +86,9 @@ fn split_host_port(text: &str) -> Option<(&str, Option<u16>)> {
     }
 }
 
-/// Same origin as the request: the origin's host and port are those of `Host`. A `Host`
-/// without port matches on the host name alone, since a TLS proxy in front may have changed
-/// the scheme and the default port.
+/// Same origin as a plain-TCP request: the origin's host and port are those of `Host`. A
+/// `Host` without port matches on the host name alone, and the scheme is not compared, since
+/// a TLS proxy in front may have changed the scheme and the default port.
 fn same_host(origin: &Origin, host: &str) -> bool {
     let Some((h, port)) = split_host_port(host.trim()) else {
         return false;
@@ -98,36 +109,96 @@ mod tests {
     #[test]
     fn default_policy() {
         let p = OriginPolicy::default();
-        assert!(allowed(&p, None, Some("a.com:8080")));
-        assert!(allowed(&p, Some("http://a.com:8080"), Some("a.com:8080")));
-        assert!(allowed(&p, Some("http://A.com:8080"), Some("a.com:8080")));
-        assert!(allowed(&p, Some("https://a.com"), Some("a.com")));
+        assert!(allowed(&p, None, Some("a.com:8080"), false));
+        assert!(allowed(
+            &p,
+            Some("http://a.com:8080"),
+            Some("a.com:8080"),
+            false
+        ));
+        assert!(allowed(
+            &p,
+            Some("http://A.com:8080"),
+            Some("a.com:8080"),
+            false
+        ));
+        assert!(allowed(&p, Some("https://a.com"), Some("a.com"), false));
         assert!(!allowed(
             &p,
             Some("http://evil.com:8080"),
-            Some("a.com:8080")
+            Some("a.com:8080"),
+            false
         ));
-        assert!(!allowed(&p, Some("http://a.com:9090"), Some("a.com:8080")));
-        assert!(!allowed(&p, Some("null"), Some("a.com:8080")));
-        assert!(!allowed(&p, Some("garbage"), Some("a.com:8080")));
-        assert!(allowed(&p, Some("http://[::1]:80"), Some("[::1]:80")));
+        assert!(!allowed(
+            &p,
+            Some("http://a.com:9090"),
+            Some("a.com:8080"),
+            false
+        ));
+        assert!(!allowed(&p, Some("null"), Some("a.com:8080"), false));
+        assert!(!allowed(&p, Some("garbage"), Some("a.com:8080"), false));
+        assert!(allowed(
+            &p,
+            Some("http://[::1]:80"),
+            Some("[::1]:80"),
+            false
+        ));
     }
 
     #[test]
     fn allow_list_is_exact() {
         let p = OriginPolicy::allow(["http://b.com:3000"]);
-        assert!(allowed(&p, Some("http://b.com:3000"), Some("a.com")));
-        assert!(!allowed(&p, Some("https://b.com:3000"), Some("a.com")));
-        assert!(!allowed(&p, Some("http://b.com"), Some("a.com")));
+        assert!(allowed(&p, Some("http://b.com:3000"), Some("a.com"), false));
+        assert!(!allowed(
+            &p,
+            Some("https://b.com:3000"),
+            Some("a.com"),
+            false
+        ));
+        assert!(!allowed(&p, Some("http://b.com"), Some("a.com"), false));
         let p = OriginPolicy::allow(["http://b.com"]);
-        assert!(allowed(&p, Some("http://b.com:80"), Some("a.com")));
-        assert!(!allowed(&p, Some("null"), Some("a.com")));
+        assert!(allowed(&p, Some("http://b.com:80"), Some("a.com"), false));
+        assert!(!allowed(&p, Some("null"), Some("a.com"), false));
         let p = OriginPolicy::allow(["null"]);
-        assert!(allowed(&p, Some("null"), Some("a.com")));
+        assert!(allowed(&p, Some("null"), Some("a.com"), false));
         assert!(allowed(
             &OriginPolicy::any(),
             Some("http://x.y"),
-            Some("a.com")
+            Some("a.com"),
+            false
         ));
+    }
+
+    #[test]
+    fn over_tls_the_request_origin_is_https_plus_host() {
+        let p = OriginPolicy::default();
+        assert!(allowed(
+            &p,
+            Some("https://a.com:8443"),
+            Some("a.com:8443"),
+            true
+        ));
+        assert!(allowed(&p, Some("https://a.com"), Some("a.com"), true));
+        assert!(allowed(&p, Some("https://a.com:443"), Some("a.com"), true));
+        assert!(allowed(&p, Some("https://A.com"), Some("a.com:443"), true));
+        // A plain-HTTP page is another origin than the TLS server's.
+        assert!(!allowed(
+            &p,
+            Some("http://a.com:8443"),
+            Some("a.com:8443"),
+            true
+        ));
+        assert!(!allowed(&p, Some("http://a.com"), Some("a.com"), true));
+        assert!(!allowed(
+            &p,
+            Some("https://a.com:8080"),
+            Some("a.com"),
+            true
+        ));
+        assert!(!allowed(&p, Some("https://evil.com"), Some("a.com"), true));
+        assert!(!allowed(&p, Some("https://a.com"), None, true));
+        assert!(allowed(&p, None, Some("a.com"), true));
+        let p = OriginPolicy::allow(["http://b.com:3000"]);
+        assert!(allowed(&p, Some("http://b.com:3000"), Some("a.com"), true));
     }
 }

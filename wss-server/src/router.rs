@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Instant;
 
-use wss_net::{ConnId, Decision, Service};
+use wss_net::{ConnId, ConnInfo, Decision, Service};
 use wss_proto::handshake::{self, is_upgrade_request, validate_upgrade, Response};
 
 use crate::error::{codes, ErrorInfo, ServerError};
@@ -126,9 +126,14 @@ impl Router {
             .cloned()
     }
 
-    /// The request's live session, or a new one with the `Set-Cookie` header to send.
-    /// An id the store does not know is replaced, never adopted.
-    fn session_for(&self, request: &handshake::Request) -> Option<(Session, Option<String>)> {
+    /// The request's live session, or a new one with the `Set-Cookie` header to send
+    /// (`Secure` when the request came over TLS). An id the store does not know is replaced,
+    /// never adopted.
+    fn session_for(
+        &self,
+        request: &handshake::Request,
+        tls: bool,
+    ) -> Option<(Session, Option<String>)> {
         let store = self.sessions.as_ref()?;
         let now = Instant::now();
         let known = request
@@ -140,11 +145,17 @@ impl Router {
             return Some((s, None));
         }
         let s = store.create(now)?;
-        let cookie = set_cookie_value(&self.cookie_name, s.id());
+        let cookie = set_cookie_value(&self.cookie_name, s.id(), tls);
         Some((s, Some(cookie)))
     }
 
-    fn upgrade(&self, conn: ConnId, peer: SocketAddr, request: handshake::Request) -> Decision {
+    fn upgrade(
+        &self,
+        conn: ConnId,
+        peer: SocketAddr,
+        tls: bool,
+        request: handshake::Request,
+    ) -> Decision {
         if !self.is_running() {
             return refusal(503);
         }
@@ -168,6 +179,7 @@ impl Router {
             &server.options.origins,
             headers.get("origin"),
             headers.get("host"),
+            tls,
         ) {
             let origin = headers.get("origin").unwrap_or("");
             let _ = server.tx.send(WorkerMsg::Error(ErrorInfo::new(
@@ -182,7 +194,7 @@ impl Router {
             return refusal(503);
         }
         let mut extra_headers = Vec::new();
-        let session = match self.session_for(&request) {
+        let session = match self.session_for(&request, tls) {
             Some((s, cookie)) => {
                 if let Some(c) = cookie {
                     extra_headers.push(("Set-Cookie".to_owned(), c));
@@ -222,7 +234,7 @@ impl Router {
         }
     }
 
-    fn http(&self, request: &handshake::Request) -> Decision {
+    fn http(&self, request: &handshake::Request, tls: bool) -> Decision {
         let head = match request.method() {
             "GET" => false,
             "HEAD" => true,
@@ -234,7 +246,7 @@ impl Router {
                 };
             }
         };
-        let cookie = self.session_for(request).and_then(|(_, c)| c);
+        let cookie = self.session_for(request, tls).and_then(|(_, c)| c);
         let mut response = match self.statics.lookup(request.path()) {
             Some(found) => {
                 let mut r = Response::new(200)
@@ -268,13 +280,37 @@ impl Router {
     }
 }
 
-impl Service for Router {
-    fn on_request(&self, conn: ConnId, peer: SocketAddr, request: handshake::Request) -> Decision {
+impl Router {
+    fn handle(
+        &self,
+        conn: ConnId,
+        peer: SocketAddr,
+        tls: bool,
+        request: handshake::Request,
+    ) -> Decision {
         if is_upgrade_request(&request) {
-            self.upgrade(conn, peer, request)
+            self.upgrade(conn, peer, tls, request)
         } else {
-            self.http(&request)
+            self.http(&request, tls)
         }
+    }
+}
+
+impl Service for Router {
+    /// Only reached when a caller bypasses `on_request_with`: treated as plain TCP.
+    fn on_request(&self, conn: ConnId, peer: SocketAddr, request: handshake::Request) -> Decision {
+        self.handle(conn, peer, false, request)
+    }
+
+    /// The loops call this one: over TLS the request's origin is `https://` + `Host` (the
+    /// same-origin check) and the session cookie is `Secure`.
+    fn on_request_with(
+        &self,
+        conn: ConnId,
+        info: &ConnInfo,
+        request: handshake::Request,
+    ) -> Decision {
+        self.handle(conn, info.peer, info.tls, request)
     }
 }
 

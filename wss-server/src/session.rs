@@ -146,9 +146,11 @@ pub(crate) fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-/// The `Set-Cookie` value for a new session (issue 13 item 3).
-pub(crate) fn set_cookie_value(name: &str, id: &str) -> String {
-    format!("{name}={id}; Path=/; HttpOnly; SameSite=Lax")
+/// The `Set-Cookie` value for a new session (issue 13 item 3). `Secure` over TLS: the
+/// browser then never sends the id over plain HTTP, where the network could read it.
+pub(crate) fn set_cookie_value(name: &str, id: &str, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{name}={id}; Path=/; HttpOnly; SameSite=Lax{secure}")
 }
 
 #[cfg(test)]
@@ -208,7 +210,10 @@ mod tests {
         let h = "a=1; 4DSID_wss=abc ; b=2";
         assert_eq!(cookie_value(h, "4DSID_wss"), Some("abc"));
         assert_eq!(cookie_value(h, "c"), None);
-        let c = set_cookie_value("4DSID_wss", "x");
+        let c = set_cookie_value("4DSID_wss", "x", false);
         assert!(c.contains("HttpOnly") && c.contains("SameSite=Lax") && c.contains("Path=/"));
+        assert!(!c.contains("Secure"));
+        let c = set_cookie_value("4DSID_wss", "x", true);
+        assert!(c.ends_with("; Secure") && c.contains("HttpOnly"));
     }
 }

@@ -14,6 +14,7 @@ use wss_net::Outgoing;
 use crate::broker::{Member, Presence, Topic};
 use crate::connection::WebSocketConnection;
 use crate::error::TopicError;
+use crate::fanout::Fanout;
 use crate::frame::Frame;
 use crate::server::ServerInner;
 use crate::worker;
@@ -50,25 +51,31 @@ impl ServerInner {
     }
 
     /// Queues `frame` for every `Connected` local subscriber of `room` (`None`: every
-    /// connection) but `except`; returns how many.
+    /// connection) but `except`; returns how many. Receivers that negotiated
+    /// permessage-deflate get it compressed, once per group of alike receivers (`fanout`).
     pub(crate) fn deliver_local(
         &self,
         room: Option<&str>,
         frame: &Frame,
         except: Option<u64>,
     ) -> usize {
-        let shared = frame.shared();
+        // Compression (once per group of alike receivers) happens outside the locks: the
+        // receivers are picked first.
         let pick = |c: &WebSocketConnection| {
-            (c.inner.is_connected() && Some(c.id()) != except)
-                .then(|| (c.inner.conn, Outgoing::Shared(shared.clone())))
+            (c.inner.is_connected() && Some(c.id()) != except).then(|| c.inner.clone())
         };
-        let targets: Vec<_> = match room {
+        let receivers: Vec<_> = match room {
             None => lock(&self.connections).values().filter_map(pick).collect(),
             Some(r) => match lock(&self.rooms).get(r) {
                 Some(members) => members.values().filter_map(pick).collect(),
                 None => Vec::new(),
             },
         };
+        let mut fanout = Fanout::new(frame);
+        let targets: Vec<_> = receivers
+            .iter()
+            .map(|c| (c.conn, Outgoing::Shared(fanout.bytes_for(c.deflate()))))
+            .collect();
         let n = targets.len();
         worker::send_many(self, targets);
         n

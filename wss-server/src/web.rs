@@ -159,6 +159,7 @@ impl WebServer {
             max_per_address: options.max_per_address,
             max_pending_handshakes: options.max_pending_handshakes,
             tls: options.tls.clone(),
+            deflate: options.deflate.clone(),
         };
         let service: Arc<dyn Service> = router.clone();
         let listeners = match (&options.tls, options.tls_port) {

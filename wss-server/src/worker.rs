@@ -308,7 +308,12 @@ impl Worker {
 
     fn net_event(&mut self, event: NetEvent) {
         match event {
-            NetEvent::Opened { conn, buffered, .. } => {
+            NetEvent::Opened {
+                conn,
+                buffered,
+                deflate,
+                ..
+            } => {
                 let Some(slot) = self.slots.get_mut(&conn) else {
                     // Forgotten meanwhile (terminate, open timeout): nobody will serve it.
                     self.inner().net.abort(conn);
@@ -316,6 +321,7 @@ impl Worker {
                 };
                 slot.opened = true;
                 slot.ws.inner.set_buffered(buffered);
+                slot.ws.inner.set_deflate(deflate);
                 call_conn(&slot.handler, &slot.ws, "on_open", |h, ws| {
                     h.on_open(ws, &OpenEvent)
                 });

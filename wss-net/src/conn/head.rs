@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use wss_proto::connection::{Connection, Role};
-use wss_proto::handshake::{Request, RequestParser, Response};
+use wss_proto::handshake::deflate;
+use wss_proto::handshake::{Request, RequestParser, Response, UpgradeRequest};
+use wss_proto::DeflateParams;
 
 use super::{Conn, Pending, Phase, Step, Ws};
 use crate::api::{ConnInfo, Decision, NetEvent};
@@ -50,6 +52,29 @@ impl Head {
     }
 }
 
+/// Accepts the first acceptable permessage-deflate offer of `upgrade` (when
+/// [`NetConfig::deflate`](crate::NetConfig::deflate) allows it) and adds the answer to the
+/// 101's headers. A layer above that answered `Sec-WebSocket-Extensions` itself keeps its
+/// answer, and the connection runs uncompressed: the loop cannot know what it agreed to.
+fn negotiate_deflate(
+    ctx: &Ctx,
+    upgrade: &UpgradeRequest,
+    extra_headers: &mut Vec<(String, String)>,
+) -> Option<DeflateParams> {
+    if !ctx.config.deflate.enabled || upgrade.extensions.is_empty() {
+        return None;
+    }
+    if extra_headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case(deflate::HEADER_NAME))
+    {
+        return None;
+    }
+    let accepted = deflate::negotiate(&upgrade.extensions, &ctx.config.deflate)?;
+    extra_headers.push(accepted.header());
+    Some(accepted.params)
+}
+
 /// Whether the client lets the connection carry another request after this one.
 fn client_keeps_alive(req: &Request) -> bool {
     let headers = req.headers();
@@ -85,7 +110,7 @@ impl Conn {
                         peer: self.peer().map_err(Some)?,
                         tls: self.tls.is_some(),
                     };
-                    let decision = ctx.service.on_request_with(id, &info, request);
+                    let decision = crate::guard::on_request(&*ctx.service, id, &info, request);
                     self.apply_decision(ctx, id, decision, keep)?;
                 }
                 Err(e) => {
@@ -169,13 +194,16 @@ impl Conn {
             }
             Decision::Upgrade {
                 upgrade,
-                extra_headers,
+                mut extra_headers,
                 sink,
             } => {
                 let peer = self.peer().map_err(Some)?;
+                let deflate = negotiate_deflate(ctx, &upgrade, &mut extra_headers);
                 let response = Response::switching_protocols(&upgrade, &extra_headers);
                 self.out.push_with(|v| response.encode(v));
-                let ws = Connection::new(Role::Server, ctx.config.proto.clone(), ctx.now);
+                let mut config = ctx.config.proto.clone();
+                config.deflate.clone_from(&deflate);
+                let ws = Connection::new(Role::Server, config, ctx.now);
                 let w = Ws::new(ws, sink);
                 ctx.emit(
                     &w.sink,
@@ -183,6 +211,7 @@ impl Conn {
                         conn: id,
                         peer,
                         buffered: Arc::clone(&w.buffered),
+                        deflate,
                     },
                 );
                 self.phase = Phase::Ws(Box::new(w));

@@ -23,6 +23,9 @@ pub(crate) struct Ws {
     ws: Connection,
     pub(crate) sink: Arc<dyn EventSink>,
     pub(crate) buffered: Arc<AtomicUsize>,
+    /// permessage-deflate with a compressor that keeps history between messages: shared
+    /// frames queued past it must cut that history.
+    takes_context_over: bool,
 }
 
 /// How the protocol ended the connection, found while draining its events.
@@ -35,7 +38,9 @@ enum End {
 
 impl Ws {
     pub(crate) fn new(ws: Connection, sink: Arc<dyn EventSink>) -> Ws {
+        let takes_context_over = ws.deflate().is_some_and(|p| !p.server_no_context_takeover);
         Ws {
+            takes_context_over,
             ws,
             sink,
             buffered: Arc::new(AtomicUsize::new(0)),
@@ -151,7 +156,7 @@ impl Conn {
     }
 
     /// `NetHandle::send` for this connection: ignored unless upgraded and still open.
-    pub(crate) fn send(&mut self, ctx: &mut Ctx, msg: Outgoing) -> Step {
+    pub(crate) fn send(&mut self, ctx: &mut Ctx, id: ConnId, msg: Outgoing) -> Step {
         let Phase::Ws(w) = &mut self.phase else {
             return Ok(());
         };
@@ -161,9 +166,29 @@ impl Conn {
         // Frames the protocol queued (pongs) keep their place before this message.
         w.pull_output(&mut self.out);
         let (opcode, payload) = match msg {
+            Outgoing::Text(text) if w.ws.would_compress(text.len()) => {
+                // Compression writes a new payload anyway: the protocol frames it.
+                if let Err(e) = w.ws.send_text(&text) {
+                    log::debug!("{id}: send refused: {e}");
+                }
+                w.pull_output(&mut self.out);
+                return self.check_bound(ctx);
+            }
+            Outgoing::Binary(bytes) if w.ws.would_compress(bytes.len()) => {
+                if let Err(e) = w.ws.send_binary(&bytes) {
+                    log::debug!("{id}: send refused: {e}");
+                }
+                w.pull_output(&mut self.out);
+                return self.check_bound(ctx);
+            }
             Outgoing::Text(text) => (Opcode::Text, text.into_bytes()),
             Outgoing::Binary(bytes) => (Opcode::Binary, bytes),
             Outgoing::Shared(frames) => {
+                if w.takes_context_over {
+                    // The peer's window now holds what these frames carry, which our
+                    // compressor never saw: it must not refer back past them.
+                    w.ws.note_external_frames(&frames);
+                }
                 self.out.push_shared(frames);
                 return self.check_bound(ctx);
             }

@@ -2,6 +2,7 @@
 //! echoing) sink, raw-socket WebSocket helpers, and tungstenite clients.
 #![allow(dead_code)]
 
+pub mod deflate;
 pub mod tls;
 
 use std::io::{Read, Write};

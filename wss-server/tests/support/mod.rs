@@ -2,6 +2,9 @@
 //! callback, a tungstenite client and a raw-socket client for watching the wire.
 #![allow(dead_code)]
 
+pub mod deflate;
+pub mod tls;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Condvar, Mutex};
