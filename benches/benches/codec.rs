@@ -13,8 +13,13 @@
 //! - `utf8/N`: validation of mixed ASCII and multi-byte text (tungstenite validates a text
 //!   frame with `Utf8Bytes::try_from`).
 //! - `receive/N`, `receive_text/N`: a server connection fed one masked frame and asked for the
-//!   message (wss: `Connection::receive` + `poll_event`; tungstenite: `WebSocket::read` over an
-//!   in-memory stream).
+//!   message (wss: `Connection::receive` + `poll_event` on bytes already in memory;
+//!   tungstenite: `WebSocket::read` over an in-memory stream, so it also pays the copy from
+//!   the stream into its buffer, amortized over a 128 KiB read).
+//! - `receive_stream/N`, `receive_stream_text/N`: the same work on both sides, as a server
+//!   does it: 128 KiB socket reads (a copy from the in-memory stream) into the reader's
+//!   buffer, then unmask and an owned message. Frames that straddle reads take the partial
+//!   paths.
 //!
 //! Run: `cargo bench -p wss-benches --bench codec` (add `-- --quick` for a smoke run).
 
@@ -237,6 +242,64 @@ fn receive(c: &mut Criterion) {
     }
 }
 
+/// Bytes a network layer reads from the socket at a time: tungstenite's default read buffer.
+const READ: usize = 128 * 1024;
+
+/// Like `receive`, but both sides get their bytes the way a server does: from a socket, in
+/// 128 KiB reads of a stream of identical frames. Both then pay the same "kernel copy" (the
+/// in-memory source copying into the reader's buffer), both unmask, and both hand over an
+/// owned message; frames that straddle two reads take the partial paths (for wss, the
+/// buffer growth of a 1 MiB message arriving in pieces).
+fn receive_stream(c: &mut Criterion) {
+    for (name, opcode) in [
+        ("receive_stream", Opcode::Binary),
+        ("receive_stream_text", Opcode::Text),
+    ] {
+        for size in SIZES {
+            let payload = if opcode == Opcode::Text {
+                text_payload(size)
+            } else {
+                binary_payload(size)
+            };
+            let frame = masked_frame(opcode, &payload);
+            let mut g = c.benchmark_group(format!("{name}/{size}"));
+            g.throughput(Throughput::Bytes(size as u64));
+            g.bench_function("wss", |b| {
+                let now = Instant::now();
+                let mut conn = Connection::new(Role::Server, Config::default(), now);
+                let mut socket = Repeat {
+                    data: frame.clone(),
+                    pos: 0,
+                };
+                let mut buf = vec![0u8; READ];
+                b.iter(|| loop {
+                    match conn.poll_event() {
+                        Some(Event::Message(m)) => break black_box(m),
+                        Some(other) => panic!("expected a message, got {other:?}"),
+                        None => {
+                            let n = socket.read(&mut buf).unwrap_or(0);
+                            conn.receive(now, &buf[..n]);
+                        }
+                    }
+                });
+            });
+            g.bench_function("tungstenite", |b| {
+                let stream = Repeat {
+                    data: frame.clone(),
+                    pos: 0,
+                };
+                let mut ws = WebSocket::from_raw_socket(stream, TRole::Server, None);
+                b.iter(|| match ws.read() {
+                    Ok(m) => black_box(m),
+                    Err(e) => panic!("tungstenite failed: {e}"),
+                });
+            });
+            g.bench_function("memcpy", |b| memcpy(b, &payload));
+            g.finish();
+        }
+    }
+}
+
 /// Checks, before timing anything, that both codecs decode the bench input to the same bytes:
 /// a bench of code that fails fast would be meaningless.
 fn sanity(_: &mut Criterion) {
@@ -280,5 +343,13 @@ fn sanity(_: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, sanity, parse_unmask, encode, utf8, receive);
+criterion_group!(
+    benches,
+    sanity,
+    parse_unmask,
+    encode,
+    utf8,
+    receive,
+    receive_stream
+);
 criterion_main!(benches);

@@ -6,9 +6,11 @@
 //! never touches a socket.
 
 mod decoder;
+mod events;
 mod timer;
 
-use std::collections::VecDeque;
+use std::cell::RefCell;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::close::{encode_close_payload, parse_close_payload, CloseCode};
@@ -18,8 +20,9 @@ use crate::error::{ProtocolError, SendError};
 use crate::frame::{encode_frame, FrameHeader, Opcode, MAX_CONTROL_PAYLOAD};
 use crate::handshake::deflate::DeflateParams;
 pub use crate::message::Message;
-use decoder::{Decoder, Incoming};
-use timer::{Timer, TimerTable};
+use decoder::{Decoder, Item, Limits};
+use events::EventQueue;
+use timer::{Due, Timers};
 
 /// Which end of the connection this is. It decides the masking rules: a client masks what
 /// it sends and refuses masked frames; a server the other way round.
@@ -140,35 +143,90 @@ pub enum State {
 /// server.poll_transmit(&mut wire);
 /// assert_eq!(wire, [0x81, 0x02, b'H', b'i']);
 /// ```
+///
+/// # Memory
+/// A connection is kept small because a server holds one per client, most of them idle:
+/// the [`Config`] is shared (connections made on one thread with equal configs point to one
+/// copy), compression state and the error are boxed, and no buffer keeps capacity once
+/// drained. An idle connection is `size_of::<Connection>()` bytes (224 on 64-bit targets,
+/// checked by a test) and owns no heap memory, unless permessage-deflate is on.
 #[derive(Debug)]
 pub struct Connection {
-    role: Role,
-    config: Config,
-    state: State,
-    /// Set once by the first protocol failure; nothing is read after it.
-    error: Option<ProtocolError>,
+    config: Arc<Config>,
     decoder: Decoder,
-    events: VecDeque<Event>,
+    events: EventQueue,
     out: Vec<u8>,
-    timers: TimerTable,
+    timers: Timers,
+    /// What most server connections never need, boxed so it costs one pointer until then.
+    rare: Option<Box<Rare>>,
+    role: Role,
+    state: State,
     /// We are in the middle of sending a fragmented message.
     sending_fragments: bool,
+    /// The half-idle ping is still to be sent for the current quiet spell.
+    ping_armed: bool,
+}
+
+/// Connection state that a plain server connection without failures never uses.
+#[derive(Debug)]
+struct Rare {
+    /// Set once by the first protocol failure; nothing is read after it.
+    error: Option<ProtocolError>,
+    /// The client's mask-key generator.
     mask_state: u64,
     /// Compresses what we send, once permessage-deflate was negotiated.
     #[cfg(feature = "deflate")]
     deflater: Option<Deflater>,
 }
 
+impl Rare {
+    fn new(config: &Config) -> Box<Rare> {
+        Box::new(Rare {
+            error: None,
+            mask_state: config.mask_seed,
+            #[cfg(feature = "deflate")]
+            deflater: None,
+        })
+    }
+}
+
+/// One shared copy of `config` for this thread's connections: the last config seen here is
+/// reused when equal, so a server making every connection from the same `Config` keeps a
+/// single copy of it instead of one per connection.
+fn share(config: Config) -> Arc<Config> {
+    thread_local! {
+        static LAST: RefCell<Option<Arc<Config>>> = const { RefCell::new(None) };
+    }
+    let mut config = Some(config);
+    let shared = LAST.try_with(|last| {
+        let mut last = last.try_borrow_mut().ok()?;
+        let wanted = config.take()?;
+        if let Some(found) = last.as_ref().filter(|found| ***found == wanted) {
+            return Some(Arc::clone(found));
+        }
+        let fresh = Arc::new(wanted);
+        *last = Some(Arc::clone(&fresh));
+        Some(fresh)
+    });
+    match (shared, config) {
+        (Ok(Some(shared)), _) => shared,
+        (_, Some(config)) => Arc::new(config),
+        // `take` ran but no Arc came back: impossible, as every path after it returns one.
+        (_, None) => Arc::new(Config::default()),
+    }
+}
+
 impl Connection {
     /// A connection whose handshake just completed at `now` (the idle timer starts here).
     pub fn new(role: Role, config: Config, now: Instant) -> Connection {
+        Connection::new_shared(role, share(config), now)
+    }
+
+    /// As [`new`](Self::new), with a `Config` the caller already shares between its
+    /// connections.
+    pub fn new_shared(role: Role, config: Arc<Config>, now: Instant) -> Connection {
         #[allow(unused_mut)]
-        let mut decoder = Decoder::new(
-            role,
-            config.allowed_rsv,
-            config.max_frame_size,
-            config.max_message_size,
-        );
+        let mut decoder = Decoder::default();
         #[cfg(feature = "deflate")]
         let deflater = config.deflate.as_ref().map(|params| {
             let peer = match role {
@@ -180,22 +238,28 @@ impl Connection {
             let (resets, bits) = params.sender(role);
             Deflater::new(params.level, bits, resets, params.threshold)
         });
-        let mut conn = Connection {
+        #[allow(unused_mut)]
+        let mut rare = None;
+        #[cfg(feature = "deflate")]
+        if deflater.is_some() {
+            let mut fresh = Rare::new(&config);
+            fresh.deflater = deflater;
+            rare = Some(fresh);
+        }
+        let mut timers = Timers::default();
+        let ping_armed = timers.received(now, config.idle_timeout);
+        Connection {
+            config,
+            decoder,
+            events: EventQueue::default(),
+            out: Vec::new(),
+            timers,
+            rare,
             role,
             state: State::Open,
-            error: None,
-            decoder,
-            events: VecDeque::new(),
-            out: Vec::new(),
-            timers: TimerTable::default(),
             sending_fragments: false,
-            mask_state: config.mask_seed,
-            #[cfg(feature = "deflate")]
-            deflater,
-            config,
-        };
-        conn.arm_idle(now);
-        conn
+            ping_armed,
+        }
     }
 
     /// Call with every chunk the socket read, in order, split anywhere (down to one byte).
@@ -208,16 +272,33 @@ impl Connection {
         if self.state == State::Closed || data.is_empty() {
             return;
         }
-        self.arm_idle(now);
+        let config = &*self.config;
+        if self.timers.received(now, config.idle_timeout) {
+            self.ping_armed = true;
+        }
+        let limits = Limits {
+            role: self.role,
+            allowed_rsv: config.allowed_rsv,
+            max_frame: config.max_frame_size,
+            max_message: config.max_message_size,
+        };
         let mut input = data;
-        while !input.is_empty() && self.state != State::Closed {
-            let (used, item) = self.decoder.step(input);
-            input = input.get(used..).unwrap_or(&[]);
+        while !input.is_empty() {
+            let (used, item) = match self.decoder.whole_message(input, limits) {
+                Some((used, item)) => (used, Some(item)),
+                None => self.decoder.step(input, limits),
+            };
+            input = input.get(used..).unwrap_or_default();
             match item {
                 None => {}
-                Some(Ok(Incoming::Message(m))) => self.events.push_back(Event::Message(m)),
-                Some(Ok(Incoming::Control(op, payload))) => self.on_control(op, payload),
-                Some(Err(e)) => self.fail(e),
+                Some(Item::Message(m)) => self.events.push(Event::Message(m)),
+                Some(Item::Control(op, payload)) => {
+                    self.on_control(op, payload);
+                    if self.state == State::Closed {
+                        return;
+                    }
+                }
+                Some(Item::Failed(e)) => return self.fail(e),
             }
         }
     }
@@ -233,7 +314,7 @@ impl Connection {
     /// [`handle_timeout`](Self::handle_timeout) until it returns `None`.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.events.pop()
     }
 
     /// Queues a text message as one frame, compressed when permessage-deflate was negotiated
@@ -260,17 +341,19 @@ impl Connection {
             return Err(SendError::MessageInProgress);
         }
         #[cfg(feature = "deflate")]
-        if let Some(deflater) = self.deflater.as_mut().filter(|d| d.wants(payload.len())) {
-            let mask = match self.role {
-                Role::Client => Some(next_mask(&mut self.mask_state)),
-                Role::Server => None,
-            };
-            let rsv = crate::frame::RSV1;
-            let out = &mut self.out;
-            if crate::frame::encode_frame_with(out, true, rsv, opcode, mask, |v| {
-                deflater.compress(payload, v)
-            }) {
-                return Ok(());
+        if let Some(rare) = self.rare.as_deref_mut() {
+            if let Some(deflater) = rare.deflater.as_mut().filter(|d| d.wants(payload.len())) {
+                let mask = match self.role {
+                    Role::Client => Some(next_mask(&mut rare.mask_state)),
+                    Role::Server => None,
+                };
+                let rsv = crate::frame::RSV1;
+                let out = &mut self.out;
+                if crate::frame::encode_frame_with(out, true, rsv, opcode, mask, |v| {
+                    deflater.compress(payload, v)
+                }) {
+                    return Ok(());
+                }
             }
         }
         self.push_frame(true, opcode, payload);
@@ -287,7 +370,7 @@ impl Connection {
     /// avoid a copy) must go through the `Connection` for those.
     pub fn would_compress(&self, len: usize) -> bool {
         #[cfg(feature = "deflate")]
-        if let Some(deflater) = &self.deflater {
+        if let Some(deflater) = self.rare.as_ref().and_then(|r| r.deflater.as_ref()) {
             return deflater.wants(len);
         }
         let _ = len;
@@ -326,7 +409,7 @@ impl Connection {
     /// permessage-deflate or without context takeover.
     pub fn reset_send_context(&mut self) {
         #[cfg(feature = "deflate")]
-        if let Some(deflater) = self.deflater.as_mut() {
+        if let Some(deflater) = self.rare.as_mut().and_then(|r| r.deflater.as_mut()) {
             deflater.reset();
         }
     }
@@ -403,8 +486,7 @@ impl Connection {
         }
         self.push_close(Some(code), reason);
         self.state = State::Closing;
-        self.timers
-            .set_after(Timer::Close, now, self.config.close_timeout);
+        self.timers.arm_close(now, self.config.close_timeout);
         Ok(())
     }
 
@@ -430,7 +512,7 @@ impl Connection {
 
     /// The protocol failure that stopped the connection, if any. It stays set (sticky).
     pub fn error(&self) -> Option<&ProtocolError> {
-        self.error.as_ref()
+        self.rare.as_ref().and_then(|r| r.error.as_ref())
     }
 
     /// True when output is queued: ask the socket for writability.
@@ -453,7 +535,7 @@ impl Connection {
     /// [`handle_timeout`](Self::handle_timeout) once it has passed.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next()
+        self.timers.next(self.ping_armed, self.config.idle_timeout)
     }
 
     /// Runs the timers due at `now`. Calling it early or twice does nothing.
@@ -461,19 +543,23 @@ impl Connection {
         if self.state == State::Closed {
             return;
         }
-        for (timer, kind) in [(Timer::Close, Timeout::Close), (Timer::Idle, Timeout::Idle)] {
-            if self.timers.is_expired(timer, now) {
-                self.enter_closed();
-                self.events.push_back(Event::TimedOut(kind));
+        let kind = match self
+            .timers
+            .due(now, self.ping_armed, self.config.idle_timeout)
+        {
+            None => return,
+            Some(Due::Close) => Timeout::Close,
+            Some(Due::Idle) => Timeout::Idle,
+            Some(Due::Ping) => {
+                self.ping_armed = false;
+                if self.state == State::Open {
+                    self.push_frame(true, Opcode::Ping, &[]);
+                }
                 return;
             }
-        }
-        if self.timers.is_expired(Timer::Ping, now) {
-            self.timers.stop(Timer::Ping);
-            if self.state == State::Open {
-                self.push_frame(true, Opcode::Ping, &[]);
-            }
-        }
+        };
+        self.enter_closed();
+        self.events.push(Event::TimedOut(kind));
     }
 
     fn on_control(&mut self, opcode: Opcode, payload: Vec<u8>) {
@@ -482,9 +568,9 @@ impl Connection {
                 if self.state == State::Open {
                     self.push_frame(true, Opcode::Pong, &payload);
                 }
-                self.events.push_back(Event::Ping(payload));
+                self.events.push(Event::Ping(payload));
             }
-            Opcode::Pong => self.events.push_back(Event::Pong(payload)),
+            Opcode::Pong => self.events.push(Event::Pong(payload)),
             _ => match parse_close_payload(&payload) {
                 Ok((code, reason)) => {
                     if self.state == State::Open {
@@ -492,7 +578,7 @@ impl Connection {
                     }
                     let reason = reason.to_owned();
                     self.enter_closed();
-                    self.events.push_back(Event::CloseReceived { code, reason });
+                    self.events.push(Event::CloseReceived { code, reason });
                 }
                 Err(e) => self.fail(e),
             },
@@ -500,27 +586,22 @@ impl Connection {
     }
 
     fn fail(&mut self, error: ProtocolError) {
-        if self.error.is_some() {
+        if self.error().is_some() {
             return;
         }
         if self.state == State::Open {
             self.push_close(Some(error.close_code()), "");
         }
         self.enter_closed();
-        self.events.push_back(Event::Failed(error.clone()));
-        self.error = Some(error);
+        self.events.push(Event::Failed(error.clone()));
+        let config = &self.config;
+        self.rare.get_or_insert_with(|| Rare::new(config)).error = Some(error);
     }
 
     fn enter_closed(&mut self) {
         self.state = State::Closed;
         self.timers.stop_all();
-    }
-
-    fn arm_idle(&mut self, now: Instant) {
-        if let Some(idle) = self.config.idle_timeout {
-            self.timers.set_after(Timer::Ping, now, idle / 2);
-            self.timers.set_after(Timer::Idle, now, idle);
-        }
+        self.ping_armed = false;
     }
 
     fn push_close(&mut self, code: Option<CloseCode>, reason: &str) {
@@ -531,7 +612,11 @@ impl Connection {
 
     fn push_frame(&mut self, fin: bool, opcode: Opcode, payload: &[u8]) {
         let mask = match self.role {
-            Role::Client => Some(next_mask(&mut self.mask_state)),
+            Role::Client => {
+                let config = &self.config;
+                let rare = self.rare.get_or_insert_with(|| Rare::new(config));
+                Some(next_mask(&mut rare.mask_state))
+            }
             Role::Server => None,
         };
         encode_frame(&mut self.out, fin, opcode, payload, mask);
@@ -547,4 +632,20 @@ fn next_mask(state: &mut u64) -> [u8; 4] {
     z ^= z >> 31;
     let b = z.to_le_bytes();
     [b[0], b[1], b[2], b[3]]
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::Connection;
+
+    /// A server holds one `Connection` per client, most of them idle: this is most of what
+    /// an idle client costs. It was 384 bytes before the config was shared and the rare
+    /// state boxed.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn connection_stays_small() {
+        let size = std::mem::size_of::<Connection>();
+        let limit = if cfg!(feature = "deflate") { 224 } else { 216 };
+        assert!(size <= limit, "Connection is {size} bytes, limit {limit}");
+    }
 }

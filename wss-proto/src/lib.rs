@@ -89,6 +89,7 @@ pub mod frame;
 pub mod handshake;
 pub mod mask;
 pub mod message;
+mod text;
 pub mod utf8;
 
 pub use close::CloseCode;

@@ -47,6 +47,26 @@ fn sequence_len(lead: u8) -> usize {
     }
 }
 
+/// Where the code point that `bytes` ends inside starts, or `bytes.len()` when it does not
+/// end inside one. Only the last 3 bytes are looked at: a longer cut sequence is invalid
+/// anyway, and the validator of the body reports it.
+fn incomplete_tail_start(bytes: &[u8]) -> usize {
+    let len = bytes.len();
+    for back in 1..=len.min(3) {
+        let b = bytes[len - back];
+        if b & 0xc0 != 0x80 {
+            // Not a continuation byte: the lead of the last sequence (or ASCII, or invalid,
+            // for which `sequence_len` is 1 or 0 and the body check decides).
+            return if sequence_len(b) > back {
+                len - back
+            } else {
+                len
+            };
+        }
+    }
+    len
+}
+
 impl Utf8Validator {
     /// A validator at the start of a text.
     pub fn new() -> Self {
@@ -79,24 +99,23 @@ impl Utf8Validator {
             }
             bytes = rest;
         }
-        // The common case (whole valid piece) runs on the fast, non-locating validator.
-        if simdutf8::basic::from_utf8(bytes).is_ok() {
-            return Ok(());
+        // A code point cut by the end of the piece is held back, so the rest goes through the
+        // fast, non-locating validator in one call even when the cut is mid-sequence.
+        let (body, tail) = bytes.split_at(incomplete_tail_start(bytes));
+        if simdutf8::basic::from_utf8(body).is_err() {
+            return Err(Utf8Error::Invalid);
         }
-        match simdutf8::compat::from_utf8(bytes) {
-            Ok(_) => Ok(()),
-            Err(e) if e.error_len().is_none() => {
-                let tail = bytes.get(e.valid_up_to()..).unwrap_or(&[]);
-                // A valid prefix of one code point is at most 3 bytes.
-                if tail.len() >= 4 {
-                    return Err(Utf8Error::Invalid);
-                }
-                self.pending[..tail.len()].copy_from_slice(tail);
-                self.pending_len = tail.len() as u8;
-                Ok(())
+        if !tail.is_empty() {
+            // A lead byte and fewer continuation bytes than it announces: fail now if no
+            // continuation could make it valid (a surrogate, or above U+10FFFF).
+            match simdutf8::compat::from_utf8(tail) {
+                Err(e) if e.error_len().is_none() => {}
+                _ => return Err(Utf8Error::Invalid),
             }
-            Err(_) => Err(Utf8Error::Invalid),
+            self.pending[..tail.len()].copy_from_slice(tail);
+            self.pending_len = tail.len() as u8;
         }
+        Ok(())
     }
 
     /// Ends the text.
@@ -189,6 +208,29 @@ mod tests {
                 let bytes = [a, b];
                 let whole = std::str::from_utf8(&bytes).is_ok();
                 assert_eq!(feed_split(&bytes, &[1]).is_ok(), whole, "{a:x} {b:x}");
+            }
+        }
+    }
+
+    #[test]
+    fn agrees_with_std_on_three_and_four_byte_sequences_at_every_split() {
+        let interesting = [
+            0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0,
+            0xe1, 0xed, 0xee, 0xef, 0xf0, 0xf1, 0xf4, 0xf5, 0xff,
+        ];
+        for &a in &interesting {
+            for &b in &interesting {
+                for &c in &interesting {
+                    for d in [None, Some(0x80), Some(0xbf), Some(0x41)] {
+                        let mut bytes = vec![b'x', a, b, c];
+                        bytes.extend(d);
+                        let whole = std::str::from_utf8(&bytes).is_ok();
+                        for cut in 0..=bytes.len() {
+                            let ours = feed_split(&bytes, &[cut]).is_ok();
+                            assert_eq!(ours, whole, "{bytes:x?} cut at {cut}");
+                        }
+                    }
+                }
             }
         }
     }

@@ -17,14 +17,27 @@ use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, Opcode, RSV1};
 use crate::mask::extend_masked;
 use crate::message::Message;
+use crate::text::{self, Kind, MessageBuf};
+#[cfg(feature = "deflate")]
 use crate::utf8::Utf8Validator;
 
-/// One complete thing read from the peer.
+/// One complete thing read from the peer, or the rule it broke.
 #[derive(Debug)]
-pub(crate) enum Incoming {
+pub(crate) enum Item {
     Message(Message),
     /// Close, ping or pong with its unmasked payload (at most 125 bytes).
     Control(Opcode, Vec<u8>),
+    Failed(ProtocolError),
+}
+
+/// The limits a decoder enforces, copied out of the connection's shared `Config` once per
+/// `receive`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) role: Role,
+    pub(crate) allowed_rsv: u8,
+    pub(crate) max_frame: usize,
+    pub(crate) max_message: usize,
 }
 
 /// The frame whose payload is arriving.
@@ -32,37 +45,41 @@ pub(crate) enum Incoming {
 struct Frame {
     opcode: Opcode,
     fin: bool,
+    /// Payload bytes already read, modulo 4: the mask phase.
+    phase: u8,
     mask: Option<[u8; 4]>,
     /// Payload bytes still to come.
     remaining: u64,
-    /// Payload bytes already read: the mask phase.
-    done: usize,
 }
 
 /// A data message whose frames are arriving.
 #[derive(Debug)]
-struct Partial {
+enum Assembling {
+    Plain(MessageBuf),
+    /// RSV1 was set on the first frame: the buffer holds the inflated bytes. Boxed: rare, and
+    /// it would make every connection larger.
+    #[cfg(feature = "deflate")]
+    Inflating(Box<Inflating>),
+}
+
+#[cfg(feature = "deflate")]
+#[derive(Debug)]
+struct Inflating {
     text: bool,
-    /// RSV1 was set on the first frame: `buf` holds the inflated bytes.
-    compressed: bool,
     buf: Vec<u8>,
     utf8: Utf8Validator,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Decoder {
-    role: Role,
-    allowed_rsv: u8,
-    max_frame: usize,
-    max_message: usize,
-    header: [u8; FrameHeader::MAX_SIZE],
-    header_len: usize,
     frame: Option<Frame>,
-    message: Option<Partial>,
+    message: Option<Assembling>,
     control: Vec<u8>,
+    header: [u8; FrameHeader::MAX_SIZE],
+    header_len: u8,
     /// Present once permessage-deflate was negotiated: RSV1 then marks compressed messages.
     #[cfg(feature = "deflate")]
-    inflater: Option<Inflater>,
+    inflater: Option<Box<Inflater>>,
 }
 
 /// Compressed input is unmasked into a stack buffer of this size before inflating.
@@ -70,59 +87,41 @@ pub(crate) struct Decoder {
 const UNMASK_PIECE: usize = 4096;
 
 /// Appends `src`, unmasking it when the frame is masked.
-fn copy_payload(dst: &mut Vec<u8>, src: &[u8], mask: Option<[u8; 4]>, done: usize) {
+fn copy_payload(dst: &mut Vec<u8>, src: &[u8], mask: Option<[u8; 4]>, phase: u8) {
     match mask {
-        Some(key) => extend_masked(dst, src, key, done),
+        Some(key) => extend_masked(dst, src, key, usize::from(phase)),
         None => dst.extend_from_slice(src),
     }
 }
 
-/// Makes room for `take` more bytes of a frame that has `remaining` bytes left (`take`
-/// included). Capacity doubles, as `Vec` would, but never past the end of the frame: a
-/// message whose last frame has arrived holds no slack, and a slow sender pins at most
-/// about twice what it actually sent.
-fn grow(buf: &mut Vec<u8>, take: usize, remaining: u64) {
-    let need = buf.len().saturating_add(take);
-    if buf.capacity() >= need {
-        return;
+fn kind_of(opcode: Opcode) -> Kind {
+    if opcode == Opcode::Text {
+        Kind::Text
+    } else {
+        Kind::Binary
     }
-    let frame_end = usize::try_from(remaining).map_or(usize::MAX, |r| buf.len().saturating_add(r));
-    let target = buf.capacity().saturating_mul(2).min(frame_end).max(need);
-    buf.reserve_exact(target - buf.len());
 }
 
-fn into_message(text: bool, buf: Vec<u8>) -> Result<Message, ProtocolError> {
-    if text {
-        String::from_utf8(buf)
-            .map(Message::Text)
-            .map_err(|_| ProtocolError::InvalidUtf8)
-    } else {
-        Ok(Message::Binary(buf))
+fn deliver(kind: Kind, payload: &[u8], mask: Option<[u8; 4]>) -> Item {
+    match text::whole_message(kind, payload, mask) {
+        Ok(message) => Item::Message(message),
+        Err(_) => Item::Failed(ProtocolError::InvalidUtf8),
+    }
+}
+
+fn finish(buf: MessageBuf) -> Item {
+    match buf.into_message() {
+        Ok(message) => Item::Message(message),
+        Err(_) => Item::Failed(ProtocolError::InvalidUtf8),
     }
 }
 
 impl Decoder {
-    pub(crate) fn new(role: Role, allowed_rsv: u8, max_frame: usize, max_message: usize) -> Self {
-        Decoder {
-            role,
-            allowed_rsv,
-            max_frame,
-            max_message,
-            header: [0; FrameHeader::MAX_SIZE],
-            header_len: 0,
-            frame: None,
-            message: None,
-            control: Vec::new(),
-            #[cfg(feature = "deflate")]
-            inflater: None,
-        }
-    }
-
     /// permessage-deflate was negotiated: RSV1 on a first frame means compressed, inflated
     /// with a window of 2^`bits` bytes, reset after each message when `reset_each`.
     #[cfg(feature = "deflate")]
     pub(crate) fn enable_inflate(&mut self, bits: u8, reset_each: bool) {
-        self.inflater = Some(Inflater::new(bits, reset_each));
+        self.inflater = Some(Box::new(Inflater::new(bits, reset_each)));
     }
 
     fn deflate_on(&self) -> bool {
@@ -132,76 +131,125 @@ impl Decoder {
         return false;
     }
 
+    /// The common case, decided from the first bytes without building a header: `input`
+    /// starts with a whole text or binary frame with FIN, no RSV bit, masked as the role
+    /// wants, with a 7- or 16-bit length within the limits, and no message is in progress.
+    /// Returns the bytes used and the message; `None` leaves everything (every error
+    /// included) to [`step`](Self::step).
+    #[inline]
+    pub(crate) fn whole_message(&mut self, input: &[u8], limits: Limits) -> Option<(usize, Item)> {
+        if self.frame.is_some() || self.header_len != 0 || self.message.is_some() {
+            return None;
+        }
+        let kind = match *input.first()? {
+            0x81 => Kind::Text,
+            0x82 => Kind::Binary,
+            _ => return None,
+        };
+        let b1 = *input.get(1)?;
+        let masked = b1 & 0x80 != 0;
+        if masked != (limits.role == Role::Server) {
+            return None;
+        }
+        let (len, mut at) = match b1 & 0x7f {
+            126 => {
+                let ext = input.get(2..4)?;
+                (usize::from(u16::from_be_bytes([ext[0], ext[1]])), 4)
+            }
+            127 => return None,
+            n => (usize::from(n), 2),
+        };
+        if len > limits.max_frame || len > limits.max_message {
+            return None;
+        }
+        let mask = if masked {
+            let key = input.get(at..at + 4)?;
+            at += 4;
+            Some([key[0], key[1], key[2], key[3]])
+        } else {
+            None
+        };
+        let payload = input.get(at..at + len)?;
+        Some((at + len, deliver(kind, payload, mask)))
+    }
+
     /// Reads from `input` until one item completes, an error occurs, or `input` is used up.
     /// Returns the bytes consumed. After an error the decoder must not be used again.
-    pub(crate) fn step(
-        &mut self,
-        input: &[u8],
-    ) -> (usize, Option<Result<Incoming, ProtocolError>>) {
+    #[inline]
+    pub(crate) fn step(&mut self, input: &[u8], limits: Limits) -> (usize, Option<Item>) {
         if self.frame.is_some() {
-            return self.read_payload(input);
+            return self.read_payload(input, limits);
         }
         let (used, header) = match self.read_header(input) {
             Ok(Some(found)) => found,
             Ok(None) => return (input.len(), None),
-            Err(e) => return (input.len(), Some(Err(e))),
+            Err(e) => return (input.len(), Some(Item::Failed(e))),
         };
-        if let Err(e) = self.check(&header) {
-            return (used, Some(Err(e)));
+        if let Err(e) = self.check(&header, limits) {
+            return (used, Some(Item::Failed(e)));
         }
-        let rest = input.get(used..).unwrap_or(&[]);
-        // Fast path: a whole unfragmented message already in the input is copied once,
-        // into an allocation of exactly its size.
+        let rest = input.get(used..).unwrap_or_default();
+        let data = matches!(header.opcode, Opcode::Text | Opcode::Binary);
         let compressed = header.rsv & RSV1 != 0 && self.deflate_on();
-        if header.fin && !compressed && matches!(header.opcode, Opcode::Text | Opcode::Binary) {
+        // A whole unfragmented message already in the input is copied once, into an
+        // allocation of exactly its size (`whole_message` takes the usual shapes of it
+        // before the header is even built; this takes the rest).
+        if header.fin && data && !compressed {
             if let Some(payload) = usize::try_from(header.payload_len)
                 .ok()
                 .and_then(|len| rest.get(..len))
             {
-                let mut buf = Vec::with_capacity(payload.len());
-                copy_payload(&mut buf, payload, header.mask, 0);
-                let msg = into_message(header.opcode == Opcode::Text, buf);
-                return (used + payload.len(), Some(msg.map(Incoming::Message)));
+                let item = deliver(kind_of(header.opcode), payload, header.mask);
+                return (used + payload.len(), Some(item));
             }
         }
-        if let Opcode::Text | Opcode::Binary = header.opcode {
-            self.message = Some(Partial {
-                text: header.opcode == Opcode::Text,
-                compressed,
-                buf: Vec::new(),
-                utf8: Utf8Validator::new(),
-            });
+        if data {
+            self.message = Some(self.start_message(header.opcode, compressed));
         }
         self.frame = Some(Frame {
             opcode: header.opcode,
             fin: header.fin,
+            phase: 0,
             mask: header.mask,
             remaining: header.payload_len,
-            done: 0,
         });
-        let (more, item) = self.read_payload(rest);
+        let (more, item) = self.read_payload(rest, limits);
         (used + more, item)
+    }
+
+    fn start_message(&self, opcode: Opcode, compressed: bool) -> Assembling {
+        #[cfg(feature = "deflate")]
+        if compressed {
+            return Assembling::Inflating(Box::new(Inflating {
+                text: opcode == Opcode::Text,
+                buf: Vec::new(),
+                utf8: Utf8Validator::new(),
+            }));
+        }
+        let _ = compressed;
+        Assembling::Plain(MessageBuf::with_capacity(kind_of(opcode), 0))
     }
 
     /// Gathers a header, possibly across calls. Returns the bytes of `input` it used.
     fn read_header(&mut self, input: &[u8]) -> Result<Option<(usize, FrameHeader)>, ProtocolError> {
         if self.header_len == 0 {
-            match FrameHeader::parse(input)? {
-                Some((header, len)) => return Ok(Some((len, header))),
+            return match FrameHeader::parse(input)? {
+                Some((header, len)) => Ok(Some((len, header))),
                 None => {
                     // Incomplete, so shorter than a maximal header.
                     let n = input.len().min(FrameHeader::MAX_SIZE);
                     self.header[..n].copy_from_slice(&input[..n]);
-                    self.header_len = n;
-                    return Ok(None);
+                    self.header_len = n as u8;
+                    Ok(None)
                 }
-            }
+            };
         }
-        let had = self.header_len;
+        let had = usize::from(self.header_len);
         let take = (FrameHeader::MAX_SIZE - had).min(input.len());
         self.header[had..had + take].copy_from_slice(&input[..take]);
-        self.header_len = had + take;
-        match FrameHeader::parse(&self.header[..self.header_len])? {
+        let have = had + take;
+        self.header_len = have as u8;
+        match FrameHeader::parse(&self.header[..have])? {
             Some((header, len)) => {
                 self.header_len = 0;
                 Ok(Some((len.saturating_sub(had), header)))
@@ -211,12 +259,12 @@ impl Decoder {
     }
 
     /// The rules that depend on the connection rather than on the header alone.
-    fn check(&self, h: &FrameHeader) -> Result<(), ProtocolError> {
+    fn check(&self, h: &FrameHeader, limits: Limits) -> Result<(), ProtocolError> {
         let deflate = self.deflate_on();
         let allowed = if deflate {
-            self.allowed_rsv | RSV1
+            limits.allowed_rsv | RSV1
         } else {
-            self.allowed_rsv
+            limits.allowed_rsv
         };
         if h.rsv & !allowed != 0 {
             return Err(ProtocolError::NonZeroReservedBits);
@@ -224,7 +272,7 @@ impl Decoder {
         if deflate && h.rsv & RSV1 != 0 && !matches!(h.opcode, Opcode::Text | Opcode::Binary) {
             return Err(ProtocolError::MisplacedCompressionBit);
         }
-        match (self.role, h.mask.is_some()) {
+        match (limits.role, h.mask.is_some()) {
             (Role::Server, false) => return Err(ProtocolError::UnmaskedFrameFromClient),
             (Role::Client, true) => return Err(ProtocolError::MaskedFrameFromServer),
             _ => {}
@@ -234,92 +282,110 @@ impl Decoder {
             (Opcode::Text | Opcode::Binary, Some(_)) => {
                 return Err(ProtocolError::ExpectedContinuation)
             }
+            (Opcode::Continuation, Some(Assembling::Plain(buf))) => buf.len() as u64,
             // A compressed message is limited on its inflated size, while inflating.
-            (Opcode::Continuation, Some(partial)) if partial.compressed => 0,
-            (Opcode::Continuation, Some(partial)) => partial.buf.len() as u64,
+            #[cfg(feature = "deflate")]
+            (Opcode::Continuation, Some(Assembling::Inflating(_))) => 0,
             (Opcode::Text | Opcode::Binary, None) => 0,
             _ => return Ok(()),
         };
-        if h.payload_len > self.max_frame as u64 {
+        if h.payload_len > limits.max_frame as u64 {
             return Err(ProtocolError::FrameTooBig {
                 len: h.payload_len,
-                max: self.max_frame,
+                max: limits.max_frame,
             });
         }
         let total = so_far.saturating_add(h.payload_len);
-        if total > self.max_message as u64 {
+        if total > limits.max_message as u64 {
             return Err(ProtocolError::MessageTooBig {
                 len: total,
-                max: self.max_message,
+                max: limits.max_message,
             });
         }
         Ok(())
     }
 
     /// Moves payload bytes of the current frame from `input` into their buffer.
-    fn read_payload(&mut self, input: &[u8]) -> (usize, Option<Result<Incoming, ProtocolError>>) {
+    fn read_payload(&mut self, input: &[u8], limits: Limits) -> (usize, Option<Item>) {
         let Some(frame) = self.frame.as_mut() else {
             return (0, None);
         };
         let take = usize::try_from(frame.remaining)
             .unwrap_or(usize::MAX)
             .min(input.len());
-        let chunk = &input[..take];
+        let chunk = input.get(..take).unwrap_or_default();
         if frame.opcode.is_control() {
-            copy_payload(&mut self.control, chunk, frame.mask, frame.done);
-        } else if let Some(partial) = self.message.as_mut().filter(|p| p.compressed) {
-            #[cfg(feature = "deflate")]
-            if let Some(inflater) = self.inflater.as_mut() {
-                if let Err(e) = inflate_piece(inflater, partial, chunk, frame, self.max_message) {
-                    return (take, Some(Err(e)));
+            copy_payload(&mut self.control, chunk, frame.mask, frame.phase);
+        } else {
+            match self.message.as_mut() {
+                Some(Assembling::Plain(buf)) => {
+                    buf.grow_for(take, frame.remaining);
+                    // Validated as the bytes arrive so a bad text fails on its first bad
+                    // byte, even inside a frame whose end has not arrived yet.
+                    if buf
+                        .append(chunk, frame.mask, usize::from(frame.phase))
+                        .is_err()
+                    {
+                        return (take, Some(Item::Failed(ProtocolError::InvalidUtf8)));
+                    }
                 }
-            }
-            #[cfg(not(feature = "deflate"))]
-            let _ = partial;
-        } else if let Some(partial) = self.message.as_mut() {
-            let start = partial.buf.len();
-            grow(&mut partial.buf, take, frame.remaining);
-            copy_payload(&mut partial.buf, chunk, frame.mask, frame.done);
-            // Validate as the bytes arrive so a bad text fails on its first bad byte,
-            // even inside a frame whose end has not arrived yet.
-            if partial.text {
-                let fresh = partial.buf.get(start..).unwrap_or(&[]);
-                if partial.utf8.feed(fresh).is_err() {
-                    return (take, Some(Err(ProtocolError::InvalidUtf8)));
+                #[cfg(feature = "deflate")]
+                Some(Assembling::Inflating(partial)) => {
+                    if let Some(inflater) = self.inflater.as_mut() {
+                        let max = limits.max_message;
+                        if let Err(e) = inflate_piece(inflater, partial, chunk, frame, max) {
+                            return (take, Some(Item::Failed(e)));
+                        }
+                    }
                 }
+                None => {}
             }
         }
+        let _ = limits;
         frame.remaining -= take as u64;
-        frame.done = frame.done.wrapping_add(take);
+        frame.phase = ((usize::from(frame.phase) + take) & 3) as u8;
         if frame.remaining > 0 {
             return (take, None);
         }
-        (take, self.end_frame())
+        (take, self.end_frame(limits))
     }
 
-    fn end_frame(&mut self) -> Option<Result<Incoming, ProtocolError>> {
+    fn end_frame(&mut self, limits: Limits) -> Option<Item> {
         let frame = self.frame.take()?;
         if frame.opcode.is_control() {
             let payload = std::mem::take(&mut self.control);
-            return Some(Ok(Incoming::Control(frame.opcode, payload)));
+            return Some(Item::Control(frame.opcode, payload));
         }
         if !frame.fin {
             return None;
         }
-        let mut partial = self.message.take()?;
-        #[cfg(feature = "deflate")]
-        if partial.compressed {
-            if let Some(inflater) = self.inflater.as_mut() {
+        let _ = limits;
+        match self.message.take()? {
+            Assembling::Plain(buf) => Some(finish(buf)),
+            #[cfg(feature = "deflate")]
+            Assembling::Inflating(mut partial) => {
+                let inflater = self.inflater.as_mut()?;
                 let utf8 = partial.text.then_some(&mut partial.utf8);
-                if let Err(e) = inflater.finish(&mut partial.buf, self.max_message, utf8) {
-                    return Some(Err(e));
+                if let Err(e) = inflater.finish(&mut partial.buf, limits.max_message, utf8) {
+                    return Some(Item::Failed(e));
                 }
+                let Inflating {
+                    text,
+                    buf,
+                    mut utf8,
+                } = *partial;
+                if !text {
+                    return Some(Item::Message(Message::Binary(buf)));
+                }
+                let text = utf8
+                    .finish()
+                    .and_then(|()| crate::text::string_from_utf8(buf));
+                Some(match text {
+                    Ok(text) => Item::Message(Message::Text(text)),
+                    Err(_) => Item::Failed(ProtocolError::InvalidUtf8),
+                })
             }
         }
-        if partial.text && partial.utf8.finish().is_err() {
-            return Some(Err(ProtocolError::InvalidUtf8));
-        }
-        Some(into_message(partial.text, partial.buf).map(Incoming::Message))
     }
 }
 
@@ -327,7 +393,7 @@ impl Decoder {
 #[cfg(feature = "deflate")]
 fn inflate_piece(
     inflater: &mut Inflater,
-    partial: &mut Partial,
+    partial: &mut Inflating,
     chunk: &[u8],
     frame: &Frame,
     max: usize,
@@ -337,7 +403,7 @@ fn inflate_piece(
         return inflater.inflate(chunk, &mut partial.buf, max, utf8);
     };
     let mut piece = [0u8; UNMASK_PIECE];
-    let mut offset = frame.done;
+    let mut offset = usize::from(frame.phase);
     for src in chunk.chunks(UNMASK_PIECE) {
         let buf = piece.get_mut(..src.len()).unwrap_or_default();
         buf.copy_from_slice(src);
@@ -354,9 +420,16 @@ mod tests {
     use super::*;
     use crate::frame::encode_frame;
 
+    const SERVER: Limits = Limits {
+        role: Role::Server,
+        allowed_rsv: 0,
+        max_frame: 16 << 20,
+        max_message: 16 << 20,
+    };
+
     #[test]
     fn slow_huge_frame_holds_only_what_arrived() {
-        let mut d = Decoder::new(Role::Server, 0, 16 << 20, 16 << 20);
+        let mut d = Decoder::default();
         let mut bytes = Vec::new();
         FrameHeader {
             fin: true,
@@ -367,37 +440,58 @@ mod tests {
         }
         .encode(&mut bytes);
         bytes.extend_from_slice(&[0u8; 100]);
-        let (used, item) = d.step(&bytes);
+        let (used, item) = d.step(&bytes, SERVER);
         assert_eq!(used, bytes.len());
         assert!(item.is_none());
-        let held = d.message.as_ref().map_or(0, |m| m.buf.capacity());
-        assert!(held < 4096, "holds {held} bytes for 100 received");
-    }
-
-    #[test]
-    fn growth_doubles_but_stops_at_the_end_of_the_frame() {
-        let mut buf = Vec::new();
-        grow(&mut buf, 100, 1000);
-        assert_eq!(buf.capacity(), 100, "first piece: exactly what arrived");
-        buf.resize(100, 0);
-        grow(&mut buf, 50, 900);
-        assert_eq!(buf.capacity(), 200, "doubles");
-        buf.resize(200, 0);
-        grow(&mut buf, 10, 10);
-        assert_eq!(buf.capacity(), 210, "never past the frame end");
+        let Some(Assembling::Plain(buf)) = d.message.take() else {
+            panic!("a plain message is assembling")
+        };
+        let Ok(Message::Binary(held)) = buf.into_message() else {
+            panic!("binary")
+        };
+        assert!(
+            held.capacity() < 4096,
+            "holds {} bytes for 100 received",
+            held.capacity()
+        );
     }
 
     #[test]
     fn step_stops_after_each_complete_item() {
-        let mut d = Decoder::new(Role::Client, 0, 1 << 20, 1 << 20);
+        let mut d = Decoder::default();
+        let client = Limits {
+            role: Role::Client,
+            ..SERVER
+        };
         let mut bytes = Vec::new();
         encode_frame(&mut bytes, true, Opcode::Text, b"ab", None);
         encode_frame(&mut bytes, true, Opcode::Ping, b"c", None);
-        let (used, item) = d.step(&bytes);
+        let (used, item) = d.step(&bytes, client);
         assert_eq!(used, 4);
-        assert!(matches!(item, Some(Ok(Incoming::Message(Message::Text(ref t)))) if t == "ab"));
-        let (used, item) = d.step(&bytes[4..]);
+        assert!(matches!(item, Some(Item::Message(Message::Text(ref t))) if t == "ab"));
+        let (used, item) = d.step(&bytes[4..], client);
         assert_eq!(used, 3);
-        assert!(matches!(item, Some(Ok(Incoming::Control(Opcode::Ping, ref p))) if p == b"c"));
+        assert!(matches!(item, Some(Item::Control(Opcode::Ping, ref p)) if p == b"c"));
+    }
+
+    #[test]
+    fn whole_masked_text_frame_is_one_exact_allocation() {
+        let mut d = Decoder::default();
+        let text = "héllo ✓".repeat(100);
+        let mut bytes = Vec::new();
+        encode_frame(
+            &mut bytes,
+            true,
+            Opcode::Text,
+            text.as_bytes(),
+            Some([5, 6, 7, 8]),
+        );
+        let (used, item) = d.step(&bytes, SERVER);
+        assert_eq!(used, bytes.len());
+        let Some(Item::Message(Message::Text(got))) = item else {
+            panic!("a text message")
+        };
+        assert_eq!(got, text);
+        assert_eq!(got.capacity(), text.len());
     }
 }

@@ -1,0 +1,102 @@
+//! What an idle connection keeps on the heap, counted by a global allocator. A server holds
+//! one connection per client, so memory that outlives a message is paid per client.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::time::Instant;
+
+use wss_proto::frame::encode_frame;
+use wss_proto::{Config, Connection, Event, Opcode, Role};
+
+/// Counts the bytes live on the heap that this thread allocated (other tests' threads do not
+/// disturb it).
+struct Counting;
+
+thread_local! {
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+fn add(n: isize) {
+    let _ = LIVE.try_with(|live| live.set(live.get() + n));
+}
+
+// SAFETY: every call forwards to `System` unchanged; the counter is a const-initialized
+// thread-local `Cell`, which never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        add(layout.size() as isize);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        add(-(layout.size() as isize));
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        add(new_size as isize - layout.size() as isize);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.with(Cell::get)
+}
+
+fn client_frame(fin: bool, opcode: Opcode, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_frame(&mut out, fin, opcode, payload, Some([1, 2, 3, 4]));
+    out
+}
+
+/// Feeds `wire` in `pieces`, drains every event and the output the way a network layer
+/// does (handing over an empty `Vec`, so the buffers are swapped), and drops it all.
+fn exchange(conn: &mut Connection, wire: &[u8], piece: usize) -> usize {
+    let now = Instant::now();
+    let mut messages = 0;
+    for chunk in wire.chunks(piece) {
+        conn.receive(now, chunk);
+        while let Some(event) = conn.poll_event() {
+            if let Event::Message(_) = event {
+                messages += 1;
+            }
+        }
+        let mut out = Vec::new();
+        conn.poll_transmit(&mut out);
+    }
+    messages
+}
+
+#[test]
+fn an_idle_connection_keeps_no_heap_after_messages() {
+    let config = Config::default();
+    let _warm = Connection::new(Role::Server, config.clone(), Instant::now());
+    let before = live();
+    let mut conn = Connection::new(Role::Server, config, Instant::now());
+    assert_eq!(live(), before, "an equal config is shared, not copied");
+
+    // A burst of whole messages and pings in one read, then a fragmented text and a big
+    // binary message cut into small reads.
+    let mut wire = Vec::new();
+    for i in 0..20u8 {
+        wire.extend(client_frame(true, Opcode::Binary, &[i; 100]));
+        wire.extend(client_frame(true, Opcode::Ping, b"p"));
+    }
+    assert_eq!(exchange(&mut conn, &wire, wire.len()), 20);
+    drop(wire);
+    let mut wire = client_frame(false, Opcode::Text, "héllo ".as_bytes());
+    wire.extend(client_frame(true, Opcode::Ping, b"in between"));
+    wire.extend(client_frame(true, Opcode::Continuation, "wörld".as_bytes()));
+    wire.extend(client_frame(true, Opcode::Binary, &[7; 70_000]));
+    assert_eq!(exchange(&mut conn, &wire, 1000), 2);
+    drop(wire);
+
+    assert_eq!(
+        live(),
+        before,
+        "heap bytes left behind by a drained connection"
+    );
+    drop(conn);
+    assert_eq!(live(), before);
+}
