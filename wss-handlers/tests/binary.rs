@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::time::Duration;
 
-use support::{connect, next_json, next_message, run_to_exit, Wss};
+use support::{connect, next_json, next_message, run_to_exit, wire, Wss};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::Message;
 
@@ -206,16 +206,119 @@ fn bad_cidr_and_unreadable_root_are_one_line_and_non_zero() {
 }
 
 #[test]
-fn unbuilt_features_are_refused_not_ignored() {
-    for flag in [
-        &["--deflate", "on"][..],
-        &["--deflate-threshold", "64"],
-        &["--max-per-address", "10"],
-    ] {
-        let mut args = vec!["--handler", "echo", "--port", "0"];
-        args.extend_from_slice(flag);
-        assert_one_line_failure(&args, "not supported yet");
+fn deflate_threshold_with_deflate_off_is_a_usage_error() {
+    let args = [
+        "--handler",
+        "echo",
+        "--port",
+        "0",
+        "--deflate",
+        "off",
+        "--deflate-threshold",
+        "64",
+    ];
+    let (status, _, _) = run_to_exit(&args);
+    assert_eq!(status.code(), Some(2), "invalid usage");
+    assert_one_line_failure(&args, "--deflate-threshold");
+}
+
+#[test]
+fn zero_limits_are_usage_errors() {
+    for flag in ["--max-per-address", "--max-pending-handshakes"] {
+        let args = ["--handler", "echo", "--port", "0", flag, "0"];
+        let (status, _, _) = run_to_exit(&args);
+        assert_eq!(status.code(), Some(2), "{flag} 0");
+        assert_one_line_failure(&args, flag);
     }
+}
+
+const OFFER: &str = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+
+/// "Hello" compressed, as in RFC 7692 section 7.2.3.1.
+const HELLO_DEFLATED: [u8; 7] = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+
+/// A raw connection to `wss` that offered permessage-deflate; returns it and the 101 head.
+fn offering_deflate(wss: &Wss) -> (TcpStream, String) {
+    let mut s = TcpStream::connect(wss.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let head = wire::handshake(&mut s, &wss.path, OFFER);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    (s, head)
+}
+
+/// Inflates one message's payload (RFC 7692 section 7.2.2: append 00 00 ff ff).
+fn inflate(payload: &[u8]) -> Vec<u8> {
+    let mut input = payload.to_vec();
+    input.extend_from_slice(&[0, 0, 0xff, 0xff]);
+    let mut out = Vec::with_capacity(64 << 10);
+    flate2::Decompress::new(false)
+        .decompress_vec(&input, &mut out, flate2::FlushDecompress::Sync)
+        .expect("valid deflate data");
+    out
+}
+
+#[test]
+fn deflate_is_on_by_default_for_clients_that_offer_it() {
+    let wss = Wss::start(&["--handler", "echo"]);
+    let (mut s, head) = offering_deflate(&wss);
+    let agreed = wire::header(&head, "Sec-WebSocket-Extensions")
+        .unwrap_or_else(|| panic!("no extension agreed:\n{head}"));
+    assert!(agreed.starts_with("permessage-deflate"), "{agreed}");
+
+    // A compressed message is understood; the echo of a short one goes out plain.
+    s.write_all(&wire::client_frame(0xc1, &HELLO_DEFLATED))
+        .unwrap();
+    assert_eq!(
+        wire::read_frame(&mut s),
+        Some((0x81, b"Hello".to_vec())),
+        "below the threshold (64) the echo is not compressed"
+    );
+    // A longer one goes out compressed (RSV1 set) and inflates to the original.
+    let long = "the quick brown fox jumps over the lazy dog; ".repeat(8);
+    s.write_all(&wire::client_frame(0x81, long.as_bytes()))
+        .unwrap();
+    let (b0, payload) = wire::read_frame(&mut s).expect("the echo");
+    assert_eq!(b0, 0xc1, "FIN + RSV1 + text");
+    assert!(payload.len() < long.len() / 2, "{} bytes", payload.len());
+    assert_eq!(inflate(&payload), long.as_bytes());
+}
+
+#[test]
+fn deflate_off_declines_the_offer() {
+    let wss = Wss::start(&["--handler", "echo", "--deflate", "off"]);
+    let (mut s, head) = offering_deflate(&wss);
+    assert_eq!(
+        wire::header(&head, "Sec-WebSocket-Extensions"),
+        None,
+        "{head}"
+    );
+    // Without the extension RSV1 is a protocol error: the server fails the connection.
+    s.write_all(&wire::client_frame(0xc1, &HELLO_DEFLATED))
+        .unwrap();
+    let (b0, payload) = wire::read_frame(&mut s).expect("a close frame");
+    assert_eq!(b0, 0x88);
+    assert_eq!(&payload[..2], &1002u16.to_be_bytes());
+}
+
+#[test]
+fn deflate_threshold_sets_the_smallest_compressed_message() {
+    let low = Wss::start(&["--handler", "echo", "--deflate-threshold", "1"]);
+    let (mut s, _) = offering_deflate(&low);
+    s.write_all(&wire::client_frame(0x81, b"Hello")).unwrap();
+    let (b0, payload) = wire::read_frame(&mut s).expect("the echo");
+    assert_eq!(b0, 0xc1, "5 bytes are over a threshold of 1");
+    assert_eq!(inflate(&payload), b"Hello");
+
+    let high = Wss::start(&["--handler", "echo", "--deflate-threshold", "100000"]);
+    let (mut s, _) = offering_deflate(&high);
+    let long = "a".repeat(1000);
+    s.write_all(&wire::client_frame(0x81, long.as_bytes()))
+        .unwrap();
+    assert_eq!(
+        wire::read_frame(&mut s),
+        Some((0x81, long.into_bytes())),
+        "1000 bytes are under a threshold of 100000"
+    );
 }
 
 #[test]
@@ -281,6 +384,14 @@ fn help_explains_every_contract_flag() {
         "--allow-origin",
         "--max-connections",
         "--max-per-address",
+        "--max-pending-handshakes",
+        "--cert ",
+        "--key ",
+        "--tls-port",
+        "--handshake-timeout",
+        "--idle-timeout",
+        "--close-timeout",
+        "--max-outgoing",
         "--redis",
         "--node-id",
         "--log-level",

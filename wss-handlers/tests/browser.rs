@@ -224,3 +224,108 @@ fn a_page_from_another_origin_needs_allow_origin() {
         "{origin} is allowed by --allow-origin"
     );
 }
+
+/// Opens `base?name=NAME` in a new tab (the first page uses the current one) and waits until
+/// the page is online; returns the tab.
+fn join(browser: &Browser, base: &str, name: &str, first: bool) -> String {
+    if !first {
+        let tab = browser.new_tab();
+        browser.switch_to(&tab);
+    }
+    browser.goto(&format!("{base}?name={name}"));
+    browser.wait_for(&format!("{name} online"), ONLINE, WAIT);
+    browser.current_tab()
+}
+
+/// `from` says `text`; waits until `to` shows it as `from_name`'s message, text intact.
+fn say(browser: &Browser, from: &str, to: &str, from_name: &str, text: &str) {
+    browser.switch_to(from);
+    browser.type_into("#composer-input", &format!("{text}{ENTER}"));
+    browser.switch_to(to);
+    browser.wait_for(
+        &format!("{from_name}'s message arriving"),
+        &any_line(&format!(
+            "li.classList.contains('message') && !li.classList.contains('mine') \
+             && li.querySelector('.name').textContent === {} \
+             && li.querySelector('.text').textContent === {}",
+            js_str(from_name),
+            js_str(text)
+        )),
+        WAIT,
+    );
+}
+
+/// The page's socket as its read-only debug handle (`window.__wssChat`) reports it.
+fn socket_info(browser: &Browser) -> serde_json::Value {
+    browser.eval(
+        "const c = window.__wssChat; \
+         return c ? { url: c.url, extensions: c.extensions, readyState: c.readyState } : null;",
+    )
+}
+
+#[test]
+fn two_pages_chat_over_https_and_wss_in_chromium() {
+    let Some(tools) = tools_or_skip() else {
+        return;
+    };
+    let pki = support::tls::TestPki::new();
+    let tls_args = pki.args();
+    let mut args = vec!["--handler", "chat"];
+    args.extend(tls_args.iter().map(String::as_str));
+    let server = Wss::start(&args);
+    assert_eq!(server.scheme, "wss");
+    let base = server.http_url();
+    assert!(base.starts_with("https://"), "{base}");
+    // The test CA is not in the browser's store; this switch is for this test only.
+    let browser = Browser::start_with(&tools, &["--ignore-certificate-errors"]);
+
+    let alice = join(&browser, &base, "Alice", true);
+    let info = socket_info(&browser);
+    let url = info["url"].as_str().unwrap_or_default();
+    assert!(
+        url.starts_with(&format!("wss://{}/", server.addr)),
+        "the page's socket: {info}"
+    );
+    let bob = join(&browser, &base, "Bob", false);
+    browser.switch_to(&alice);
+    browser.wait_for(
+        "Bob joined, seen by Alice",
+        &any_line("t.startsWith('Bob joined')"),
+        WAIT,
+    );
+    say(&browser, &bob, &alice, "Bob", "Hello Alice, over TLS");
+    say(&browser, &alice, &bob, "Alice", "Hello Bob, encrypted too");
+}
+
+#[test]
+fn chromium_negotiates_permessage_deflate_and_messages_flow() {
+    let Some(tools) = tools_or_skip() else {
+        return;
+    };
+    let server = Wss::start(&["--handler", "chat"]);
+    let plain = Wss::start(&["--handler", "chat", "--deflate", "off"]);
+    let browser = Browser::start(&tools);
+
+    let base = server.http_url();
+    let alice = join(&browser, &base, "Alice", true);
+    let info = socket_info(&browser);
+    let extensions = info["extensions"].as_str().unwrap_or_default();
+    assert!(
+        extensions.starts_with("permessage-deflate"),
+        "deflate is on by default, yet the browser's socket has {info}"
+    );
+    let bob = join(&browser, &base, "Bob", false);
+    // Long and repetitive: well over the 64-byte threshold, so it travels compressed both
+    // ways (Chromium compresses what it sends, the server what it relays).
+    let long = "compressible chat text, ".repeat(20);
+    let long = long.trim_end();
+    say(&browser, &bob, &alice, "Bob", long);
+    say(&browser, &alice, &bob, "Alice", "short reply");
+    say(&browser, &alice, &bob, "Alice", &format!("{long} (again)"));
+
+    // The same browser against --deflate off: nothing negotiated, the chat still works.
+    browser.switch_to(&alice);
+    join(&browser, &plain.http_url(), "Carol", false);
+    let info = socket_info(&browser);
+    assert_eq!(info["extensions"], "", "--deflate off: {info}");
+}

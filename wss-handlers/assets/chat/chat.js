@@ -281,6 +281,22 @@
     if (document.visibilityState === "visible" && !socket && retryTimer) reconnectNow();
   });
 
+  // A read-only view of the current socket, for tests and the curious: which URL and which
+  // extensions (permessage-deflate) were negotiated. It cannot send, close or change anything.
+  Object.defineProperty(window, "__wssChat", {
+    value: Object.freeze({
+      get url() {
+        return socket ? socket.url : "";
+      },
+      get extensions() {
+        return socket ? socket.extensions : "";
+      },
+      get readyState() {
+        return socket ? socket.readyState : WebSocket.CLOSED;
+      },
+    }),
+  });
+
   myName = readName();
   if (myName) {
     connect();

@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests: the `wss` binary as a child process.
 #![allow(dead_code)]
 
+pub mod tls;
 pub mod webdriver;
+pub mod wire;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -17,6 +19,8 @@ pub struct Wss {
     pub addr: SocketAddr,
     /// The path from the readiness line (starts with `/`).
     pub path: String,
+    /// `ws` or `wss`: the scheme of the readiness line.
+    pub scheme: &'static str,
     /// Everything written on stdout after the readiness line (must stay empty).
     extra_stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
@@ -28,6 +32,17 @@ pub fn parse_ready_line(line: &str) -> Option<(SocketAddr, String)> {
     let slash = rest.find('/')?;
     let addr = rest[..slash].parse().ok()?;
     Some((addr, rest[slash..].to_string()))
+}
+
+/// Parses `listening on ws://HOST:PORT/PATH` or `listening on wss://HOST:PORT/PATH`.
+pub fn parse_listening_line(line: &str) -> Option<(&'static str, SocketAddr, String)> {
+    if let Some(ready) = parse_ready_line(line) {
+        return Some(("ws", ready.0, ready.1));
+    }
+    let rest = line.strip_prefix("listening on wss://")?;
+    let slash = rest.find('/')?;
+    let addr = rest[..slash].parse().ok()?;
+    Some(("wss", addr, rest[slash..].to_string()))
 }
 
 fn collect<R: Read + Send + 'static>(reader: R, into: Arc<Mutex<String>>) {
@@ -92,7 +107,7 @@ impl Wss {
                 );
             }
         };
-        let Some((addr, path)) = parse_ready_line(line.trim_end()) else {
+        let Some((scheme, addr, path)) = parse_listening_line(line.trim_end()) else {
             let _ = child.kill();
             let _ = child.wait();
             std::thread::sleep(Duration::from_millis(100));
@@ -105,19 +120,46 @@ impl Wss {
             child,
             addr,
             path,
+            scheme,
             extra_stdout,
             stderr,
         }
     }
 
-    /// `ws://HOST:PORT/PATH` plus an optional query.
+    /// `ws://HOST:PORT/PATH` (`wss://` when the readiness line said so) plus an optional
+    /// query.
     pub fn ws_url(&self, query: &str) -> String {
-        format!("ws://{}{}{}", self.addr, self.path, query)
+        format!("{}://{}{}{}", self.scheme, self.addr, self.path, query)
     }
 
-    /// `http://HOST:PORT/`.
+    /// `http://HOST:PORT/` (`https://` when the port speaks TLS only).
     pub fn http_url(&self) -> String {
-        format!("http://{}/", self.addr)
+        let scheme = if self.scheme == "wss" {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}/", self.addr)
+    }
+
+    /// The `listening on wss://HOST:PORT/PATH` line that `wss` writes on stderr when it has a
+    /// plain and a TLS listener: the TLS address and path. Waits a little for the reader
+    /// thread, which may lag behind the readiness line.
+    pub fn stderr_tls_listener(&self) -> Option<(SocketAddr, String)> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let found = self
+                .stderr()
+                .lines()
+                .find_map(|l| match parse_listening_line(l) {
+                    Some(("wss", addr, path)) => Some((addr, path)),
+                    _ => None,
+                });
+            if found.is_some() || Instant::now() >= deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Sends SIGTERM (through kill(1), to keep libc out of the tests).

@@ -198,6 +198,12 @@ pub struct Browser {
 impl Browser {
     /// Starts chromedriver and a headless Chromium with a fresh profile.
     pub fn start(tools: &BrowserTools) -> Browser {
+        Self::start_with(tools, &[])
+    }
+
+    /// As [`start`](Self::start), with extra Chromium switches (e.g.
+    /// `--ignore-certificate-errors` for a server using the test CA: test only).
+    pub fn start_with(tools: &BrowserTools, extra_args: &[&str]) -> Browser {
         let profile = TempDir::new("chromium-profile");
         let log = profile.0.join("chromedriver.log");
         let port = free_port();
@@ -233,18 +239,29 @@ impl Browser {
             std::thread::sleep(Duration::from_millis(50));
         }
         let user_data = browser._profile.0.join("user-data");
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--window-size=1000,800",
+        ]
+        .iter()
+        .chain(extra_args)
+        .map(|a| a.to_string())
+        .collect();
+        args.push(format!("--user-data-dir={}", user_data.display()));
         let caps = json!({
             "capabilities": { "alwaysMatch": {
                 "browserName": "chrome",
                 "goog:chromeOptions": {
                     "binary": tools.chromium.to_string_lossy(),
-                    "args": [
-                        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                        "--no-first-run", "--disable-background-networking",
-                        "--disable-component-update", "--disable-sync",
-                        "--disable-dev-shm-usage", "--window-size=1000,800",
-                        format!("--user-data-dir={}", user_data.display()),
-                    ]
+                    "args": args
                 }
             }}
         });

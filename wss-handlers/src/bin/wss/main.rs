@@ -1,14 +1,15 @@
 //! `wss`: runs one of the ready-made handlers on a WebSocket server, with the chat page at `/`.
 //!
 //! The command line is a contract scripts rely on (DESIGN.md): the flags below, one readiness
-//! line `listening on ws://HOST:PORT/PATH` on stdout and nothing else there, logs on stderr,
-//! SIGINT/SIGTERM for a graceful stop with exit status 0, one line on stderr and a non-zero
-//! status when it cannot start.
+//! line `listening on ws://HOST:PORT/PATH` (`wss://` when the port speaks TLS only) on stdout
+//! and nothing else there, logs on stderr, SIGINT/SIGTERM for a graceful stop with exit status
+//! 0, one line on stderr and a non-zero status when it cannot start.
 
 mod cluster;
+mod listen;
 mod nofile;
+mod values;
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -18,11 +19,11 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use wss_handlers::{AddressFilter, Chat, ChatPage, Echo, IpNet, LogFile, Uppercase};
 use wss_server::{
-    BuiltinFile, DataType, OriginPolicy, ServerHandler, ServerOptions, WebServer, WebServerOptions,
-    WebSocketServer,
+    BuiltinFile, DataType, DeflateConfig, OriginPolicy, ServerHandler, ServerOptions, WebServer,
+    WebServerOptions, WebSocketServer,
 };
 
-/// Exit status for a command line that does not parse or asks for something unsupported.
+/// Exit status for a command line that does not parse or asks for something inconsistent.
 const EXIT_USAGE: u8 = 2;
 /// Exit status for a start that failed (port in use, unreadable root, ...), or a graceful stop
 /// that overran its deadline.
@@ -78,9 +79,10 @@ impl LogLevel {
 
 /// A WebSocket server with 4D's WebSocketServer callback model, running a ready-made handler.
 ///
-/// Once accepting, prints exactly one line `listening on ws://HOST:PORT/PATH` on stdout.
-/// Logs go to stderr. SIGINT or SIGTERM closes every connection with code 1001 (going away),
-/// waits at most --shutdown-timeout for the peers, then exits with status 0.
+/// Once accepting, prints exactly one line `listening on ws://HOST:PORT/PATH` on stdout
+/// (`wss://` when --cert is given without --tls-port). Logs go to stderr. SIGINT or SIGTERM
+/// closes every connection with code 1001 (going away), waits at most --shutdown-timeout for
+/// the peers, then exits with status 0.
 #[derive(Debug, Parser)]
 #[command(name = "wss", version, max_term_width = 100)]
 struct Cli {
@@ -132,13 +134,32 @@ struct Cli {
           value_parser = clap::value_parser!(u64).range(0..=86_400))]
     shutdown_timeout: u64,
 
-    /// permessage-deflate compression (RFC 7692). Not supported yet: only "off" is accepted.
-    #[arg(long, value_enum, value_name = "on|off", default_value = "off")]
+    /// permessage-deflate compression (RFC 7692): "on" accepts it from clients that offer it
+    /// (every browser does), "off" never negotiates it.
+    #[arg(long, value_enum, value_name = "on|off", default_value = "on")]
     deflate: OnOff,
 
-    /// Smallest message compressed when --deflate is on. Not supported yet.
+    /// With --deflate on, messages shorter than this many bytes go out uncompressed (on tiny
+    /// messages deflate costs CPU and saves nothing). Refused with --deflate off.
+    /// [default: 64]
     #[arg(long, value_name = "BYTES")]
     deflate_threshold: Option<usize>,
+
+    /// PEM certificate chain (leaf first, then intermediates) to serve https:// and wss://.
+    /// Needs --key. An unreadable file, an expired certificate or a key that does not match
+    /// stops the start.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --cert. Needs --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+
+    /// With --cert: speak TLS on this port and keep --port plain (0 picks a free port; its
+    /// address is logged on stderr as `listening on wss://HOST:PORT/PATH`). Without it,
+    /// --port speaks TLS only.
+    #[arg(long, value_name = "PORT", requires = "cert")]
+    tls_port: Option<u16>,
 
     /// A browser origin allowed to connect besides the page's own (repeatable; "*" allows
     /// any). Compared on scheme, host and port, e.g. http://localhost:3000.
@@ -149,9 +170,37 @@ struct Cli {
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
 
-    /// Most simultaneous connections from one IP address. Not supported yet.
-    #[arg(long, value_name = "N")]
+    /// Most simultaneous connections from one IP address (at least 1); past it new sockets
+    /// from that address get 503. Default: no limit (clients behind one NAT or proxy share
+    /// an address).
+    #[arg(long, value_name = "N", value_parser = values::positive)]
     max_per_address: Option<usize>,
+
+    /// Most connections still in their handshake (TLS handshake and first request) at once
+    /// (at least 1); past it new sockets get 503. Default: only --max-connections bounds them.
+    #[arg(long, value_name = "N", value_parser = values::positive)]
+    max_pending_handshakes: Option<usize>,
+
+    /// Time a client gets to complete its handshake (TLS included), in seconds (fractions
+    /// allowed); past it the socket is closed.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = values::positive_secs)]
+    handshake_timeout: Duration,
+
+    /// A connection silent this long is dropped (a ping goes out at half of it), in seconds;
+    /// 0 turns it off.
+    #[arg(long, value_name = "SECS", default_value = "120", value_parser = values::secs)]
+    idle_timeout: Duration,
+
+    /// How long a peer gets to answer our close frame before the socket is dropped, in
+    /// seconds.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = values::positive_secs)]
+    close_timeout: Duration,
+
+    /// Bytes queued for one connection and not yet written (a slow reader); past it that
+    /// connection is dropped, never the process.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20,
+          value_parser = values::positive)]
+    max_outgoing: usize,
 
     /// Join a cluster: share broadcasts and presence (the chat's users) with every wss node
     /// using this Redis server (redis://HOST:PORT). Fails at start when Redis cannot be
@@ -173,8 +222,6 @@ struct Cli {
 /// Why the command line or the start failed; each renders as one line.
 #[derive(Debug)]
 enum StartError {
-    /// A flag that parses but asks for a feature that is not implemented yet.
-    Unsupported(&'static str),
     /// A flag whose cargo feature this binary was built without.
     #[cfg_attr(feature = "redis", allow(dead_code))]
     NotBuilt {
@@ -190,9 +237,7 @@ enum StartError {
 impl StartError {
     fn exit_code(&self) -> u8 {
         match self {
-            StartError::Unsupported(_) | StartError::NotBuilt { .. } | StartError::Invalid(_) => {
-                EXIT_USAGE
-            }
+            StartError::NotBuilt { .. } | StartError::Invalid(_) => EXIT_USAGE,
             StartError::Start(_) => EXIT_START,
         }
     }
@@ -201,7 +246,6 @@ impl StartError {
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StartError::Unsupported(flag) => write!(f, "{flag} is not supported yet"),
             StartError::NotBuilt { flag, feature } => write!(
                 f,
                 "{flag} is not available: this wss was built without the `{feature}` cargo \
@@ -212,18 +256,22 @@ impl std::fmt::Display for StartError {
     }
 }
 
-/// Rejects the flags whose feature is not built yet, so nobody believes they are in effect.
-fn check_unsupported(cli: &Cli) -> Result<(), StartError> {
-    if cli.deflate == OnOff::On {
-        return Err(StartError::Unsupported("--deflate on"));
+/// `--deflate` and `--deflate-threshold` as the web server's setting (off: the server's
+/// default, which negotiates nothing).
+fn deflate(cli: &Cli) -> Result<Option<DeflateConfig>, StartError> {
+    match (cli.deflate, cli.deflate_threshold) {
+        (OnOff::Off, Some(_)) => Err(StartError::Invalid(
+            "--deflate-threshold applies to compressed messages and needs --deflate on".into(),
+        )),
+        (OnOff::Off, None) => Ok(None),
+        (OnOff::On, threshold) => {
+            let defaults = DeflateConfig::default();
+            Ok(Some(DeflateConfig {
+                threshold: threshold.unwrap_or(defaults.threshold),
+                ..defaults
+            }))
+        }
     }
-    if cli.deflate_threshold.is_some() {
-        return Err(StartError::Unsupported("--deflate-threshold"));
-    }
-    if cli.max_per_address.is_some() {
-        return Err(StartError::Unsupported("--max-per-address"));
-    }
-    Ok(())
 }
 
 fn parse_allow(list: &[String]) -> Result<Vec<IpNet>, StartError> {
@@ -267,7 +315,6 @@ struct Plan {
 }
 
 fn plan(cli: &Cli) -> Result<Plan, StartError> {
-    check_unsupported(cli)?;
     if !cli.path.starts_with('/') {
         return Err(StartError::Invalid(format!(
             "--path {:?} must start with '/'",
@@ -280,6 +327,18 @@ fn plan(cli: &Cli) -> Result<Plan, StartError> {
     web.max_message_size = cli.max_message_size;
     if let Some(n) = cli.max_connections {
         web.max_connections = n;
+    }
+    web.max_per_address = cli.max_per_address;
+    web.max_pending_handshakes = cli.max_pending_handshakes;
+    web.handshake_timeout = cli.handshake_timeout;
+    web.idle_timeout = Some(cli.idle_timeout).filter(|t| !t.is_zero());
+    web.close_timeout = cli.close_timeout;
+    web.max_outgoing = cli.max_outgoing;
+    if let Some(config) = deflate(cli)? {
+        web = web.with_deflate(config);
+    }
+    if let (Some(cert), Some(key)) = (&cli.cert, &cli.key) {
+        listen::apply_tls(&mut web, cert, key, cli.tls_port)?;
     }
     // The chat page and its socket share a session, so a name given once is remembered.
     web.scalable_session = true;
@@ -422,19 +481,16 @@ fn main() -> ExitCode {
         cluster.wait_connected();
     }
 
-    let addr = web.local_addr();
     let path = wss.path().unwrap_or("/").to_string();
-    {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "listening on ws://{addr}{path}");
-        let _ = out.flush();
-    }
+    let listeners = listen::Listeners::of(&web);
+    listeners.announce(&path);
     log::info!(
-        "{:?} handler on ws://{addr}{path}; {}",
+        "{:?} handler on {}; {}",
         cli.handler,
+        listeners.urls(&path),
         match &cli.root {
             Some(root) => format!("static files from {}", root.display()),
-            None => format!("chat page at http://{addr}/"),
+            None => format!("chat page at {}", listeners.page_urls()),
         }
     );
 
@@ -494,8 +550,23 @@ mod tests {
         assert_eq!(cli.host, "127.0.0.1");
         assert_eq!(cli.port, 8080);
         assert_eq!(cli.path, "/ws");
-        assert_eq!(cli.deflate, OnOff::Off);
+        assert_eq!(
+            cli.deflate,
+            OnOff::On,
+            "issue 8: on by default in the binary"
+        );
         let p = plan(&cli).expect("plan");
+        assert!(p.web.deflate.enabled);
+        assert_eq!(p.web.deflate.threshold, DeflateConfig::default().threshold);
+        assert!(p.web.tls.is_none());
+        assert_eq!(p.web.max_per_address, None);
+        assert_eq!(p.web.max_pending_handshakes, None);
+        // The binary's defaults are the server's: a flag left out changes nothing.
+        let server = WebServerOptions::default();
+        assert_eq!(p.web.handshake_timeout, server.handshake_timeout);
+        assert_eq!(p.web.idle_timeout, server.idle_timeout);
+        assert_eq!(p.web.close_timeout, server.close_timeout);
+        assert_eq!(p.web.max_outgoing, server.max_outgoing);
         assert_eq!(p.server.data_type, DataType::Text);
         assert!(p.web.scalable_session);
         assert!(p.web.files.contains_key("/"));
@@ -538,17 +609,39 @@ mod tests {
             "--shutdown-timeout",
             "3",
             "--deflate",
-            "off",
+            "on",
+            "--deflate-threshold",
+            "200",
             "--allow-origin",
             "http://a:1",
             "--allow-origin",
             "*",
             "--max-connections",
             "50",
+            "--max-per-address",
+            "10",
+            "--max-pending-handshakes",
+            "7",
+            "--handshake-timeout",
+            "0.5",
+            "--idle-timeout",
+            "30",
+            "--close-timeout",
+            "2",
+            "--max-outgoing",
+            "65536",
             "--log-level",
             "debug",
         ]);
         let p = plan(&cli).expect("plan");
+        assert!(p.web.deflate.enabled);
+        assert_eq!(p.web.deflate.threshold, 200);
+        assert_eq!(p.web.max_per_address, Some(10));
+        assert_eq!(p.web.max_pending_handshakes, Some(7));
+        assert_eq!(p.web.handshake_timeout, Duration::from_millis(500));
+        assert_eq!(p.web.idle_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(p.web.close_timeout, Duration::from_secs(2));
+        assert_eq!(p.web.max_outgoing, 65536);
         assert_eq!(p.allow.len(), 2);
         assert_eq!(p.web.max_connections, 50);
         assert_eq!(p.web.max_message_size, 1024);
@@ -558,18 +651,81 @@ mod tests {
     }
 
     #[test]
-    fn unbuilt_features_are_refused_by_name() {
-        for args in [
-            &["--deflate", "on"][..],
-            &["--deflate-threshold", "100"],
-            &["--max-per-address", "10"],
+    fn deflate_off_negotiates_nothing_and_refuses_a_threshold() {
+        let p = plan(&parse(&["--handler", "echo", "--deflate", "off"])).expect("plan");
+        assert!(!p.web.deflate.enabled);
+        let err = plan(&parse(&[
+            "--handler",
+            "echo",
+            "--deflate",
+            "off",
+            "--deflate-threshold",
+            "10",
+        ]))
+        .err()
+        .expect("a threshold without compression");
+        assert!(matches!(err, StartError::Invalid(_)));
+        assert_eq!(err.exit_code(), EXIT_USAGE);
+        assert!(err.to_string().contains("--deflate-threshold"), "{err}");
+        assert!(Cli::try_parse_from(["wss", "--handler", "echo", "--deflate", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn help_states_the_real_deflate_threshold_default() {
+        let help = Cli::command().render_long_help().to_string();
+        let default = format!("[default: {}]", DeflateConfig::default().threshold);
+        assert!(help.contains(&default), "--help must say {default}");
+    }
+
+    #[test]
+    fn zero_idle_timeout_turns_it_off() {
+        let p = plan(&parse(&["--handler", "echo", "--idle-timeout", "0"])).expect("plan");
+        assert_eq!(p.web.idle_timeout, None);
+    }
+
+    #[test]
+    fn limits_and_timeouts_refuse_zero() {
+        for flag in [
+            "--max-per-address",
+            "--max-pending-handshakes",
+            "--handshake-timeout",
+            "--close-timeout",
+            "--max-outgoing",
         ] {
-            let mut full = vec!["--handler", "echo"];
-            full.extend_from_slice(args);
-            let err = plan(&parse(&full)).err().expect("refused");
-            assert!(matches!(err, StartError::Unsupported(_)), "{args:?}");
-            assert!(err.to_string().contains(args[0]));
+            let err = Cli::try_parse_from(["wss", "--handler", "echo", flag, "0"])
+                .err()
+                .unwrap_or_else(|| panic!("{flag} 0 accepted"));
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{flag}"
+            );
         }
+    }
+
+    #[test]
+    fn cert_and_key_go_together_and_tls_port_needs_them() {
+        for args in [
+            &["--cert", "c.pem"][..],
+            &["--key", "k.pem"],
+            &["--tls-port", "8443"],
+            &["--key", "k.pem", "--tls-port", "8443"],
+        ] {
+            let mut full = vec!["wss", "--handler", "echo"];
+            full.extend_from_slice(args);
+            let err = Cli::try_parse_from(full)
+                .err()
+                .unwrap_or_else(|| panic!("{args:?} accepted"));
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "{args:?}"
+            );
+        }
+        let cli = parse(&["--handler", "echo", "--cert", "c.pem", "--key", "k.pem"]);
+        let err = plan(&cli).err().expect("no such files");
+        assert!(matches!(err, StartError::Start(_)), "{err}");
+        assert_eq!(err.exit_code(), EXIT_START);
     }
 
     #[test]
