@@ -263,7 +263,6 @@ fn slow_reader_is_dropped_alone() {
 /// the server's RSS grows by tens of MiB per second without limit (1.1 GiB after 15 s in a
 /// release build). Run with `--ignored` once it is fixed.
 #[test]
-#[ignore = "known bug: inbound messages queue for the worker without bound"]
 fn flooding_a_slower_handler_keeps_memory_bounded() {
     let server = Server::start(&["--handler", "chat", "--max-message-size", "1048576"]);
     let before = server.rss_kib();

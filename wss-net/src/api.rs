@@ -12,6 +12,8 @@ use wss_proto::error::ProtocolError;
 use wss_proto::handshake::{Request, Response, UpgradeRequest};
 use wss_proto::DeflateParams;
 
+use crate::inbound::{Credit, Inbound};
+
 /// Process-wide-unique id of one accepted TCP connection.
 ///
 /// It packs the loop index (8 bits), a generation (24 bits) and the slab slot (32 bits), so a
@@ -150,9 +152,20 @@ impl fmt::Debug for Decision {
 /// event of that turn for that sink in the order they happened. Like [`Service`], it must not
 /// block: hand the batch to another thread (one channel message per batch) or act on it at
 /// once (sending through a [`NetHandle`](crate::NetHandle) is fine: it never blocks).
+///
+/// A sink that hands batches to a slower consumer should return an [`Inbound`] from
+/// [`inbound`](Self::inbound): the loops then stop reading connections whose messages wait
+/// for the consumer past its limits (see [`Inbound`]), instead of queueing without bound.
 pub trait EventSink: Send + Sync + 'static {
     /// One loop turn's events for this sink.
     fn deliver(&self, batch: Vec<NetEvent>);
+
+    /// The backlog this sink's consumer keeps, with its limits; asked once per connection,
+    /// at its upgrade. Default `None`: no flow control (right for a sink that acts on each
+    /// batch at once, inside `deliver`).
+    fn inbound(&self) -> Option<Arc<Inbound>> {
+        None
+    }
 }
 
 /// Something that happened on an upgraded connection.
@@ -172,6 +185,9 @@ pub enum NetEvent {
         /// compressed broadcast frame
         /// ([`encode_message_deflated`](wss_proto::frame::encode_message_deflated)).
         deflate: Option<DeflateParams>,
+        /// The connection's share of the sink's [`Inbound`] backlog, when the sink has one
+        /// ([`EventSink::inbound`]): release each message on it once done with it.
+        credit: Option<Credit>,
     },
     /// A complete message (fragments joined, text validated as UTF-8).
     Message {

@@ -16,6 +16,7 @@ use crate::accept::{is_listener, Acceptor};
 use crate::api::{ConnError, EventSink, NetEvent, Service};
 use crate::config::NetConfig;
 use crate::conn::{Conn, Step, Tls};
+use crate::inbound::{Backlog, Inbound};
 use crate::limits::Admission;
 use crate::timers::Timers;
 use crate::wake::{self, Adopted, Command, LoopShared};
@@ -48,24 +49,76 @@ pub(crate) struct Ctx {
     /// Connections touched by commands: flushed once at the end of the command phase.
     dirty: Vec<ConnId>,
     /// This turn's events, one batch per sink (usually one or two sinks: a linear scan).
-    batches: Vec<(Arc<dyn EventSink>, Vec<NetEvent>)>,
+    batches: Vec<SinkBatch>,
+    /// Connections stopped because their sink's backlog is past its total: read again, all
+    /// together, when a sink this loop waits on catches up (`Command::ResumeWaiting`).
+    pub(crate) total_blocked: Vec<ConnId>,
+    /// This loop's half that other threads touch (a consumer resumes reading through it).
+    pub(crate) shared: Arc<LoopShared>,
     pub(crate) shutting_down: bool,
     generation: u32,
 }
 
+/// One sink's events of this turn.
+struct SinkBatch {
+    sink: Arc<dyn EventSink>,
+    events: Vec<NetEvent>,
+    /// The sink's backlog, when it has one: `cost` is added to it just before delivery.
+    inbound: Option<Arc<Inbound>>,
+    /// What the batch's messages count for.
+    cost: Backlog,
+}
+
 impl Ctx {
+    fn batch_for(&mut self, sink: &Arc<dyn EventSink>) -> &mut SinkBatch {
+        let key = Arc::as_ptr(sink) as *const ();
+        let found = self
+            .batches
+            .iter()
+            .position(|b| Arc::as_ptr(&b.sink) as *const () == key);
+        let i = found.unwrap_or_else(|| {
+            self.batches.push(SinkBatch {
+                sink: Arc::clone(sink),
+                events: Vec::new(),
+                inbound: None,
+                cost: Backlog::default(),
+            });
+            self.batches.len() - 1
+        });
+        // `i` is a valid index: found in, or just pushed onto, `batches`.
+        &mut self.batches[i]
+    }
+
     /// Queues an event for delivery at the end of the turn.
     pub(crate) fn emit(&mut self, sink: &Arc<dyn EventSink>, event: NetEvent) {
-        let key = Arc::as_ptr(sink) as *const ();
-        if let Some((_, batch)) = self
-            .batches
-            .iter_mut()
-            .find(|(s, _)| Arc::as_ptr(s) as *const () == key)
-        {
-            batch.push(event);
-        } else {
-            self.batches.push((Arc::clone(sink), vec![event]));
+        self.batch_for(sink).events.push(event);
+    }
+
+    /// Queues a message event, counted against the sink's backlog (`inbound`) if it has one.
+    pub(crate) fn emit_message(
+        &mut self,
+        sink: &Arc<dyn EventSink>,
+        inbound: Option<&Arc<Inbound>>,
+        event: NetEvent,
+        cost: Backlog,
+    ) {
+        let batch = self.batch_for(sink);
+        if let Some(inbound) = inbound {
+            if batch.inbound.is_none() {
+                batch.inbound = Some(Arc::clone(inbound));
+            }
         }
+        batch.cost.add(cost);
+        batch.events.push(event);
+    }
+
+    /// What this turn has read for `sink` and not delivered yet.
+    pub(crate) fn turn_cost(&self, sink: &Arc<dyn EventSink>) -> Backlog {
+        let key = Arc::as_ptr(sink) as *const ();
+        self.batches
+            .iter()
+            .find(|b| Arc::as_ptr(&b.sink) as *const () == key)
+            .map_or(Backlog::default(), |b| b.cost)
     }
 }
 
@@ -112,7 +165,7 @@ impl EventLoop {
         EventLoop {
             poll,
             rx,
-            shared,
+            shared: Arc::clone(&shared),
             conns: Slab::with_capacity(share),
             ctx: Ctx {
                 index,
@@ -125,6 +178,8 @@ impl EventLoop {
                 ready: Vec::new(),
                 dirty: Vec::new(),
                 batches: Vec::new(),
+                total_blocked: Vec::new(),
+                shared,
                 shutting_down: false,
                 generation: 0,
             },
@@ -288,6 +343,12 @@ impl EventLoop {
             }
             Command::Adopt(adopted) => self.adopt(adopted),
             Command::Shutdown(graceful) => self.begin_shutdown(graceful),
+            Command::Resume(id) => self.with_conn(id, |c, ctx| c.resume(ctx, id, false)),
+            Command::ResumeWaiting => {
+                for id in std::mem::take(&mut self.ctx.total_blocked) {
+                    self.with_conn(id, |c, ctx| c.resume(ctx, id, true));
+                }
+            }
         }
     }
 
@@ -317,8 +378,16 @@ impl EventLoop {
             let mut failed = Vec::new();
             // Taken and given back, so the list keeps its allocation from turn to turn.
             let mut batches = std::mem::take(&mut self.ctx.batches);
-            for (sink, batch) in batches.drain(..) {
-                if let Err(conns) = crate::guard::deliver(&*sink, batch) {
+            for b in batches.drain(..) {
+                // Counted before the consumer can see (and release) it.
+                if let Some(inbound) = &b.inbound {
+                    inbound.add(b.cost);
+                }
+                if let Err(conns) = crate::guard::deliver(&*b.sink, b.events) {
+                    // Whatever the sink did with the batch, it will not release it.
+                    if let Some(inbound) = &b.inbound {
+                        inbound.release(b.cost);
+                    }
                     failed.extend(conns);
                 }
             }

@@ -8,10 +8,12 @@
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 use wss_proto::handshake::{Request, Response};
 
 use crate::api::{ConnInfo, Decision, EventSink, NetEvent, Service};
+use crate::inbound::Inbound;
 use crate::ConnId;
 
 /// The panic's message, when it carried one.
@@ -76,6 +78,17 @@ pub(crate) fn deliver(sink: &dyn EventSink, batch: Vec<NetEvent>) -> Result<(), 
             concerned.sort_unstable();
             concerned.dedup();
             Err(concerned)
+        }
+    }
+}
+
+/// `sink.inbound()`; a panic there is logged and the connection runs without flow control.
+pub(crate) fn inbound(sink: &dyn EventSink) -> Option<Arc<Inbound>> {
+    match catch_unwind(AssertUnwindSafe(|| sink.inbound())) {
+        Ok(inbound) => inbound,
+        Err(panic) => {
+            log::error!("an event sink panicked in inbound(): {}", message(&*panic));
+            None
         }
     }
 }

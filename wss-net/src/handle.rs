@@ -42,6 +42,9 @@ pub struct NetStats {
     /// Connections whose TLS bytes rustls refused (bad ClientHello, plain HTTP on the TLS
     /// port, a record that does not decrypt), since start.
     pub tls_failures: u64,
+    /// Times a connection stopped being read because its sink's consumer was behind (see
+    /// [`Inbound`](crate::Inbound)), since start.
+    pub inbound_pauses: u64,
 }
 
 impl NetHandle {
@@ -123,6 +126,7 @@ impl NetHandle {
             refused_per_address: a.refused(Refusal::PerAddress),
             refused_handshakes: a.refused(Refusal::Handshakes),
             tls_failures: a.tls_failures(),
+            inbound_pauses: self.loops.iter().map(|l| l.inbound_pauses()).sum(),
         }
     }
 }

@@ -36,6 +36,13 @@
 //! [`NetConfig::max_pending_handshakes`]): a refused socket gets a `503` and never reaches a
 //! loop, so no open connection notices.
 //!
+//! **A slow consumer slows its senders down, it does not grow the process.** A sink that hands
+//! messages to another thread gives the loops an [`Inbound`] ([`EventSink::inbound`]): each
+//! connection, and the sink as a whole, may have only so many messages and bytes waiting for
+//! the consumer ([`InboundLimits`]). Past that the loop stops reading the connection, the
+//! kernel's buffers fill and TCP pushes back on the sender; reading resumes when the consumer
+//! has caught up to half the limit, with one command per resume, never one per message.
+//!
 //! **Commands cost a wake-up only when a loop sleeps.** A loop raises a flag before it blocks;
 //! a sender wakes it only if the flag is up, so under load a send costs a channel push.
 //!
@@ -103,6 +110,7 @@ mod conn;
 mod event_loop;
 mod guard;
 mod handle;
+mod inbound;
 mod limits;
 mod net;
 mod outq;
@@ -113,6 +121,7 @@ mod wake;
 pub use api::{ConnError, ConnId, ConnInfo, Decision, EventSink, NetEvent, Outgoing, Service};
 pub use config::{default_max_connections, NetConfig};
 pub use handle::{NetHandle, NetStats};
+pub use inbound::{Backlog, Credit, Inbound, InboundLimits};
 pub use net::{Listen, Net};
 
 /// rustls, re-exported so users can name [`rustls::ServerConfig`] for [`NetConfig::tls`]

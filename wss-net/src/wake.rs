@@ -26,6 +26,10 @@ pub(crate) enum Command {
     /// A socket accepted by the accepting loop, handed over to this one.
     Adopt(Adopted),
     Shutdown(Option<(CloseCode, Duration)>),
+    /// The consumer caught up with this connection's backlog: read it again.
+    Resume(ConnId),
+    /// A sink this loop waits on caught up: read again the connections stopped on a total.
+    ResumeWaiting,
 }
 
 /// An accepted, admitted socket on its way to the loop that will own it.
@@ -44,6 +48,7 @@ pub(crate) struct LoopShared {
     sleeping: AtomicBool,
     wakeups: AtomicU64,
     accept_pauses: AtomicU64,
+    inbound_pauses: AtomicU64,
 }
 
 impl LoopShared {
@@ -58,6 +63,7 @@ impl LoopShared {
             sleeping: AtomicBool::new(false),
             wakeups: AtomicU64::new(0),
             accept_pauses: AtomicU64::new(0),
+            inbound_pauses: AtomicU64::new(0),
         };
         (shared, rx)
     }
@@ -106,6 +112,15 @@ impl LoopShared {
 
     pub(crate) fn accept_pauses(&self) -> u64 {
         self.accept_pauses.load(Ordering::Relaxed)
+    }
+
+    /// A connection stopped being read because its consumer is behind.
+    pub(crate) fn note_inbound_pause(&self) {
+        self.inbound_pauses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn inbound_pauses(&self) -> u64 {
+        self.inbound_pauses.load(Ordering::Relaxed)
     }
 }
 

@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 /// Settings of [`RedisBroker::start`](crate::RedisBroker::start). Each field documents its
-/// default; build with `RedisConfig::new(url)` and the `with_*` helpers.
-#[derive(Clone, Debug)]
+/// default; build with `RedisConfig::new(url)` and the `with_*` helpers. Its `Debug` output
+/// hides the URL's password.
+#[derive(Clone)]
 pub struct RedisConfig {
     /// `redis://HOST:PORT[/DB]` (a password as `redis://:PASSWORD@HOST:PORT`).
     pub url: String,
@@ -93,6 +94,66 @@ impl RedisConfig {
     }
 }
 
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redacted(&self.url))
+            .field("node_id", &self.node_id)
+            .field("prefix", &self.prefix)
+            .field("presence_ttl", &self.presence_ttl)
+            .field("reconnect_min", &self.reconnect_min)
+            .field("reconnect_max", &self.reconnect_max)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("io_timeout", &self.io_timeout)
+            .field("query_timeout", &self.query_timeout)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("wait_for_redis", &self.wait_for_redis)
+            .finish()
+    }
+}
+
+/// `url` fit for logs and error messages: the password of its user part
+/// (`redis://user:PASSWORD@host`, `redis://:PASSWORD@host`) and any `pass` or `password`
+/// query parameter (`redis+unix:///path?pass=PASSWORD`) replaced with `***`.
+pub(crate) fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        // Not a URL: it cannot be told which part is secret.
+        return "***".to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        None => tail.to_owned(),
+        Some((path, query)) => {
+            let (query, fragment) = match query.split_once('#') {
+                Some((q, f)) => (q, Some(f)),
+                None => (query, None),
+            };
+            let params: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key == "pass" || key == "password" => format!("{key}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            let mut out = format!("{path}?{}", params.join("&"));
+            if let Some(f) = fragment {
+                out.push('#');
+                out.push_str(f);
+            }
+            out
+        }
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
 /// Doubling waits between `min` and `max`.
 #[derive(Debug)]
 pub(crate) struct Backoff {
@@ -126,6 +187,36 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redacting_hides_passwords_and_keeps_the_rest() {
+        let cases = [
+            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+            (
+                "redis://:s3cret@10.0.0.1:6379/2",
+                "redis://:***@10.0.0.1:6379/2",
+            ),
+            (
+                "rediss://app:p@ss:w@rd@cache:6380",
+                "rediss://app:***@cache:6380",
+            ),
+            ("redis://app@cache", "redis://app@cache"),
+            (
+                "redis+unix:///run/redis.sock?db=1&pass=s3cret",
+                "redis+unix:///run/redis.sock?db=1&pass=***",
+            ),
+            (
+                "unix:///sock?password=s3cret#x",
+                "unix:///sock?password=***#x",
+            ),
+            ("not a url with s3cret", "***"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redacted(url), shown, "{url}");
+        }
+        let config = RedisConfig::new("redis://:s3cret@h:1");
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap_and_resets() {

@@ -56,6 +56,7 @@ use std::time::Duration;
 use crossbeam_channel::{Sender, TrySendError};
 use wss_server::{Broker, BrokerError, Frame, Inbox, Member, Topic};
 
+use config::redacted;
 pub use config::RedisConfig;
 pub use shared::Stats;
 
@@ -63,8 +64,8 @@ use publisher::{Cmd, Publisher};
 use shared::{lock, Counters, PresenceState, Shared};
 use wire::{valid_node_id, Names};
 
-/// Why [`RedisBroker::start`] failed.
-#[derive(Debug)]
+/// Why [`RedisBroker::start`] failed. Its `Display` and `Debug` output hide the URL's
+/// password.
 #[non_exhaustive]
 pub enum StartError {
     /// The URL is not a Redis URL.
@@ -73,7 +74,7 @@ pub enum StartError {
     InvalidNodeId(String),
     /// Redis could not be reached (and [`RedisConfig::wait_for_redis`] is off).
     Unreachable {
-        /// The URL tried.
+        /// The URL tried, as given (password included: redact it before showing it).
         url: String,
         /// What failed.
         source: redis::RedisError,
@@ -91,9 +92,24 @@ impl fmt::Display for StartError {
                 "invalid node id {id:?}: 1 to 64 visible ASCII characters"
             ),
             StartError::Unreachable { url, source } => {
-                write!(f, "cannot reach Redis at {url}: {source}")
+                write!(f, "cannot reach Redis at {}: {source}", redacted(url))
             }
             StartError::Spawn(e) => write!(f, "cannot spawn a broker thread: {e}"),
+        }
+    }
+}
+
+impl fmt::Debug for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::InvalidUrl(e) => f.debug_tuple("InvalidUrl").field(e).finish(),
+            StartError::InvalidNodeId(id) => f.debug_tuple("InvalidNodeId").field(id).finish(),
+            StartError::Unreachable { url, source } => f
+                .debug_struct("Unreachable")
+                .field("url", &redacted(url))
+                .field("source", source)
+                .finish(),
+            StartError::Spawn(e) => f.debug_tuple("Spawn").field(e).finish(),
         }
     }
 }
@@ -158,7 +174,7 @@ impl RedisBroker {
             Err(e) => {
                 log::warn!(
                     "redis: {} unreachable ({e}); retrying in the background",
-                    config.url
+                    redacted(&config.url)
                 );
                 None
             }
@@ -282,7 +298,7 @@ impl fmt::Debug for RedisBroker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisBroker")
             .field("node", &self.shared.names.node())
-            .field("url", &self.shared.config.url)
+            .field("url", &redacted(&self.shared.config.url))
             .field("connected", &self.is_connected())
             .finish()
     }

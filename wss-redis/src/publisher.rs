@@ -144,6 +144,12 @@ impl Publisher {
     /// Runs one batch; true when told to stop.
     fn handle(&mut self, batch: Vec<Cmd>) -> bool {
         let mut pipe = redis::pipe();
+        // Presence first: a node that receives a message of this batch (a chat's "joined")
+        // must already find its sender's presence. The changes are in `Shared::presence`
+        // since before their commands were queued.
+        if self.con.is_some() {
+            self.add_presence_writes(&mut pipe);
+        }
         let mut publishes = 0u64;
         let mut queries = Vec::new();
         let mut stop = false;
@@ -167,9 +173,6 @@ impl Publisher {
                 Cmd::Members(topic, reply) => queries.push((topic, reply)),
                 Cmd::Stop => stop = true,
             }
-        }
-        if self.con.is_some() {
-            self.add_presence_writes(&mut pipe);
         }
         let counters = &self.shared.counters;
         match self.con.as_mut() {

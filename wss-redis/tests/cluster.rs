@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
 use std::time::Duration;
 
 use support::*;
@@ -166,4 +168,43 @@ fn invalid_payloads_on_our_channels_never_reach_a_client() {
         .unwrap();
     assert_eq!(read_text(&mut client), "ok");
     assert_eq!(n1.broker.stats().invalid, 3);
+}
+
+#[test]
+fn a_node_told_that_a_user_joined_already_sees_its_presence() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let n1 = Node::start(config(&redis, "n1"));
+    let n2 = Node::start(config(&redis, "n2"));
+    let mut watcher = n2.connect();
+    let mut joiner = n1.connect();
+    // Redis's MONITOR lists the commands in the order it runs them.
+    let mut monitor = TcpStream::connect(redis.url().trim_start_matches("redis://")).unwrap();
+    monitor.set_read_timeout(Some(WAIT)).unwrap();
+    monitor.write_all(b"MONITOR\r\n").unwrap();
+    let mut lines = BufReader::new(monitor).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "+OK");
+    for i in 0..20 {
+        let name = format!("user{i}");
+        assert_eq!(
+            command(&mut joiner, &format!("join:{name}")),
+            "join:Ok(()):0"
+        );
+        assert_eq!(read_text(&mut watcher), format!("joined {name}"));
+        let users = n2.users(None);
+        assert!(users.contains(&format!("n1:{name}")), "{users:?}");
+        // The presence write ran before the message that announced it.
+        let mut written = false;
+        loop {
+            let line = lines.next().expect("a command").expect("MONITOR output");
+            if line.contains("\"HSET\"") && line.contains(&format!("\"{name}\"")) {
+                written = true;
+            }
+            if line.contains("\"PUBLISH\"") && line.contains(&format!("joined {name}")) {
+                assert!(written, "{name}: PUBLISH before its presence: {line}");
+                break;
+            }
+        }
+    }
 }

@@ -128,5 +128,9 @@ pub use web::WebServer;
 /// [`WebServerOptions::tls`].
 pub use wss_net::tls;
 
+/// The limits of what may wait for a server's worker ([`ServerOptions::inbound`]), and what
+/// [`WebSocketServer::backlog`] reports.
+pub use wss_net::{Backlog, InboundLimits};
+
 /// permessage-deflate settings for [`WebServerOptions::deflate`], and the agreed parameters.
 pub use wss_proto::{DeflateConfig, DeflateParams};

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use wss_net::InboundLimits;
 use wss_proto::DeflateConfig;
 
 use crate::broker::{Broker, LocalBroker};
@@ -246,6 +247,18 @@ pub struct ServerOptions {
     /// Fill an absent `reason` in `on_terminate` with the standard text of the code, as 4D's
     /// pre-release did (A12's switch). Default false (absent stays `None`).
     pub fill_standard_reason: bool,
+    /// How many received messages may wait for this server's worker (SPEC Part A point 6:
+    /// a peer sending faster than the callbacks run must not grow the process nor delay the
+    /// others without bound). Past a limit the network stops reading the connections
+    /// concerned, so TCP slows their senders down, and reads again once the worker is back at
+    /// half of it. Per connection: 1 MiB and 256 messages; for the whole server: 16 MiB and
+    /// 4096 messages (see [`InboundLimits`] for the trade-offs; `usize::MAX` turns a limit
+    /// off). A message larger than a byte limit is still delivered, one at a time.
+    ///
+    /// Handshakes, `terminate` and errors do not wait behind these messages: the worker takes
+    /// them first. Connection events keep their order: a connection's `on_terminate` runs
+    /// after its last `on_message`.
+    pub inbound: InboundLimits,
 }
 
 impl Default for ServerOptions {
@@ -256,6 +269,7 @@ impl Default for ServerOptions {
             terminate_cap: Duration::from_secs(30),
             origins: OriginPolicy::default(),
             fill_standard_reason: false,
+            inbound: InboundLimits::default(),
         }
     }
 }
@@ -276,6 +290,12 @@ impl ServerOptions {
     /// Sets the origin policy.
     pub fn with_origins(mut self, origins: OriginPolicy) -> Self {
         self.origins = origins;
+        self
+    }
+
+    /// Sets the limits of what may wait for the worker.
+    pub fn with_inbound_limits(mut self, limits: InboundLimits) -> Self {
+        self.inbound = limits;
         self
     }
 }

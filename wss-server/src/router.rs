@@ -18,8 +18,10 @@ use crate::session::{cookie_value, set_cookie_value, Session, SessionStore};
 use crate::statics::Statics;
 use crate::worker::{refusal, PendingConnect, WorkerMsg};
 
-/// Past this many unread mailbox messages a server answers new handshakes with 503 instead
-/// of queueing more work for a worker that is not keeping up.
+/// Past this many unread control messages a server answers new handshakes with 503 (and stops
+/// reporting refused origins) instead of queueing more work for a worker that is not keeping
+/// up. The worker reads its control mailbox before any message, so this fills only while a
+/// callback runs for long.
 const MAX_MAILBOX_FOR_HANDSHAKES: usize = 65_536;
 
 #[derive(Default)]
@@ -182,11 +184,13 @@ impl Router {
             tls,
         ) {
             let origin = headers.get("origin").unwrap_or("");
-            let _ = server.tx.send(WorkerMsg::Error(ErrorInfo::new(
-                codes::ORIGIN_REFUSED,
-                format!("WebSocket handshake from origin {origin:?} refused (cross-origin)"),
-                codes::COMPONENT,
-            )));
+            if server.tx.len() <= MAX_MAILBOX_FOR_HANDSHAKES {
+                let _ = server.tx.send(WorkerMsg::Error(ErrorInfo::new(
+                    codes::ORIGIN_REFUSED,
+                    format!("WebSocket handshake from origin {origin:?} refused (cross-origin)"),
+                    codes::COMPONENT,
+                )));
+            }
             return refusal(403);
         }
         if server.tx.len() > MAX_MAILBOX_FOR_HANDSHAKES {
@@ -246,7 +250,6 @@ impl Router {
                 };
             }
         };
-        let cookie = self.session_for(request, tls).and_then(|(_, c)| c);
         let mut response = match self.statics.lookup(request.path()) {
             Some(found) => {
                 let mut r = Response::new(200)
@@ -254,6 +257,11 @@ impl Router {
                     .header("X-Content-Type-Options", "nosniff");
                 r.headers.extend(found.headers);
                 r.body = found.body.into_owned();
+                // Only a page served opens a session: a stray request (a probe, a 404) must
+                // not fill the store, nor evict the sessions of real visitors.
+                if let Some(c) = self.session_for(request, tls).and_then(|(_, c)| c) {
+                    r = r.header("Set-Cookie", &c);
+                }
                 r
             }
             None => {
@@ -264,9 +272,6 @@ impl Router {
                 r
             }
         };
-        if let Some(c) = cookie {
-            response = response.header("Set-Cookie", &c);
-        }
         if head {
             // HEAD states the length of the body it does not send.
             let len = response.body.len().to_string();

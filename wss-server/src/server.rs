@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use wss_net::NetHandle;
+use wss_net::{Backlog, Inbound, NetHandle};
 use wss_proto::close::CloseCode;
 
 use crate::broker::{Broker, Inbox, Presence, Topic};
@@ -33,7 +33,15 @@ pub(crate) struct ServerInner {
     pub(crate) terminated: AtomicBool,
     /// Live connections by id: the order `connections()` promises.
     pub(crate) connections: Mutex<BTreeMap<u64, WebSocketConnection>>,
+    /// The worker's control mailbox (opening, handshakes, errors, terminate), which it reads
+    /// before any network event, so none of these waits behind a backlog of messages.
     pub(crate) tx: Sender<WorkerMsg>,
+    /// The worker's mailbox of network events (batches of one loop turn), and `NetGone` after
+    /// the last of them. Its messages are bounded by `inbound`.
+    pub(crate) data_tx: Sender<WorkerMsg>,
+    /// What the network has handed the worker and the worker has not taken yet, with the
+    /// limits past which the loops stop reading (`ServerOptions::inbound`).
+    pub(crate) inbound: Arc<Inbound>,
     pub(crate) net: NetHandle,
     pub(crate) handshake_timeout: Duration,
     handler_any: Arc<dyn Any + Send + Sync>,
@@ -156,7 +164,11 @@ impl WebSocketServer {
             }
         }
         let stored = store_server(handler);
+        // Unbounded, yet bounded in practice: control messages by the handshakes in progress
+        // (the router refuses past a cap), network batches by `inbound`'s limits.
         let (tx, rx) = crossbeam_channel::unbounded();
+        let (data_tx, data_rx) = crossbeam_channel::unbounded();
+        let inbound = Arc::new(Inbound::new(options.inbound));
         let topic = Topic::server(options.path.as_deref());
         let inner = Arc::new_cyclic(|me| ServerInner {
             id: NEXT_SERVER_ID.fetch_add(1, Ordering::Relaxed),
@@ -165,6 +177,8 @@ impl WebSocketServer {
             terminated: AtomicBool::new(false),
             connections: Mutex::new(BTreeMap::new()),
             tx,
+            data_tx,
+            inbound,
             net: web.net_handle(),
             handshake_timeout: web.handshake_timeout(),
             handler_any: stored.any.clone(),
@@ -181,7 +195,7 @@ impl WebSocketServer {
         web.router().register(&inner)?;
         inner.broker.subscribe(&inner.topic, &inner.inbox());
         let server = WebSocketServer { inner };
-        let worker = Worker::new(server.clone(), stored, rx);
+        let worker = Worker::new(server.clone(), stored, rx, data_rx);
         let spawned = std::thread::Builder::new()
             .name(format!("wss-worker-{}", server.inner.path().unwrap_or("*")))
             .spawn(move || worker.run());
@@ -303,6 +317,12 @@ impl WebSocketServer {
     /// The topic this server's broadcasts go to.
     pub fn topic(&self) -> &Topic {
         &self.inner.topic
+    }
+
+    /// The messages (and their bytes) that the network has read for this server and its
+    /// worker has not finished with yet: what [`ServerOptions::inbound`] bounds.
+    pub fn backlog(&self) -> Backlog {
+        self.inner.inbound.backlog()
     }
 }
 

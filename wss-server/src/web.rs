@@ -81,7 +81,8 @@ impl WebInner {
             net.shutdown(None);
         }
         for s in &servers {
-            let _ = s.tx.send(WorkerMsg::NetGone);
+            // After the network's last batch, in the same mailbox.
+            let _ = s.data_tx.send(WorkerMsg::NetGone);
         }
         let deadline = Instant::now() + WORKER_FINISH_WAIT;
         for s in &servers {

@@ -8,8 +8,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use wss_net::{ConnError, ConnId, Decision, EventSink, NetEvent, Outgoing};
+use crossbeam_channel::{select_biased, Receiver, RecvTimeoutError, Sender};
+use wss_net::{
+    Backlog, ConnError, ConnId, Credit, Decision, EventSink, Inbound, NetEvent, Outgoing,
+};
 use wss_proto::close::CloseCode;
 use wss_proto::connection::Message;
 use wss_proto::handshake::{Response, UpgradeRequest};
@@ -25,14 +27,15 @@ use crate::handler::{ConnectionHandler, ErasedServer, Stored};
 use crate::server::{ServerInner, WebSocketServer};
 use crate::topics;
 
-/// What the worker's mailbox carries.
+/// What the worker's mailboxes carry: `Net` and `NetGone` come through the data mailbox, the
+/// rest through the control mailbox, which the worker reads first.
 pub(crate) enum WorkerMsg {
     /// Run the server's `on_open`.
     Open,
     /// An upgrade request waits for `on_connection` (the client waits for our decision).
     Connect(Box<PendingConnect>),
     /// One network loop turn's events for this server.
-    Net(Vec<NetEvent>),
+    Net(NetBatch),
     /// A server-level error to report (e.g. a handshake refused by the origin policy).
     Error(ErrorInfo),
     /// Close every connection with `code`; destroy the rest after `timeout`.
@@ -51,15 +54,43 @@ pub(crate) struct PendingConnect {
     pub(crate) extra_headers: Vec<(String, String)>,
 }
 
+/// One loop turn's events, and what their messages count for in the server's backlog.
+pub(crate) struct NetBatch {
+    events: Vec<NetEvent>,
+    release: Release,
+}
+
+/// Gives a batch's count back to the backlog when dropped: once the worker is done with it,
+/// or if it is never handled (the worker is gone), so the backlog cannot leak.
+struct Release {
+    inbound: Arc<Inbound>,
+    cost: Backlog,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.inbound.release(self.cost);
+    }
+}
+
 /// Where the network loops deliver this server's connection events: one mailbox message per
-/// loop turn.
+/// loop turn. The loops stop reading connections whose messages wait past `inbound`'s limits.
 struct Sink {
     tx: Sender<WorkerMsg>,
+    inbound: Arc<Inbound>,
 }
 
 impl EventSink for Sink {
-    fn deliver(&self, batch: Vec<NetEvent>) {
-        let _ = self.tx.send(WorkerMsg::Net(batch));
+    fn deliver(&self, events: Vec<NetEvent>) {
+        let release = Release {
+            inbound: Arc::clone(&self.inbound),
+            cost: Backlog::of_batch(&events),
+        };
+        let _ = self.tx.send(WorkerMsg::Net(NetBatch { events, release }));
+    }
+
+    fn inbound(&self) -> Option<Arc<Inbound>> {
+        Some(Arc::clone(&self.inbound))
     }
 }
 
@@ -128,6 +159,9 @@ pub(crate) fn flush_if_worker(server: &ServerInner) {
 struct Slot {
     ws: WebSocketConnection,
     handler: Stored<dyn ConnectionHandler>,
+    /// The connection's share of the backlog, from its `Opened`: each message is released on
+    /// it once its callback has run.
+    credit: Option<Credit>,
     /// `on_open` has run (so `on_terminate` must).
     opened: bool,
     /// An accepted connection that never opens (its client left during the handshake) is
@@ -143,7 +177,10 @@ struct Term {
 pub(crate) struct Worker {
     server: WebSocketServer,
     handler: Stored<dyn ErasedServer>,
+    /// Control mailbox: read first.
     rx: Receiver<WorkerMsg>,
+    /// Network events.
+    data: Receiver<WorkerMsg>,
     sink: Arc<dyn EventSink>,
     slots: HashMap<ConnId, Slot>,
     term: Option<Term>,
@@ -155,14 +192,17 @@ impl Worker {
         server: WebSocketServer,
         handler: Stored<dyn ErasedServer>,
         rx: Receiver<WorkerMsg>,
+        data: Receiver<WorkerMsg>,
     ) -> Worker {
         let sink: Arc<dyn EventSink> = Arc::new(Sink {
-            tx: server.inner.tx.clone(),
+            tx: server.inner.data_tx.clone(),
+            inbound: Arc::clone(&server.inner.inbound),
         });
         Worker {
             server,
             handler,
             rx,
+            data,
             sink,
             slots: HashMap::new(),
             term: None,
@@ -183,11 +223,7 @@ impl Worker {
             })
         });
         loop {
-            let msg = match self.next_deadline() {
-                None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                Some(t) => self.rx.recv_deadline(t),
-            };
-            match msg {
+            match self.next_msg() {
                 Ok(m) => self.handle(m),
                 Err(RecvTimeoutError::Timeout) => {}
                 // Unreachable while we hold the server (it owns a sender); treat as gone.
@@ -200,6 +236,34 @@ impl Worker {
             }
         }
         self.finish();
+    }
+
+    /// The next message, control first; waits until the next deadline at most.
+    fn next_msg(&self) -> Result<WorkerMsg, RecvTimeoutError> {
+        if let Ok(m) = self.rx.try_recv() {
+            return Ok(m);
+        }
+        let gone = |_| RecvTimeoutError::Disconnected;
+        match self.next_deadline() {
+            None => select_biased! {
+                recv(self.rx) -> m => m.map_err(gone),
+                recv(self.data) -> m => m.map_err(gone),
+            },
+            Some(t) => select_biased! {
+                recv(self.rx) -> m => m.map_err(gone),
+                recv(self.data) -> m => m.map_err(gone),
+                default(t.saturating_duration_since(Instant::now())) => {
+                    Err(RecvTimeoutError::Timeout)
+                }
+            },
+        }
+    }
+
+    /// Handles whatever control messages wait (between two network events).
+    fn run_control(&mut self) {
+        while let Ok(m) = self.rx.try_recv() {
+            self.handle(m);
+        }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -228,10 +292,15 @@ impl Worker {
                 });
             }
             WorkerMsg::Connect(p) => self.connect(*p),
-            WorkerMsg::Net(batch) => {
-                for event in batch {
+            WorkerMsg::Net(NetBatch { events, release }) => {
+                for event in events {
                     self.net_event(event);
+                    // A handshake must not wait for the rest of a large batch.
+                    if !self.rx.is_empty() {
+                        self.run_control();
+                    }
                 }
+                drop(release);
             }
             WorkerMsg::Error(info) => {
                 let server = self.server.clone();
@@ -292,6 +361,7 @@ impl Worker {
             Slot {
                 ws,
                 handler: stored,
+                credit: None,
                 opened: false,
                 open_by: Instant::now() + self.inner().handshake_timeout + OPEN_GRACE,
             },
@@ -312,6 +382,7 @@ impl Worker {
                 conn,
                 buffered,
                 deflate,
+                credit,
                 ..
             } => {
                 let Some(slot) = self.slots.get_mut(&conn) else {
@@ -320,6 +391,7 @@ impl Worker {
                     return;
                 };
                 slot.opened = true;
+                slot.credit = credit;
                 slot.ws.inner.set_buffered(buffered);
                 slot.ws.inner.set_deflate(deflate);
                 call_conn(&slot.handler, &slot.ws, "on_open", |h, ws| {
@@ -338,9 +410,11 @@ impl Worker {
                 }
             }
             NetEvent::Message { conn, message } => {
+                // Without a slot the connection is being aborted: its credit is gone already.
                 let Some(slot) = self.slots.get(&conn).filter(|s| s.opened) else {
                     return;
                 };
+                let cost = Backlog::of(&message);
                 match to_data(self.server.inner.options.data_type, message) {
                     Ok(data) => {
                         let event = MessageEvent { data };
@@ -349,6 +423,9 @@ impl Worker {
                         });
                     }
                     Err(info) => conn_error(&slot.handler, &slot.ws, ErrorEvent::single(info)),
+                }
+                if let Some(credit) = &slot.credit {
+                    credit.release(cost);
                 }
             }
             NetEvent::Closed {
@@ -494,11 +571,11 @@ impl Worker {
         }
         // Handshakes that reached the mailbox after the end still wait for an answer.
         let net = server.inner.net.clone();
-        for msg in self.rx.try_iter() {
+        for msg in self.rx.try_iter().chain(self.data.try_iter()) {
             match msg {
                 WorkerMsg::Connect(p) => net.decide(p.conn, refusal(503)),
                 WorkerMsg::Net(batch) => {
-                    for e in batch {
+                    for e in batch.events {
                         if let NetEvent::Opened { conn, .. } = e {
                             net.abort(conn);
                         }

@@ -208,3 +208,30 @@ fn sessions_set_a_safe_cookie_and_reach_on_connection() {
     assert!(!fresh.contains("attacker"));
     assert!(web.session("attacker").is_none());
 }
+
+#[test]
+fn only_a_served_page_opens_a_session() {
+    let web = web_with(
+        WebServerOptions::default()
+            .with_scalable_session(true)
+            .with_file("/", BuiltinFile::new("text/plain", &b"x"[..])),
+    );
+    let addr = web.local_addr();
+    let missing = http(addr, "GET /favicon.ico HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status_of(&missing), 404);
+    assert!(
+        cookie_of(&missing).is_none(),
+        "a 404 set a cookie: {missing}"
+    );
+    let post = http(
+        addr,
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(status_of(&post), 405);
+    assert!(cookie_of(&post).is_none(), "a 405 set a cookie: {post}");
+    let head = http(addr, "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status_of(&head), 200);
+    let cookie = cookie_of(&head).expect("HEAD of a page opens a session");
+    let id = cookie.split(';').next().unwrap().split_once('=').unwrap().1;
+    assert!(web.session(id).is_some());
+}

@@ -12,6 +12,7 @@ use wss_proto::DeflateParams;
 use super::{Conn, Pending, Phase, Step, Ws};
 use crate::api::{ConnInfo, Decision, NetEvent};
 use crate::event_loop::Ctx;
+use crate::inbound::{ConnFlow, Credit};
 use crate::ConnId;
 
 /// Past this many unwritten response bytes, pipelined requests wait (and nothing more is read)
@@ -204,7 +205,10 @@ impl Conn {
                 let mut config = ctx.config.proto.clone();
                 config.deflate.clone_from(&deflate);
                 let ws = Connection::new(Role::Server, config, ctx.now);
-                let w = Ws::new(ws, sink);
+                let flow = crate::guard::inbound(&*sink)
+                    .map(|inbound| Arc::new(ConnFlow::new(inbound, Arc::clone(&ctx.shared), id)));
+                let credit = flow.as_ref().map(|f| Credit::new(Arc::clone(f)));
+                let w = Ws::new(ws, sink, flow);
                 ctx.emit(
                     &w.sink,
                     NetEvent::Opened {
@@ -212,6 +216,7 @@ impl Conn {
                         peer,
                         buffered: Arc::clone(&w.buffered),
                         deflate,
+                        credit,
                     },
                 );
                 self.phase = Phase::Ws(Box::new(w));

@@ -125,7 +125,8 @@ impl Conn {
     }
 
     /// Whether input should be read now (false while a decision is pending, while plain HTTP
-    /// responses are backed up, and after EOF).
+    /// responses are backed up, while the consumer of a WebSocket's messages is behind, and
+    /// after EOF).
     fn wants_read(&self) -> bool {
         if self.eof {
             return false;
@@ -133,7 +134,8 @@ impl Conn {
         match &self.phase {
             Phase::Head(h) => !h.is_paused(),
             Phase::Pending(_) => false,
-            Phase::Ws(_) | Phase::Finishing { .. } => true,
+            Phase::Ws(w) => w.wants_read(),
+            Phase::Finishing { .. } => true,
         }
     }
 
@@ -376,14 +378,18 @@ mod tests {
     use super::*;
 
     /// Every slab slot is this big, whatever the phase: keep it small (the goal is a few
-    /// hundred bytes per idle upgraded connection, everything included).
+    /// hundred bytes per idle upgraded connection, everything included). Past the protocol
+    /// state, `Ws` holds the sink, the buffered-amount counter, the flow-control share and
+    /// two flags.
     #[test]
     fn connection_state_stays_small() {
         let conn = std::mem::size_of::<Conn>();
         let ws = std::mem::size_of::<Ws>();
         let proto = std::mem::size_of::<wss_proto::Connection>();
-        eprintln!("Conn {conn} B, Ws {ws} B (of which wss_proto::Connection {proto} B)");
         assert!(conn <= 144, "Conn is {conn} bytes");
-        assert!(ws <= proto + 32, "Ws is {ws} bytes");
+        assert!(
+            ws <= proto + 40,
+            "Ws is {ws} bytes (wss_proto::Connection: {proto})"
+        );
     }
 }

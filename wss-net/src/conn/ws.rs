@@ -12,6 +12,7 @@ use wss_proto::frame::{encode_frame, FrameHeader, Opcode};
 use super::{Conn, Phase, Step};
 use crate::api::{ConnError, EventSink, NetEvent, Outgoing};
 use crate::event_loop::Ctx;
+use crate::inbound::{self, Backlog, ConnFlow, Gate, Verdict};
 use crate::outq::OutQueue;
 use crate::ConnId;
 
@@ -23,9 +24,14 @@ pub(crate) struct Ws {
     ws: Connection,
     pub(crate) sink: Arc<dyn EventSink>,
     pub(crate) buffered: Arc<AtomicUsize>,
+    /// The connection's share of its sink's backlog, when the sink has one.
+    flow: Option<Arc<ConnFlow>>,
     /// permessage-deflate with a compressor that keeps history between messages: shared
     /// frames queued past it must cut that history.
     takes_context_over: bool,
+    /// The consumer is behind: neither the socket is read nor the protocol's decoded events
+    /// taken, until a resume.
+    blocked: bool,
 }
 
 /// How the protocol ended the connection, found while draining its events.
@@ -37,14 +43,21 @@ enum End {
 }
 
 impl Ws {
-    pub(crate) fn new(ws: Connection, sink: Arc<dyn EventSink>) -> Ws {
+    pub(crate) fn new(ws: Connection, sink: Arc<dyn EventSink>, flow: Option<Arc<ConnFlow>>) -> Ws {
         let takes_context_over = ws.deflate().is_some_and(|p| !p.server_no_context_takeover);
         Ws {
             takes_context_over,
             ws,
             sink,
             buffered: Arc::new(AtomicUsize::new(0)),
+            flow,
+            blocked: false,
         }
+    }
+
+    /// Whether the socket may be read (false while the consumer is behind).
+    pub(crate) fn wants_read(&self) -> bool {
+        !self.blocked
     }
 
     /// Moves the protocol's queued bytes (frames, pongs, close) to the socket queue.
@@ -96,41 +109,67 @@ impl Conn {
         self.ws_pump(ctx, id)
     }
 
+    /// The consumer caught up (`listed`: a sink's total did, and the connection was on the
+    /// loop's list): take the held events and read again, unless still behind.
+    pub(crate) fn resume(&mut self, ctx: &mut Ctx, id: ConnId, listed: bool) -> Step {
+        let Phase::Ws(w) = &mut self.phase else {
+            return Ok(());
+        };
+        if listed {
+            if let Some(flow) = &w.flow {
+                inbound::unlist(flow);
+            }
+        }
+        if !w.blocked {
+            return Ok(());
+        }
+        w.blocked = false;
+        self.ws_pump(ctx, id)
+    }
+
     /// Turns the protocol's events into `NetEvent`s, moves its output to the queue, and ends
-    /// the phase when the protocol is done.
+    /// the phase when the protocol is done. While the consumer is behind, the events stay in
+    /// the protocol's queue (they are at most one read's worth) and nothing more is read.
     fn ws_pump(&mut self, ctx: &mut Ctx, id: ConnId) -> Step {
         let Phase::Ws(w) = &mut self.phase else {
             return Ok(());
         };
         let mut end = None;
-        while let Some(event) = w.ws.poll_event() {
-            match event {
-                Event::Message(message) => {
-                    ctx.emit(&w.sink, NetEvent::Message { conn: id, message });
+        let mut drained = false;
+        while !w.blocked && !drained {
+            let sink = &w.sink;
+            let mut gate = Gate::open(w.flow.as_deref(), || ctx.turn_cost(sink));
+            let inbound = w.flow.as_ref().map(|f| &f.inbound);
+            loop {
+                if gate.closed() {
+                    break;
                 }
-                Event::Ping(_) | Event::Pong(_) => {}
-                Event::CloseReceived { code, reason } => {
-                    let code = code.unwrap_or(CloseCode::NO_STATUS);
-                    end.get_or_insert(End::Orderly(code, reason, None));
-                }
-                Event::Failed(e) => {
-                    let code = e.close_code();
-                    end.get_or_insert(End::Orderly(
-                        code,
-                        String::new(),
-                        Some(ConnError::Protocol(e)),
-                    ));
-                }
-                Event::TimedOut(t) => {
-                    let error = match t {
-                        Timeout::Close => ConnError::CloseTimeout,
-                        Timeout::Idle => ConnError::IdleTimeout,
-                    };
-                    end = Some(End::Drop(error));
+                let Some(event) = w.ws.poll_event() else {
+                    drained = true;
+                    break;
+                };
+                let Event::Message(message) = event else {
+                    note_end(&mut end, event);
+                    continue;
+                };
+                let cost = Backlog::of(&message);
+                gate.take(cost);
+                let event = NetEvent::Message { conn: id, message };
+                ctx.emit_message(sink, inbound, event, cost);
+            }
+            match gate.commit(ctx.turn_cost(sink)) {
+                Verdict::Go => {}
+                Verdict::Wait => w.blocked = true,
+                Verdict::WaitListed => {
+                    w.blocked = true;
+                    ctx.total_blocked.push(id);
                 }
             }
+            if w.blocked {
+                ctx.shared.note_inbound_pause();
+            }
         }
-        if end.is_none() && w.ws.state() == State::Closed {
+        if end.is_none() && drained && w.ws.state() == State::Closed {
             // Closed without an event explaining it: treat as a failure, never report twice.
             end = Some(End::Drop(ConnError::Io(std::io::ErrorKind::Other)));
         }
@@ -154,7 +193,35 @@ impl Conn {
             }
         }
     }
+}
 
+/// Notes how the protocol ended the connection, from an event that is not a message.
+fn note_end(end: &mut Option<End>, event: Event) {
+    match event {
+        Event::Message(_) | Event::Ping(_) | Event::Pong(_) => {}
+        Event::CloseReceived { code, reason } => {
+            let code = code.unwrap_or(CloseCode::NO_STATUS);
+            end.get_or_insert(End::Orderly(code, reason, None));
+        }
+        Event::Failed(e) => {
+            let code = e.close_code();
+            end.get_or_insert(End::Orderly(
+                code,
+                String::new(),
+                Some(ConnError::Protocol(e)),
+            ));
+        }
+        Event::TimedOut(t) => {
+            let error = match t {
+                Timeout::Close => ConnError::CloseTimeout,
+                Timeout::Idle => ConnError::IdleTimeout,
+            };
+            *end = Some(End::Drop(error));
+        }
+    }
+}
+
+impl Conn {
     /// `NetHandle::send` for this connection: ignored unless upgraded and still open.
     pub(crate) fn send(&mut self, ctx: &mut Ctx, id: ConnId, msg: Outgoing) -> Step {
         let Phase::Ws(w) = &mut self.phase else {

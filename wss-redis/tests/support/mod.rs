@@ -150,8 +150,9 @@ pub fn config(redis: &RedisServer, node: &str) -> RedisConfig {
         .with_reconnect(Duration::from_millis(20), Duration::from_millis(200))
 }
 
-/// A client-driven handler: `sub:R`, `unsub:R`, `user:NAME`, `pub:R:TEXT`, `all:TEXT`;
-/// answers `ok ...`.
+/// A client-driven handler: `sub:R`, `unsub:R`, `user:NAME`, `pub:R:TEXT`, `all:TEXT`,
+/// `join:NAME` (`user:NAME` then a broadcast of `joined NAME`, as a chat does); answers
+/// `ok ...`.
 pub struct Cmd;
 pub struct CmdConn;
 
@@ -175,6 +176,11 @@ impl ConnectionHandler for CmdConn {
                 format!("pub:{}", ws.wss().publish(room, body, Some(ws.id())))
             }
             Some(("all", body)) => format!("all:{}", ws.wss().broadcast(body, Some(ws.id()))),
+            Some(("join", name)) => {
+                let user = ws.set_user(Some(name));
+                let sent = ws.wss().broadcast(format!("joined {name}"), Some(ws.id()));
+                format!("join:{user:?}:{sent}")
+            }
             _ => return,
         };
         let _ = ws.send(format!("ok {reply}"));
