@@ -14,8 +14,8 @@ use support::{
 use tungstenite::Message;
 use wss_handlers::{AddressFilter, Chat, Echo, LogFile, Uppercase};
 use wss_server::{
-    ConnectionEvent, DataType, ServerHandler, ServerOptions, WebServer, WebServerOptions,
-    WebSocketServer,
+    BuiltinFile, ConnectionEvent, DataType, ServerHandler, ServerOptions, WebServer,
+    WebServerOptions, WebSocketServer,
 };
 
 /// A web server with one WebSocket server at `/t`, stopped on drop.
@@ -406,7 +406,9 @@ fn chat_remembers_a_name_in_the_web_session() {
     let web = WebServer::start(
         WebServerOptions::default()
             .with_address("127.0.0.1", 0)
-            .with_scalable_session(true),
+            .with_scalable_session(true)
+            // Only a served page opens a session (a 404 does not), as the chat page would.
+            .with_file("/", BuiltinFile::new("text/html", &b"chat"[..])),
     )
     .unwrap();
     let options = ServerOptions::default()

@@ -4,8 +4,7 @@
 //!
 //! `WSS_HOSTILE_VANISH=N` changes the number of vanishing clients (default 2000). Ignored by
 //! default, run with `cargo test -p wss-handlers --test hostile_resources -- --ignored`: the
-//! issue's 10 000 vanishing clients, and a flood of a slower handler that fails today (a known
-//! bug, see the test).
+//! issue's 10 000 vanishing clients.
 
 #[path = "support/raw.rs"]
 mod raw;
@@ -127,7 +126,8 @@ fn ten_thousand_vanishing_clients_leak_no_fd_or_memory() {
 
 /// One client floods the server with 1 MiB messages and never reads the echoes while
 /// `chatter` keeps chatting; returns the MiB written before the server dropped the flooder and
-/// the server's peak RSS meanwhile. Fails if `chatter` misses an echo or waits 2 s for one.
+/// the server's peak RSS meanwhile. Fails if `chatter` misses an echo or waits 5 s for one
+/// (a generous bound: on a loaded 2-core machine a debug build can take a second or so).
 fn flood(server: &Server, chatter: &mut support::Client) -> (usize, u64) {
     let mut flooder = raw::upgrade(server.addr, &server.path);
     flooder
@@ -166,7 +166,7 @@ fn flood(server: &Server, chatter: &mut support::Client) -> (usize, u64) {
         chatter.send(Message::text(text.clone())).unwrap();
         assert_eq!(support::next_message(chatter), Message::text(text));
         assert!(
-            sent_at.elapsed() < Duration::from_secs(2),
+            sent_at.elapsed() < Duration::from_secs(5),
             "echo {echoed} took {:?} during the flood",
             sent_at.elapsed()
         );
@@ -259,9 +259,8 @@ fn slow_reader_is_dropped_alone() {
 /// (each read by its worker, relayed cut to 2000 characters, so almost nothing goes out) and
 /// read everything sent to them. The server's memory must stay bounded.
 ///
-/// Known bug, hence ignored: the messages wait for the worker in an unbounded channel, and
-/// the server's RSS grows by tens of MiB per second without limit (1.1 GiB after 15 s in a
-/// release build). Run with `--ignored` once it is fixed.
+/// Before the worker's inbound budget existed, the messages waited in an unbounded channel and
+/// the server's RSS grew past 1 GiB in 15 s (release build); now the loop stops reading.
 #[test]
 fn flooding_a_slower_handler_keeps_memory_bounded() {
     let server = Server::start(&["--handler", "chat", "--max-message-size", "1048576"]);
