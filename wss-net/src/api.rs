@@ -166,6 +166,22 @@ pub trait EventSink: Send + Sync + 'static {
     fn inbound(&self) -> Option<Arc<Inbound>> {
         None
     }
+
+    /// Whether the close frame of a connection that broke the protocol waits for the
+    /// consumer. Asked when a connection fails. Default `false`: the close frame is written
+    /// at once, so answers the consumer sends later to messages received before the failure
+    /// are dropped.
+    ///
+    /// With `true`, the loop stops reading the failed connection and reports its
+    /// [`NetEvent::Closed`] as usual, but keeps the close frame aside and still writes the
+    /// messages sent to that connection, until
+    /// [`NetHandle::release`](crate::NetHandle::release) (or at most one second, or the
+    /// close timeout when shorter, so a stuck consumer cannot keep the socket): then the
+    /// close frame goes out after them. A consumer that runs its callbacks on another thread
+    /// answers true and calls `release` once it has handled that `Closed`.
+    fn holds_failure_close(&self) -> bool {
+        false
+    }
 }
 
 /// Something that happened on an upgraded connection.

@@ -343,6 +343,7 @@ impl EventLoop {
             }
             Command::Adopt(adopted) => self.adopt(adopted),
             Command::Shutdown(graceful) => self.begin_shutdown(graceful),
+            Command::Release(id) => self.with_conn(id, |c, ctx| c.release_close(ctx, id)),
             Command::Resume(id) => self.with_conn(id, |c, ctx| c.resume(ctx, id, false)),
             Command::ResumeWaiting => {
                 for id in std::mem::take(&mut self.ctx.total_blocked) {

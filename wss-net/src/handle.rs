@@ -94,6 +94,17 @@ impl NetHandle {
         self.to(conn, Command::Close(conn, code, reason));
     }
 
+    /// Says the layer above is done with the events of `conn` that were delivered before its
+    /// [`NetEvent::Closed`](crate::NetEvent::Closed), and has sent what it had to send in
+    /// answer: the close frame held after a protocol failure (see
+    /// [`EventSink::holds_failure_close`](crate::EventSink::holds_failure_close)) is written
+    /// now, after those sends, and the connection ends. Commands from one thread reach the
+    /// loop in order, so sends issued before this call go out before the close. Ignored when
+    /// nothing is held.
+    pub fn release(&self, conn: ConnId) {
+        self.to(conn, Command::Release(conn));
+    }
+
     /// Drops the connection without a close frame. An upgraded one is reported
     /// `Closed { code: 1006, error: Aborted }`.
     pub fn abort(&self, conn: ConnId) {

@@ -177,6 +177,17 @@ struct Rare {
     /// Compresses what we send, once permessage-deflate was negotiated.
     #[cfg(feature = "deflate")]
     deflater: Option<Deflater>,
+    /// Where the close frame a failure queued stands.
+    failure_close: FailureClose,
+}
+
+/// The close frame a protocol failure queued: still at the end of the output (its length),
+/// held aside by the caller's request, or gone (transmitted, released, never queued).
+#[derive(Debug)]
+enum FailureClose {
+    None,
+    Queued(usize),
+    Held { frame: Vec<u8>, until: Instant },
 }
 
 impl Rare {
@@ -186,6 +197,7 @@ impl Rare {
             mask_state: config.mask_seed,
             #[cfg(feature = "deflate")]
             deflater: None,
+            failure_close: FailureClose::None,
         })
     }
 }
@@ -334,7 +346,7 @@ impl Connection {
     }
 
     fn send_message(&mut self, opcode: Opcode, payload: &[u8]) -> Result<(), SendError> {
-        if !self.can_send() {
+        if !self.can_send() && !self.is_holding_close() {
             return Err(SendError::Closed);
         }
         if self.sending_fragments {
@@ -515,6 +527,52 @@ impl Connection {
         self.rare.as_ref().and_then(|r| r.error.as_ref())
     }
 
+    /// After a protocol failure, takes the close frame it queued out of the output and keeps
+    /// it aside, until [`release_held_close`](Self::release_held_close) or until `until`
+    /// passes ([`poll_timeout`](Self::poll_timeout) reports it,
+    /// [`handle_timeout`](Self::handle_timeout) queues the frame then).
+    ///
+    /// Meanwhile [`send_text`](Self::send_text) and [`send_binary`](Self::send_binary) still
+    /// queue (and compress) messages, ahead of the close: the answers to messages received
+    /// before the failure, which the layer above may still be computing, are not lost. Returns
+    /// false (nothing held) when there was no failure, or its close frame was already taken
+    /// by [`poll_transmit`](Self::poll_transmit).
+    pub fn hold_failure_close(&mut self, until: Instant) -> bool {
+        let Some(rare) = self.rare.as_deref_mut() else {
+            return false;
+        };
+        let FailureClose::Queued(len) = rare.failure_close else {
+            return false;
+        };
+        let Some(start) = self.out.len().checked_sub(len) else {
+            return false;
+        };
+        let frame = self.out.split_off(start);
+        rare.failure_close = FailureClose::Held { frame, until };
+        true
+    }
+
+    /// Whether a failure's close frame is held aside (see
+    /// [`hold_failure_close`](Self::hold_failure_close)).
+    pub fn is_holding_close(&self) -> bool {
+        self.rare
+            .as_ref()
+            .is_some_and(|r| matches!(r.failure_close, FailureClose::Held { .. }))
+    }
+
+    /// Queues the close frame held by [`hold_failure_close`](Self::hold_failure_close), after
+    /// everything queued meanwhile. Does nothing when none is held.
+    pub fn release_held_close(&mut self) {
+        let Some(rare) = self.rare.as_deref_mut() else {
+            return;
+        };
+        if let FailureClose::Held { frame, .. } =
+            std::mem::replace(&mut rare.failure_close, FailureClose::None)
+        {
+            self.out.extend_from_slice(&frame);
+        }
+    }
+
     /// True when output is queued: ask the socket for writability.
     pub fn wants_write(&self) -> bool {
         !self.out.is_empty()
@@ -523,6 +581,12 @@ impl Connection {
     /// Moves all queued output to the end of `out`. When `out` is empty the buffers are
     /// swapped instead of copied, so a caller that drains `out` fully keeps reusing both.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
+        if let Some(rare) = self.rare.as_deref_mut() {
+            if let FailureClose::Queued(_) = rare.failure_close {
+                // The frame leaves with the rest: it can no longer be held.
+                rare.failure_close = FailureClose::None;
+            }
+        }
         if out.is_empty() {
             std::mem::swap(out, &mut self.out);
         } else {
@@ -535,11 +599,27 @@ impl Connection {
     /// [`handle_timeout`](Self::handle_timeout) once it has passed.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if let Some(Rare {
+            failure_close: FailureClose::Held { until, .. },
+            ..
+        }) = self.rare.as_deref()
+        {
+            return Some(*until);
+        }
         self.timers.next(self.ping_armed, self.config.idle_timeout)
     }
 
     /// Runs the timers due at `now`. Calling it early or twice does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(Rare {
+            failure_close: FailureClose::Held { until, .. },
+            ..
+        }) = self.rare.as_deref()
+        {
+            if *until <= now {
+                self.release_held_close();
+            }
+        }
         if self.state == State::Closed {
             return;
         }
@@ -589,13 +669,20 @@ impl Connection {
         if self.error().is_some() {
             return;
         }
+        let mut close_len = None;
         if self.state == State::Open {
+            let start = self.out.len();
             self.push_close(Some(error.close_code()), "");
+            close_len = Some(self.out.len() - start);
         }
         self.enter_closed();
         self.events.push(Event::Failed(error.clone()));
         let config = &self.config;
-        self.rare.get_or_insert_with(|| Rare::new(config)).error = Some(error);
+        let rare = self.rare.get_or_insert_with(|| Rare::new(config));
+        rare.error = Some(error);
+        if let Some(len) = close_len {
+            rare.failure_close = FailureClose::Queued(len);
+        }
     }
 
     fn enter_closed(&mut self) {

@@ -285,3 +285,61 @@ fn poll_transmit_appends_to_a_non_empty_buffer() {
     s.poll_transmit(&mut fresh);
     assert_eq!(fresh, [0x82, 0x01, 0x02]);
 }
+
+/// A ping, a bad frame: the pong goes out, the failure's close is held while answers are still
+/// queued ahead of it, then released after them.
+#[test]
+fn held_failure_close_lets_answers_go_first_then_follows_them() {
+    let (mut s, now) = server(Config::default());
+    let mut input = client_frame(true, Opcode::Ping, b"p");
+    let mut bad = client_frame(true, Opcode::Text, b"x");
+    bad[0] |= 0x20;
+    input.extend_from_slice(&bad);
+    s.receive(now, &input);
+    assert!(s.hold_failure_close(now + std::time::Duration::from_secs(1)));
+    assert!(s.is_holding_close());
+    assert!(!s.hold_failure_close(now), "held once");
+    assert_eq!(
+        parse_frames(&output(&mut s)),
+        [(true, Opcode::Pong, b"p".to_vec())]
+    );
+    s.send_text("answer").unwrap();
+    s.release_held_close();
+    assert!(!s.is_holding_close());
+    assert_eq!(
+        parse_frames(&output(&mut s)),
+        [
+            (true, Opcode::Text, b"answer".to_vec()),
+            (true, Opcode::Close, 1002u16.to_be_bytes().to_vec())
+        ]
+    );
+    assert_eq!(s.send_text("late"), Err(SendError::Closed));
+}
+
+#[test]
+fn held_failure_close_is_released_at_its_deadline() {
+    let (mut s, now) = server(Config::default());
+    s.receive(now, &client_frame(false, Opcode::Ping, b""));
+    let until = now + std::time::Duration::from_millis(500);
+    assert!(s.hold_failure_close(until));
+    assert_eq!(s.poll_timeout(), Some(until));
+    s.handle_timeout(now);
+    assert!(s.is_holding_close(), "not yet due");
+    s.handle_timeout(until);
+    assert_eq!(
+        parse_frames(&output(&mut s)),
+        [(true, Opcode::Close, 1002u16.to_be_bytes().to_vec())]
+    );
+    assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
+fn a_close_already_taken_or_a_clean_close_cannot_be_held() {
+    let (mut s, now) = server(Config::default());
+    s.receive(now, &client_frame(true, Opcode::Close, b""));
+    assert!(!s.hold_failure_close(now));
+    let (mut f, now) = server(Config::default());
+    f.receive(now, &client_frame(false, Opcode::Ping, b""));
+    let _ = output(&mut f);
+    assert!(!f.hold_failure_close(now), "the close frame already left");
+}

@@ -92,6 +92,12 @@ impl EventSink for Sink {
     fn inbound(&self) -> Option<Arc<Inbound>> {
         Some(Arc::clone(&self.inbound))
     }
+
+    /// Callbacks run later, on the worker: the answers they send to messages that came before
+    /// a protocol failure must reach the peer before the close (the worker releases it).
+    fn holds_failure_close(&self) -> bool {
+        true
+    }
 }
 
 /// Sends queued by callbacks go out in one `send_batch` per mailbox message; past this many
@@ -444,6 +450,12 @@ impl Worker {
                         self.server.inner.options.fill_standard_reason,
                     );
                     self.end(slot, Some(outcome));
+                }
+                if matches!(error, Some(ConnError::Protocol(_))) {
+                    // The callbacks for every event before the failure have run: their sends
+                    // go first, on the same channel, then the close frame the net holds.
+                    flush_if_worker(&self.server.inner);
+                    self.server.inner.net.release(conn);
                 }
             }
         }

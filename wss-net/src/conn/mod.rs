@@ -351,11 +351,13 @@ impl Conn {
     /// `error`, which defaults to an unexpected EOF).
     pub(crate) fn on_destroy(&mut self, ctx: &mut Ctx, id: ConnId, error: Option<ConnError>) {
         if let Phase::Ws(w) = &mut self.phase {
-            w.report_abnormal(
-                ctx,
-                id,
-                error.unwrap_or(ConnError::Io(io::ErrorKind::UnexpectedEof)),
-            );
+            if !w.reported() {
+                w.report_abnormal(
+                    ctx,
+                    id,
+                    error.unwrap_or(ConnError::Io(io::ErrorKind::UnexpectedEof)),
+                );
+            }
             self.out.clear();
             w.set_buffered(0);
         }

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wss_proto::close::CloseCode;
 use wss_proto::connection::{Connection, Event, State, Timeout};
@@ -18,6 +18,10 @@ use crate::ConnId;
 
 /// Payloads above this size are queued as their own chunk instead of copied.
 const ZERO_COPY_MIN: usize = 16 * 1024;
+
+/// Longest a failed connection's close frame waits for the consumer's
+/// [`release`](crate::NetHandle::release) (the close timeout when shorter).
+const FAILURE_HOLD: Duration = Duration::from_secs(1);
 
 /// State of an upgraded connection.
 pub(crate) struct Ws {
@@ -57,7 +61,13 @@ impl Ws {
 
     /// Whether the socket may be read (false while the consumer is behind).
     pub(crate) fn wants_read(&self) -> bool {
-        !self.blocked
+        !self.blocked && !self.ws.is_holding_close()
+    }
+
+    /// The connection failed and its `Closed` was reported already: destroying it must not
+    /// report another.
+    pub(crate) fn reported(&self) -> bool {
+        self.ws.error().is_some()
     }
 
     /// Moves the protocol's queued bytes (frames, pongs, close) to the socket queue.
@@ -96,6 +106,13 @@ impl Conn {
     pub(super) fn ws_bytes(&mut self, ctx: &mut Ctx, id: ConnId, data: &[u8]) -> Step {
         if let Phase::Ws(w) = &mut self.phase {
             w.ws.receive(ctx.now, data);
+            // Held at once, before anything can take the output: the events before the
+            // failure may wait for the consumer (flow control) while the socket is flushed.
+            if w.ws.error().is_some() && w.sink.holds_failure_close() {
+                let wait = FAILURE_HOLD.min(ctx.config.proto.close_timeout);
+                // Only the close is held: pongs queued before the failure go out as usual.
+                w.ws.hold_failure_close(ctx.now + wait);
+            }
         }
         self.ws_pump(ctx, id)
     }
@@ -170,6 +187,16 @@ impl Conn {
             }
         }
         if end.is_none() && drained && w.ws.state() == State::Closed {
+            if w.ws.is_holding_close() {
+                return Ok(());
+            }
+            if w.ws.error().is_some() {
+                // A failure reported earlier whose held close frame was just released.
+                w.pull_output(&mut self.out);
+                w.set_buffered(self.out.len());
+                self.finish(ctx.now);
+                return Ok(());
+            }
             // Closed without an event explaining it: treat as a failure, never report twice.
             end = Some(End::Drop(ConnError::Io(std::io::ErrorKind::Other)));
         }
@@ -188,7 +215,9 @@ impl Conn {
                     },
                 );
                 w.set_buffered(self.out.len());
-                self.finish(ctx.now);
+                if !w.ws.is_holding_close() {
+                    self.finish(ctx.now);
+                }
                 Ok(())
             }
         }
@@ -227,7 +256,7 @@ impl Conn {
         let Phase::Ws(w) = &mut self.phase else {
             return Ok(());
         };
-        if !w.ws.can_send() {
+        if !w.ws.can_send() && !w.ws.is_holding_close() {
             return Ok(());
         }
         // Frames the protocol queued (pongs) keep their place before this message.
@@ -289,6 +318,19 @@ impl Conn {
         Ok(())
     }
 
+    /// `NetHandle::release` for this connection: the held close frame of a failed connection
+    /// goes out after what was sent meanwhile, then the connection ends.
+    pub(crate) fn release_close(&mut self, ctx: &mut Ctx, id: ConnId) -> Step {
+        let Phase::Ws(w) = &mut self.phase else {
+            return Ok(());
+        };
+        if !w.ws.is_holding_close() {
+            return Ok(());
+        }
+        w.ws.release_held_close();
+        self.ws_pump(ctx, id)
+    }
+
     /// `NetHandle::close` for this connection. Heads and pending connections are just
     /// dropped; an upgraded one starts the closing handshake.
     pub(crate) fn close(
@@ -300,6 +342,8 @@ impl Conn {
     ) -> Step {
         match &mut self.phase {
             Phase::Ws(w) => {
+                // A held close frame already says goodbye: send it instead of waiting.
+                w.ws.release_held_close();
                 if w.ws.state() == State::Open {
                     if let Err(e) = w.ws.close(ctx.now, code, reason) {
                         log::debug!("{id}: close refused: {e}");

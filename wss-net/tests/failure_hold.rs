@@ -1,0 +1,194 @@
+//! A peer that breaks the protocol right after valid messages: with a sink that holds the
+//! failure's close frame, the answers its consumer sends (from another thread, later) still
+//! reach the peer, before the 1002 close.
+
+mod util;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use util::{client_frame, quick_config, raw_ws, read_frame, read_to_eof};
+use wss_net::{
+    ConnError, ConnId, Decision, EventSink, Net, NetEvent, NetHandle, Outgoing, Service,
+};
+use wss_proto::handshake::{validate_upgrade, Request};
+use wss_proto::Message;
+
+/// Hands batches to a consumer thread, as a server running callbacks elsewhere does.
+struct Mailbox {
+    tx: Sender<Vec<NetEvent>>,
+    hold: bool,
+}
+
+impl EventSink for Mailbox {
+    fn deliver(&self, batch: Vec<NetEvent>) {
+        let _ = self.tx.send(batch);
+    }
+
+    fn holds_failure_close(&self) -> bool {
+        self.hold
+    }
+}
+
+struct Upgrades(Arc<Mailbox>);
+
+impl Service for Upgrades {
+    fn on_request(&self, _conn: ConnId, _peer: SocketAddr, request: Request) -> Decision {
+        match validate_upgrade(&request) {
+            Ok(upgrade) => Decision::Upgrade {
+                upgrade,
+                extra_headers: Vec::new(),
+                sink: self.0.clone(),
+            },
+            Err(e) => Decision::Respond {
+                response: e.response(),
+                keep_alive: false,
+            },
+        }
+    }
+}
+
+/// What the consumer saw of a connection's end.
+type Ends = Receiver<(ConnId, Option<ConnError>)>;
+
+/// A slow consumer: echoes each message after `delay`, and calls `release` after a failed
+/// connection's `Closed` when `release` is set.
+fn consumer(net: NetHandle, rx: Receiver<Vec<NetEvent>>, delay: Duration, release: bool) -> Ends {
+    let (ends_tx, ends) = crossbeam_channel::unbounded();
+    thread::spawn(move || {
+        for batch in rx {
+            let mut sends = Vec::new();
+            let mut released = Vec::new();
+            for event in batch {
+                match event {
+                    NetEvent::Message { conn, message } => {
+                        thread::sleep(delay);
+                        let out = match message {
+                            Message::Text(t) => Outgoing::Text(t),
+                            Message::Binary(b) => Outgoing::Binary(b),
+                        };
+                        sends.push((conn, out));
+                    }
+                    NetEvent::Closed { conn, error, .. } => {
+                        if release && matches!(error, Some(ConnError::Protocol(_))) {
+                            released.push(conn);
+                        }
+                        let _ = ends_tx.send((conn, error));
+                    }
+                    NetEvent::Opened { .. } => {}
+                }
+            }
+            net.send_batch(sends);
+            for conn in released {
+                net.release(conn);
+            }
+        }
+    });
+    ends
+}
+
+fn start(hold: bool, delay: Duration, release: bool) -> (Net, Ends) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let sink = Arc::new(Mailbox { tx, hold });
+    let net = Net::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        quick_config(),
+        Arc::new(Upgrades(sink)),
+    )
+    .unwrap();
+    let ends = consumer(net.handle(), rx, delay, release);
+    (net, ends)
+}
+
+/// A text message, a frame with RSV2 set, a ping: one write, as Autobahn's case 3.2 sends.
+fn message_then_violation() -> Vec<u8> {
+    let mut bytes = client_frame(true, 0x1, b"Hello, world!");
+    let mut bad = client_frame(true, 0x1, b"Hello, world!");
+    bad[0] |= 0x20;
+    bytes.extend_from_slice(&bad);
+    bytes.extend_from_slice(&client_frame(true, 0x9, b""));
+    bytes
+}
+
+fn expect_close_1002(s: &mut std::net::TcpStream) {
+    let (op, payload) = read_frame(s).expect("a close frame");
+    assert_eq!(op, 8, "expected the close frame");
+    assert_eq!(payload, 1002u16.to_be_bytes());
+    assert!(read_to_eof(s).is_empty(), "nothing after the close frame");
+}
+
+#[test]
+fn echo_of_a_message_before_the_violation_precedes_the_close() {
+    let (net, ends) = start(true, Duration::from_millis(100), true);
+    let mut s = raw_ws(net.local_addr(), "/");
+    let started = Instant::now();
+    s.write_all(&message_then_violation()).unwrap();
+    assert_eq!(
+        read_frame(&mut s),
+        Some((0x1, b"Hello, world!".to_vec())),
+        "the echo comes first"
+    );
+    expect_close_1002(&mut s);
+    // Released by the consumer, not by the deadline.
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    let (_, error) = ends.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(matches!(error, Some(ConnError::Protocol(_))), "{error:?}");
+    // Reported once: no second Closed follows when the socket goes.
+    assert!(ends.recv_timeout(Duration::from_millis(300)).is_err());
+    net.shutdown(None);
+}
+
+#[test]
+fn a_consumer_that_never_releases_gets_the_close_at_the_deadline() {
+    let (net, ends) = start(true, Duration::ZERO, false);
+    let mut s = raw_ws(net.local_addr(), "/");
+    let started = Instant::now();
+    s.write_all(&message_then_violation()).unwrap();
+    assert_eq!(read_frame(&mut s), Some((0x1, b"Hello, world!".to_vec())));
+    expect_close_1002(&mut s);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    assert!(ends.recv_timeout(Duration::from_secs(5)).is_ok());
+    assert!(ends.recv_timeout(Duration::from_millis(200)).is_err());
+    net.shutdown(None);
+}
+
+#[test]
+fn without_holding_the_close_goes_at_once_and_a_late_echo_is_dropped() {
+    let (net, _ends) = start(false, Duration::from_millis(100), false);
+    let mut s = raw_ws(net.local_addr(), "/");
+    s.write_all(&message_then_violation()).unwrap();
+    expect_close_1002(&mut s);
+    net.shutdown(None);
+}
+
+#[test]
+fn a_held_close_is_sent_when_the_net_shuts_down() {
+    let (net, _ends) = start(true, Duration::ZERO, false);
+    let mut s = raw_ws(net.local_addr(), "/");
+    s.write_all(&message_then_violation()).unwrap();
+    assert_eq!(read_frame(&mut s), Some((0x1, b"Hello, world!".to_vec())));
+    let started = Instant::now();
+    net.handle().shutdown(Some((
+        wss_proto::CloseCode::GOING_AWAY,
+        Duration::from_secs(5),
+    )));
+    expect_close_1002(&mut s);
+    assert!(
+        started.elapsed() < Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
+    net.shutdown(None);
+}

@@ -1,0 +1,91 @@
+//! A client that breaks the protocol right after valid messages (Autobahn 3.2, 4.1.3, 5.15):
+//! the handler's answers to the messages before the violation reach it, then the 1002 close.
+
+mod support;
+
+use std::io::Write;
+use std::time::Duration;
+
+use support::deflate::{is_compressed, DeflateClient};
+use support::*;
+use wss_server::*;
+
+/// A masked client frame with the given first byte (FIN, RSV bits, opcode).
+fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [9u8, 8, 7, 6];
+    let mut out = vec![first, 0x80 | payload.len() as u8];
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
+
+/// A handler slow enough that its echo comes well after the loop saw the violation.
+fn slow_echo(log: &Log) -> Rec {
+    Rec::new(log).on_message(|ws, e| {
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = ws.send(e.data.clone());
+    })
+}
+
+#[test]
+fn echo_of_the_message_before_a_bad_frame_precedes_the_1002_close() {
+    let log = Log::default();
+    let web = web();
+    let _wss = WebSocketServer::new(&web, slow_echo(&log), ServerOptions::default()).unwrap();
+    let mut raw = raw_handshake(web.local_addr(), "/", &[]);
+    assert!(raw.head.starts_with("HTTP/1.1 101"), "{}", raw.head);
+    // Text, then a text frame with RSV2 set, then a ping: one write.
+    let mut bytes = frame(0x81, b"first");
+    bytes.extend_from_slice(&frame(0x81 | 0x20, b"bad"));
+    bytes.extend_from_slice(&frame(0x89, b""));
+    raw.stream.write_all(&bytes).unwrap();
+    assert_eq!(read_frame(&mut raw.stream), Some((1, b"first".to_vec())));
+    assert_eq!(
+        read_frame(&mut raw.stream),
+        Some((8, 1002u16.to_be_bytes().to_vec()))
+    );
+    assert!(closed_without_bytes(&mut raw.stream));
+    let term = log.wait_for("terminate:").unwrap();
+    assert!(term.contains(":1002:"), "{term}");
+    assert_eq!(log.count("message:"), 1);
+}
+
+#[test]
+fn several_messages_before_a_bad_frame_are_all_echoed_in_order() {
+    let log = Log::default();
+    let web = web();
+    let _wss = WebSocketServer::new(&web, slow_echo(&log), ServerOptions::default()).unwrap();
+    let mut raw = raw_handshake(web.local_addr(), "/", &[]);
+    let mut bytes = Vec::new();
+    for text in ["a", "b", "c"] {
+        bytes.extend_from_slice(&frame(0x81, text.as_bytes()));
+    }
+    // A continuation with no message started.
+    bytes.extend_from_slice(&frame(0x80, b"x"));
+    raw.stream.write_all(&bytes).unwrap();
+    for text in ["a", "b", "c"] {
+        assert_eq!(
+            read_frame(&mut raw.stream),
+            Some((1, text.as_bytes().to_vec()))
+        );
+    }
+    assert_eq!(read_close(&mut raw.stream), Some(Some(1002)));
+}
+
+#[test]
+fn a_compressed_echo_also_precedes_the_close() {
+    let log = Log::default();
+    let web = web_with(WebServerOptions::default().with_deflate(DeflateConfig::default()));
+    let _wss = WebSocketServer::new(&web, slow_echo(&log), ServerOptions::default()).unwrap();
+    let mut client =
+        DeflateClient::connect(web.local_addr(), "/", Some(&DeflateConfig::default()), &[])
+            .unwrap();
+    assert!(client.params().is_some());
+    let text = "compress me, compress me, compress me, compress me, compress me".repeat(8);
+    client.send_text(&text);
+    client.write_raw(&frame(0x81 | 0x10, b"bad"));
+    let echo = client.next_frame().expect("the echo");
+    assert!(is_compressed(&echo));
+    assert_eq!(client.read_text(), text);
+    assert_eq!(client.read_close_code(), Some(1002));
+}
