@@ -138,8 +138,30 @@ fn upgraded(wss: &Wss) -> TcpStream {
 fn idle_timeout_pings_then_drops_a_silent_peer_and_spares_a_live_one() {
     let wss = Wss::start(&["--handler", "echo", "--idle-timeout", "1"]);
     let mut mute = upgraded(&wss);
-    let mut live = connect(&wss.ws_url(""));
+    let live = connect(&wss.ws_url(""));
     let started = Instant::now();
+
+    // tungstenite answers pings while it reads: reading from the start (the server pings at half
+    // the idle timeout) keeps the connection alive while the mute one is watched.
+    let reader = std::thread::spawn(move || {
+        let mut live = live;
+        live.get_ref()
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        while started.elapsed() < Duration::from_millis(2500) {
+            match live.read() {
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => panic!("the live client was dropped: {e}"),
+            }
+            let _ = live.flush();
+        }
+        live
+    });
 
     let (b0, _) = read_frame(&mut mute).expect("a ping before the drop");
     assert_eq!(b0 & 0x0f, 0x9, "first frame is a ping, got {b0:#x}");
@@ -149,22 +171,7 @@ fn idle_timeout_pings_then_drops_a_silent_peer_and_spares_a_live_one() {
     );
     assert!(started.elapsed() < Duration::from_secs(4));
 
-    // tungstenite answers pings while it reads: that keeps the connection alive.
-    live.get_ref()
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    while started.elapsed() < Duration::from_millis(2500) {
-        match live.read() {
-            Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => panic!("the live client was dropped: {e}"),
-        }
-        let _ = live.flush();
-    }
+    let mut live = reader.join().expect("the live client kept answering pings");
     live.get_ref()
         .set_read_timeout(Some(support::READ_TIMEOUT))
         .unwrap();
@@ -207,37 +214,56 @@ fn close_timeout_bounds_the_wait_for_the_peers_close_frame() {
     );
 }
 
+/// Far more than all the kernel buffers between the server and a client can hold (each
+/// socket's send and receive buffers, autotuned up to `tcp_wmem`/`tcp_rmem` max: 4 + 32 + 4 MiB
+/// on a default Linux): a server still accepting more than this from a client that reads
+/// nothing holds the echoes in its own queue, unbounded.
+const NEVER_READ_CAP: usize = 64 << 20;
+
 #[test]
 fn max_outgoing_drops_a_reader_that_does_not_read_and_only_it() {
     let wss = Wss::start(&["--handler", "echo", "--max-outgoing", "65536"]);
+    let mut other = vec![connect(&wss.ws_url(""))];
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    // A small receive window makes the server's queue grow after a few hundred KB.
+    // A small receive window makes the kernel's share of the echoes small.
     socket.set_recv_buffer_size(4096).unwrap();
     socket.connect(&wss.addr.into()).unwrap();
     let mut slow: TcpStream = socket.into();
-    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     slow.set_write_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let head = wire::handshake(&mut slow, &wss.path, "");
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
 
-    const MESSAGES: usize = 32;
+    // The client writes and never reads, until the server drops it. Reading once the writes
+    // are done would not do: the writes land in kernel buffers within milliseconds, often
+    // before the first echo is produced, and a client reading from then on keeps up with
+    // every echo: it is not a slow reader, and the server rightly keeps it.
     let chunk = client_frame(0x82, &vec![7u8; 256 << 10]);
-    for _ in 0..MESSAGES {
-        if slow.write_all(&chunk).is_err() {
-            break; // already dropped
+    let mut written = 0;
+    let error = loop {
+        assert!(
+            written < NEVER_READ_CAP,
+            "{written} bytes to echo to a client that reads nothing, and it is still served \
+             through a 64 KiB --max-outgoing"
+        );
+        match slow.write_all(&chunk) {
+            Ok(()) => written += chunk.len(),
+            Err(e) => break e,
         }
-    }
-    let mut echoed = 0;
-    while let Some((b0, _)) = read_frame(&mut slow) {
-        if b0 == 0x82 {
-            echoed += 1;
-        }
-    }
+    };
     assert!(
-        echoed < MESSAGES,
-        "all {MESSAGES} echoes of 256 KiB arrived through a 64 KiB --max-outgoing"
+        matches!(
+            error.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+        "after {written} bytes the server should have dropped the client, not stopped \
+         reading it: {error}"
     );
-    let mut other = vec![connect(&wss.ws_url(""))];
+    assert_eq!(
+        ending_within(&mut slow, Duration::from_secs(2)),
+        Ending::Closed
+    );
     assert_echoes(&mut other, "others unaffected");
+    let mut later = vec![connect(&wss.ws_url(""))];
+    assert_echoes(&mut later, "later");
 }
