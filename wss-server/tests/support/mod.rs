@@ -2,6 +2,8 @@
 //! callback, a tungstenite client and a raw-socket client for watching the wire.
 #![allow(dead_code)]
 
+// The permessage-deflate test client is wss-net's: one copy, shared by path.
+#[path = "../../../wss-net/tests/util/deflate.rs"]
 pub mod deflate;
 pub mod tls;
 
@@ -15,6 +17,14 @@ use tungstenite::WebSocket;
 use wss_server::*;
 
 pub const WAIT: Duration = Duration::from_secs(5);
+
+/// A plain TCP connection with the tests' read timeout (the deflate client builds on it).
+pub fn tcp(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("tcp connect");
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
 
 /// A thread-safe, waitable list of event lines.
 #[derive(Clone, Default)]
