@@ -5,6 +5,8 @@
 // The permessage-deflate test client is wss-net's: one copy, shared by path.
 #[path = "../../../wss-net/tests/util/deflate.rs"]
 pub mod deflate;
+#[path = "../../../wss-net/tests/util/tls.rs"]
+mod net_tls;
 pub mod tls;
 
 use std::io::{Read, Write};

@@ -1,64 +1,19 @@
-//! TLS helpers, as in wss-net's tests: a test CA and a `localhost` certificate made at test
-//! time (rcgen), the server config, and rustls clients trusting the CA.
+//! TLS helpers: the test CA and `localhost` certificate of wss-net's tests (shared by path),
+//! and the clients these tests need on top of it.
+#![allow(unused_imports)]
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use tungstenite::client::IntoClientRequest;
-use wss_net::rustls::pki_types::{CertificateDer, ServerName};
-use wss_net::rustls::{
-    self, ClientConfig, ClientConnection, RootCertStore, ServerConfig, StreamOwned,
-};
+use wss_net::rustls::pki_types::ServerName;
+use wss_net::rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use super::WAIT;
 
-pub struct TestPki {
-    ca_der: CertificateDer<'static>,
-    chain_pem: String,
-    key_pem: String,
-}
-
-pub fn pki() -> TestPki {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "wss-server test CA");
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    TestPki {
-        ca_der: ca.der().clone(),
-        chain_pem: format!("{}{}", leaf.pem(), ca.pem()),
-        key_pem: key.serialize_pem(),
-    }
-}
-
-impl TestPki {
-    /// Built through the re-export the `wss` binary uses.
-    pub fn server_config(&self) -> Arc<ServerConfig> {
-        wss_server::tls::server_config_from_pem(self.chain_pem.as_bytes(), self.key_pem.as_bytes())
-            .unwrap()
-    }
-
-    pub fn client_config(&self) -> Arc<ClientConfig> {
-        let mut roots = RootCertStore::empty();
-        roots.add(self.ca_der.clone()).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Arc::new(config)
-    }
-}
+/// The test CA and certificates are wss-net's: one copy, shared by path.
+pub use super::net_tls::{pki, TestPki};
 
 /// A tungstenite handshake to `wss://localhost:PORT{path}` with extra headers (an
 /// `Origin`, say).
