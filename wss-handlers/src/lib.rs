@@ -6,6 +6,7 @@
 //! | [`Echo`] | sends every message back: text as text, binary as binary |
 //! | [`Uppercase`] | the seed's first example: the message back in capitals (full Unicode rules) |
 //! | [`Chat`] | the seed's chat: welcome, join/leave notices, messages to the others |
+//! | [`Broadcast`] | relays every message unchanged to every other client, on every node |
 //! | [`AddressFilter`] | the seed's `VerifyAddress`: allow/deny by IP and CIDR, wraps any handler |
 //! | [`LogFile`] | the seed's `LogFile`: one line per event in a file, wraps any handler |
 //!
@@ -17,6 +18,7 @@
 
 mod address_filter;
 mod assets;
+mod broadcast;
 pub mod chat;
 mod cidr;
 mod echo;
@@ -26,6 +28,7 @@ mod uppercase;
 
 pub use address_filter::AddressFilter;
 pub use assets::{Asset, ChatPage, CHAT_CSP};
+pub use broadcast::{Broadcast, BroadcastConnection};
 pub use chat::{Chat, ChatConnection};
 pub use cidr::{CidrError, IpNet};
 pub use echo::{Echo, EchoConnection};

@@ -17,7 +17,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use wss_handlers::{AddressFilter, Chat, ChatPage, Echo, IpNet, LogFile, Uppercase};
+use wss_handlers::{AddressFilter, Broadcast, Chat, ChatPage, Echo, IpNet, LogFile, Uppercase};
 use wss_server::{
     BuiltinFile, DataType, DeflateConfig, OriginPolicy, ServerHandler, ServerOptions, WebServer,
     WebServerOptions, WebSocketServer,
@@ -39,6 +39,9 @@ enum HandlerKind {
     Uppercase,
     /// A chat room; the built-in page at / speaks its protocol.
     Chat,
+    /// Relays every message unchanged to every other client (on every node with --redis);
+    /// needs --data-type text (the default).
+    Broadcast,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -365,6 +368,13 @@ fn plan(cli: &Cli) -> Result<Plan, StartError> {
         (Some(DataTypeArg::Object), _) | (None, HandlerKind::Chat) => DataType::Object,
         (None, _) => DataType::Text,
     };
+    if cli.handler == HandlerKind::Broadcast && data_type != DataType::Text {
+        // Blob would turn text into binary frames and object would re-serialise JSON: the
+        // relay promises the received frame unchanged.
+        return Err(StartError::Invalid(
+            "--handler broadcast relays frames unchanged and needs --data-type text".into(),
+        ));
+    }
     let mut server = ServerOptions::default()
         .with_path(cli.path.clone())
         .with_data_type(data_type);
@@ -472,6 +482,7 @@ fn main() -> ExitCode {
         HandlerKind::Echo => start(Echo, plan),
         HandlerKind::Uppercase => start(Uppercase, plan),
         HandlerKind::Chat => start(Chat::new(), plan),
+        HandlerKind::Broadcast => start(Broadcast, plan),
     };
     let (web, wss) = match started {
         Ok(pair) => pair,
@@ -573,6 +584,22 @@ mod tests {
         assert!(p.web.files.contains_key("/chat.js"));
         let chat = plan(&parse(&["--handler", "chat"])).expect("plan");
         assert_eq!(chat.server.data_type, DataType::Object);
+    }
+
+    #[test]
+    fn broadcast_relays_text_as_received_only() {
+        let p = plan(&parse(&["--handler", "broadcast"])).expect("plan");
+        assert_eq!(p.server.data_type, DataType::Text);
+        let p = plan(&parse(&["--handler", "broadcast", "--data-type", "text"])).expect("plan");
+        assert_eq!(p.server.data_type, DataType::Text);
+        for other in ["blob", "object"] {
+            let err = plan(&parse(&["--handler", "broadcast", "--data-type", other]))
+                .err()
+                .unwrap_or_else(|| panic!("--data-type {other} accepted"));
+            assert!(matches!(err, StartError::Invalid(_)), "{err}");
+            assert_eq!(err.exit_code(), EXIT_USAGE);
+            assert!(err.to_string().contains("--data-type text"), "{err}");
+        }
     }
 
     #[test]
