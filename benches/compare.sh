@@ -8,7 +8,9 @@
 #   ROUNDS [3]  DURATION [5] seconds measured  WARMUP [1] seconds
 #   SERVERS ["wss tt fws"]  SERVER_CORE [0]  CLIENT_CORE [1]  SERVER_THREADS [1]
 #   RESULTS [benches/results/results-DATE.jsonl]  SKIP_BUILD [0]
-#   WSS_BROADCAST_HANDLER [chat]: the wss handler that relays to every other client
+#   WSS_BROADCAST_HANDLER [broadcast]: the wss handler for the broadcast scenario (broadcast
+#   relays each message unchanged to every other client, as tt-echo --mode broadcast does;
+#   chat wraps it in its JSON)
 # Scenarios: echo16 echo1k echo64k connect idle broadcast
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,7 +55,7 @@ trap cleanup EXIT
 server_cmd() {
     local name=$1 scenario=$2
     case "$name/$scenario" in
-        wss/broadcast) echo "$BIN/wss --handler ${WSS_BROADCAST_HANDLER:-chat} --data-type text --port 0 --path / --threads $SERVER_THREADS" ;;
+        wss/broadcast) echo "$BIN/wss --handler ${WSS_BROADCAST_HANDLER:-broadcast} --data-type text --port 0 --path / --threads $SERVER_THREADS" ;;
         wss/*) echo "$BIN/wss --handler echo --port 0 --path / --threads $SERVER_THREADS" ;;
         tt/broadcast) echo "$BIN/tt-echo --port 0 --mode broadcast --threads $SERVER_THREADS" ;;
         tt/*) echo "$BIN/tt-echo --port 0 --threads $SERVER_THREADS" ;;

@@ -7,6 +7,13 @@
 //!
 //! The sender stays at most `window` messages ahead of the slowest receiver, so a server that
 //! queues without bound is measured at the rate it delivers, not the rate it accepts.
+//!
+//! [`Topology`] spreads the receivers over several servers (the nodes of a cluster; the sender
+//! stays on the first) and switches to Socket.IO framing ([`socketio`]), so that one load
+//! generator measures wss on one node, on two nodes, and a Socket.IO cluster alike.
+
+#[path = "socketio.rs"]
+pub mod socketio;
 
 use crate::client::{self, Template, OP_BINARY, OP_TEXT};
 use crate::echo::mask_key;
@@ -19,6 +26,7 @@ use crate::writer::Tx;
 use crate::BenchError;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use socketio::Outbox;
 use std::io::{ErrorKind, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
@@ -58,6 +66,28 @@ pub struct BroadcastConfig {
     pub server_pid: Option<u32>,
 }
 
+/// Where the receivers connect and what they speak, beyond [`BroadcastConfig`].
+#[derive(Clone, Debug, Default)]
+pub struct Topology {
+    /// Servers the receivers are spread over, receiver `i` on `receivers[i % len]` (a cluster's
+    /// nodes). Empty: all on [`BroadcastConfig::target`], where the sender always is.
+    pub receivers: Vec<Target>,
+    /// Speak Socket.IO (Engine.IO v4 over WebSocket): join the default namespace, send events
+    /// `42["msg","<payload>"]`, answer pings. The targets' paths must be Socket.IO's
+    /// ([`socketio::PATH`]).
+    pub socketio: bool,
+}
+
+impl Topology {
+    /// Where receiver `i` connects.
+    fn receiver<'a>(&'a self, config: &'a BroadcastConfig, i: usize) -> &'a Target {
+        match self.receivers.len() {
+            0 => &config.target,
+            n => &self.receivers[i % n],
+        }
+    }
+}
+
 /// What a broadcast run measured.
 #[derive(Clone, Debug)]
 pub struct BroadcastResult {
@@ -79,6 +109,9 @@ pub struct BroadcastResult {
 
 struct Shared {
     config: BroadcastConfig,
+    topology: Topology,
+    /// Mask key of the Socket.IO pongs.
+    key: [u8; 4],
     pattern: Pattern,
     epoch: Instant,
     /// Send time of message `seq` at `seq % window`, in ns since `epoch`.
@@ -91,8 +124,20 @@ struct Shared {
     connected: Barrier,
 }
 
-/// Runs a broadcast benchmark.
+/// Runs a broadcast benchmark, every receiver on the sender's server, plain WebSocket.
 pub fn run(config: &BroadcastConfig) -> Result<BroadcastResult, BenchError> {
+    run_with(config, &Topology::default())
+}
+
+/// Runs a broadcast benchmark with the receivers placed (and the protocol chosen) by
+/// `topology`.
+pub fn run_with(
+    config: &BroadcastConfig,
+    topology: &Topology,
+) -> Result<BroadcastResult, BenchError> {
+    if topology.receivers.len() > 64 {
+        return Err(BenchError::BadArgument("at most 64 receiver servers"));
+    }
     if config.receivers == 0 || config.receivers > 100_000 {
         return Err(BenchError::BadArgument("receivers must be 1..=100000"));
     }
@@ -114,6 +159,8 @@ pub fn run(config: &BroadcastConfig) -> Result<BroadcastResult, BenchError> {
     let threads = config.threads.min(config.receivers);
     let shared = Arc::new(Shared {
         config: config.clone(),
+        topology: topology.clone(),
+        key: mask_key(),
         pattern,
         epoch: Instant::now(),
         sent_at: (0..config.window).map(|_| AtomicU64::new(0)).collect(),
@@ -171,6 +218,8 @@ struct Receiver {
     message: Vec<u8>,
     overflow: bool,
     got: u64,
+    /// Socket.IO pongs not written yet.
+    outbox: Outbox,
 }
 
 struct Sender {
@@ -178,19 +227,42 @@ struct Sender {
     tx: Tx,
     reader: FrameReader,
     template: Template,
+    /// Socket.IO mode: events are framed per message into `outbox` (their JSON wrapper does
+    /// not fit the template), `scratch` holding the unmasked packet.
+    sio: Option<SioSender>,
+}
+
+struct SioSender {
+    outbox: Outbox,
+    scratch: Vec<u8>,
+    /// Start of the data message being read (only pings matter, so a few bytes are enough).
+    message: Vec<u8>,
+}
+
+impl Sender {
+    fn flush(&mut self) -> Result<(), BenchError> {
+        match &mut self.sio {
+            Some(sio) => sio.outbox.flush(&mut self.stream),
+            None => self.tx.flush(&mut self.stream, &self.template),
+        }
+    }
 }
 
 const SENDER: Token = Token(usize::MAX - 1);
 
 fn open(
-    config: &BroadcastConfig,
+    shared: &Shared,
+    target: &Target,
     i: usize,
     poll: &Poll,
     token: Token,
 ) -> Result<TcpStream, BenchError> {
-    let source = (config.sources > 1).then(|| source_addr(&config.target.addr, i % config.sources));
-    let (std_stream, early) =
-        client::connect_blocking(&config.target, source, Duration::from_secs(5))?;
+    let config = &shared.config;
+    let source = (config.sources > 1).then(|| source_addr(&target.addr, i % config.sources));
+    let (mut std_stream, early) = client::connect_blocking(target, source, Duration::from_secs(5))?;
+    if shared.topology.socketio {
+        socketio::handshake(&mut std_stream, &early, mask_key(), Duration::from_secs(5))?;
+    }
     std_stream
         .set_nonblocking(true)
         .map_err(BenchError::io("nonblocking"))?;
@@ -198,8 +270,8 @@ fn open(
     poll.registry()
         .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
         .map_err(BenchError::io("register"))?;
-    // Bytes that came with the 101 are notices: the sender has not sent anything yet.
-    drop(early);
+    // Bytes that came with the 101 (or the Socket.IO join) are notices: the sender has not
+    // sent anything yet.
     Ok(stream)
 }
 
@@ -213,13 +285,15 @@ fn run_thread(
         let poll = Poll::new().map_err(BenchError::io("epoll"))?;
         let mut receivers = Vec::new();
         for (local, i) in (index..config.receivers).step_by(threads).enumerate() {
+            let target = shared.topology.receiver(config, i);
             receivers.push(Receiver {
-                stream: open(config, i, &poll, Token(local))?,
+                stream: open(shared, target, i, &poll, Token(local))?,
                 // Notices (a roster of every user, say) may be long: they are skipped, not refused.
                 reader: FrameReader::new(NOTICE_LIMIT),
                 message: Vec::with_capacity(config.size + MAX_WRAPPER),
                 overflow: false,
                 got: 0,
+                outbox: Outbox::default(),
             });
         }
         Ok((poll, receivers))
@@ -232,10 +306,15 @@ fn run_thread(
             .ok()
             .map(|(poll, _)| -> Result<Sender, BenchError> {
                 Ok(Sender {
-                    stream: open(config, config.receivers, poll, SENDER)?,
+                    stream: open(shared, &config.target, config.receivers, poll, SENDER)?,
                     tx: Tx::default(),
                     reader: FrameReader::new(NOTICE_LIMIT),
                     template: Template::new(shared.pattern.clone(), opcode, mask_key()),
+                    sio: shared.topology.socketio.then(|| SioSender {
+                        outbox: Outbox::default(),
+                        scratch: Vec::new(),
+                        message: Vec::new(),
+                    }),
                 })
             })
     } else {
@@ -298,11 +377,21 @@ fn run_thread(
                         let ns = now.duration_since(shared.epoch).as_nanos() as u64;
                         shared.sent_at[(seq % config.window as u64) as usize]
                             .store(ns, Ordering::Relaxed);
+                        if let Some(sio) = &mut s.sio {
+                            let key = s.template.key();
+                            socketio::encode_event(
+                                &mut sio.outbox.buf,
+                                &mut sio.scratch,
+                                &shared.pattern,
+                                seq,
+                                key,
+                            );
+                        }
                         queued = true;
                     }
                     if queued {
                         shared.sent.store(s.tx.queued, Ordering::Release);
-                        s.tx.flush(&mut s.stream, &s.template)?;
+                        s.flush()?;
                     }
                 }
             }
@@ -324,7 +413,7 @@ fn run_thread(
             if ev.token() == SENDER {
                 if let Some(s) = sender.as_mut() {
                     drain_sender(s, &mut buf)?;
-                    s.tx.flush(&mut s.stream, &s.template)?;
+                    s.flush()?;
                 }
                 continue;
             }
@@ -349,13 +438,28 @@ fn run_thread(
     Ok(out)
 }
 
-/// The sender reads only to keep its socket drained (a server may relay to it too).
+/// The sender reads only to keep its socket drained (a server may relay to it too) and, with
+/// Socket.IO, to answer pings.
 fn drain_sender(s: &mut Sender, buf: &mut [u8]) -> Result<(), BenchError> {
+    let key = s.template.key();
     loop {
         match s.stream.read(buf) {
             Ok(0) => return Err(BenchError::ServerClosed(usize::MAX)),
-            Ok(n) => s.reader.feed(&buf[..n], |p| match p {
-                Piece::Close(_) => Err(BenchError::ServerClosed(usize::MAX)),
+            Ok(n) => s.reader.feed(&buf[..n], |p| match (p, &mut s.sio) {
+                (Piece::Close(_), _) => Err(BenchError::ServerClosed(usize::MAX)),
+                (Piece::Data { bytes, .. }, Some(sio)) => {
+                    let room = 8usize.saturating_sub(sio.message.len());
+                    sio.message
+                        .extend_from_slice(&bytes[..bytes.len().min(room)]);
+                    Ok(())
+                }
+                (Piece::End { len, .. }, Some(sio)) => {
+                    if len == sio.message.len() && socketio::is_ping(&sio.message) {
+                        socketio::pong(&mut sio.outbox.buf, key);
+                    }
+                    sio.message.clear();
+                    Ok(())
+                }
                 _ => Ok(()),
             })?,
             Err(e) => match e.kind() {
@@ -376,6 +480,9 @@ fn read_receiver(
 ) -> Result<Option<Instant>, BenchError> {
     let mut last = None;
     let window = shared.config.window as u64;
+    if !r.outbox.buf.is_empty() {
+        r.outbox.flush(&mut r.stream)?;
+    }
     loop {
         let n = match r.stream.read(buf) {
             Ok(0) => return Err(BenchError::ServerClosed(0)),
@@ -387,11 +494,14 @@ fn read_receiver(
             },
         };
         let now = Instant::now();
+        let socketio = shared.topology.socketio;
+        let key = shared.key;
         let Receiver {
             reader,
             message,
             overflow,
             got,
+            outbox,
             ..
         } = r;
         reader.feed(&buf[..n], |p| {
@@ -404,6 +514,9 @@ fn read_receiver(
                     }
                 }
                 Piece::End { .. } => {
+                    if socketio && !*overflow && socketio::is_ping(message) {
+                        socketio::pong(&mut outbox.buf, key);
+                    }
                     let found = if *overflow {
                         None
                     } else {
@@ -432,9 +545,123 @@ fn read_receiver(
             }
             Ok(())
         })?;
+        if !r.outbox.buf.is_empty() {
+            r.outbox.flush(&mut r.stream)?;
+        }
         // A short read drained the socket; edge-triggered epoll reports later bytes.
         if n < buf.len() {
             return Ok(last);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peers::{self, Mode};
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Stdio};
+
+    fn config(target: Target, receivers: usize, messages: u64) -> BroadcastConfig {
+        BroadcastConfig {
+            target,
+            receivers,
+            size: 64,
+            window: 16,
+            text: true,
+            threads: 1,
+            warmup: Duration::ZERO,
+            duration: Duration::from_secs(20),
+            max_messages: messages,
+            sources: 1,
+            server_pid: None,
+        }
+    }
+
+    fn tt_broadcast() -> u16 {
+        peers::spawn_local(peers::tt::serve, Mode::Broadcast)
+            .expect("tt peer")
+            .port()
+    }
+
+    fn url(host: &str, port: u16, path: &str) -> Target {
+        Target::parse(&format!("ws://{host}:{port}{path}")).expect("url")
+    }
+
+    #[test]
+    fn receivers_spread_over_the_given_servers() {
+        // Two URLs of one server: every receiver is reached wherever it connected.
+        let port = tt_broadcast();
+        let topology = Topology {
+            receivers: vec![url("127.0.0.1", port, "/"), url("localhost", port, "/")],
+            socketio: false,
+        };
+        let r = run_with(&config(url("127.0.0.1", port, "/"), 6, 50), &topology).expect("run");
+        assert_eq!((r.sent, r.deliveries), (50, 300));
+
+        // Two servers that do not talk to each other: the receivers placed on the second one
+        // miss everything, and the run says so.
+        let (a, b) = (tt_broadcast(), tt_broadcast());
+        let topology = Topology {
+            receivers: vec![url("127.0.0.1", a, "/"), url("127.0.0.1", b, "/")],
+            socketio: false,
+        };
+        let mut c = config(url("127.0.0.1", a, "/"), 4, 10);
+        c.duration = Duration::from_secs(1);
+        match run_with(&c, &topology) {
+            Err(BenchError::Lost(n)) => assert_eq!(n, 20, "2 receivers x 10 messages"),
+            other => panic!("expected lost messages, got {other:?}"),
+        }
+    }
+
+    /// `node socketio/server.js` on a free port, killed on drop.
+    struct SocketIo(Child);
+
+    impl Drop for SocketIo {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    impl SocketIo {
+        /// Starts the peer, or `None` (said loudly) when node or its packages are missing.
+        fn start() -> Option<(SocketIo, Target)> {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("socketio");
+            if !dir.join("node_modules/socket.io").is_dir() {
+                eprintln!(
+                    "\n!!! SKIPPED: run `npm ci` in {} to test the Socket.IO mode !!!",
+                    dir.display()
+                );
+                return None;
+            }
+            let mut child = Command::new("node")
+                .arg(dir.join("server.js"))
+                .args(["--port", "0"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()?;
+            let stdout = child.stdout.take()?;
+            let server = SocketIo(child);
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).ok()?;
+            let url = line.trim().strip_prefix("listening on ")?;
+            Some((server, Target::parse(url).expect("readiness line URL")))
+        }
+    }
+
+    #[test]
+    fn socketio_mode_joins_emits_and_checks_every_event() {
+        let Some((_server, target)) = SocketIo::start() else {
+            return;
+        };
+        assert_eq!(target.path, socketio::PATH);
+        let topology = Topology {
+            receivers: Vec::new(),
+            socketio: true,
+        };
+        let r = run_with(&config(target, 4, 100), &topology).expect("run");
+        assert_eq!((r.sent, r.deliveries, r.foreign), (100, 400, 0));
     }
 }

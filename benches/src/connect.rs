@@ -4,12 +4,16 @@
 //! One handshake is counted when the whole cycle is done. Workers are state machines in one mio
 //! loop per thread, so K = 1000 costs no more threads than K = 1. A failed cycle is counted and
 //! the worker starts again; a run where most cycles fail stops with the first failure.
+//!
+//! Over TLS a cycle also holds a full TLS handshake (the client never resumes a session): the
+//! request is handed to rustls at once and leaves as soon as the handshake is done.
 
 use crate::client;
 use crate::echo::mask_key;
 use crate::histogram::Histogram;
 use crate::reader::{FrameReader, Piece};
 use crate::target::{source_addr, Target};
+use crate::tls::{self, TlsClient, Transport};
 use crate::window::{CpuSample, Window};
 use crate::BenchError;
 use mio::net::TcpStream;
@@ -41,6 +45,8 @@ pub struct ConnectConfig {
     pub sources: usize,
     /// Server process, to report its CPU time over the window.
     pub server_pid: Option<u32>,
+    /// Speak TLS (`wss://`): each cycle then holds a full TLS handshake too (no resumption).
+    pub tls: Option<TlsClient>,
 }
 
 /// What a connect run measured.
@@ -82,9 +88,20 @@ pub fn run(config: &ConnectConfig) -> Result<ConnectResult, BenchError> {
             let config = config.clone();
             let barrier = Arc::clone(&barrier);
             let (request, close) = (Arc::clone(&request), Arc::clone(&close));
+            let tls = config.tls.clone();
             std::thread::Builder::new()
                 .name(format!("connect-{t}"))
-                .spawn(move || run_thread(t, threads, &config, &barrier, &request, &close))
+                .spawn(move || {
+                    run_thread(
+                        t,
+                        threads,
+                        &config,
+                        tls.as_ref(),
+                        &barrier,
+                        &request,
+                        &close,
+                    )
+                })
         })
         .collect::<Result<_, _>>()
         .map_err(BenchError::io("spawn thread"))?;
@@ -130,7 +147,7 @@ enum Step {
 }
 
 struct Slot {
-    stream: Option<TcpStream>,
+    stream: Option<Transport<TcpStream>>,
     step: Step,
     started: Instant,
     head: Vec<u8>,
@@ -152,6 +169,7 @@ fn run_thread(
     index: usize,
     threads: usize,
     config: &ConnectConfig,
+    tls: Option<&TlsClient>,
     barrier: &Barrier,
     request: &[u8],
     close: &[u8],
@@ -192,7 +210,7 @@ fn run_thread(
     let mut issued = 0u64;
     for (i, slot) in slots.iter_mut().enumerate() {
         if issued < limit {
-            start(slot, i, &poll, config, &mut started_total)?;
+            start(slot, i, &poll, config, tls, &mut started_total)?;
             issued += 1;
         }
     }
@@ -233,7 +251,7 @@ fn run_thread(
                 fail(&mut out, BenchError::Handshake("cycle timed out"));
                 slot.stream = None;
                 if stop_at.is_none() && issued < limit {
-                    start(slot, i, &poll, config, &mut started_total)?;
+                    start(slot, i, &poll, config, tls, &mut started_total)?;
                     issued += 1;
                 }
             }
@@ -273,7 +291,7 @@ fn run_thread(
             if finished {
                 slot.stream = None;
                 if stop_at.is_none() && issued < limit {
-                    start(slot, i, &poll, config, &mut started_total)?;
+                    start(slot, i, &poll, config, tls, &mut started_total)?;
                     issued += 1;
                 }
             }
@@ -294,15 +312,20 @@ fn start(
     token: usize,
     poll: &Poll,
     config: &ConnectConfig,
+    tls: Option<&TlsClient>,
     started_total: &mut usize,
 ) -> Result<(), BenchError> {
     let source = (config.sources > 1)
         .then(|| source_addr(&config.target.addr, *started_total % config.sources));
     *started_total += 1;
-    let mut stream = nonblocking_connect(config.target.addr, source)?;
+    let socket = nonblocking_connect(config.target.addr, source)?;
+    let mut stream = match tls {
+        None => Transport::Plain(socket),
+        Some(tls) => Transport::tls(tls.start(&config.target)?, socket),
+    };
     poll.registry()
         .register(
-            &mut stream,
+            stream.socket_mut(),
             Token(token),
             Interest::READABLE | Interest::WRITABLE,
         )
@@ -352,10 +375,10 @@ fn advance(slot: &mut Slot, shared: &Shared<'_>) -> Result<Progress, BenchError>
     loop {
         match slot.step {
             Step::Connecting => {
-                if let Ok(Some(e)) | Err(e) = stream.take_error() {
+                if let Ok(Some(e)) | Err(e) = stream.socket().take_error() {
                     return Err(BenchError::Io(e.kind(), "connect"));
                 }
-                match stream.peer_addr() {
+                match stream.socket().peer_addr() {
                     Ok(_) => slot.step = Step::Request(0),
                     Err(e) if e.kind() == ErrorKind::NotConnected => return Ok(Progress::Pending),
                     Err(e) => return Err(BenchError::Io(e.kind(), "connect")),
@@ -383,7 +406,7 @@ fn advance(slot: &mut Slot, shared: &Shared<'_>) -> Result<Progress, BenchError>
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(Progress::Pending),
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => return Err(BenchError::Io(e.kind(), "write")),
+                    Err(e) => return Err(tls::io_error(&e, "write")),
                 }
             }
             Step::Response | Step::Closing => {
@@ -391,7 +414,7 @@ fn advance(slot: &mut Slot, shared: &Shared<'_>) -> Result<Progress, BenchError>
                     Ok(n) => n,
                     Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(Progress::Pending),
                     Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(BenchError::Io(e.kind(), "read")),
+                    Err(e) => return Err(tls::io_error(&e, "read")),
                 };
                 let got_close = &mut slot.got_close;
                 let mut on_piece = |p: Piece<'_>| {

@@ -11,6 +11,7 @@ use crate::histogram::Histogram;
 use crate::pattern::Pattern;
 use crate::reader::{FrameReader, Piece};
 use crate::target::{source_addr, Target};
+use crate::tls::{self, TlsClient, Transport};
 use crate::window::{CpuSample, Window};
 use crate::writer::Tx;
 use crate::BenchError;
@@ -50,6 +51,8 @@ pub struct EchoConfig {
     pub sources: usize,
     /// Server process, to report its CPU time over the window.
     pub server_pid: Option<u32>,
+    /// Speak TLS (`wss://`) with this client configuration.
+    pub tls: Option<TlsClient>,
 }
 
 /// What an echo run measured.
@@ -74,7 +77,7 @@ pub struct EchoResult {
 }
 
 impl EchoConfig {
-    fn check(&self) -> Result<(), BenchError> {
+    pub(crate) fn check(&self) -> Result<(), BenchError> {
         if self.connections == 0 || self.connections > 100_000 {
             return Err(BenchError::BadArgument("connections must be 1..=100000"));
         }
@@ -167,7 +170,7 @@ struct ThreadOut {
 }
 
 struct Conn {
-    stream: TcpStream,
+    stream: Transport<TcpStream>,
     reader: FrameReader,
     tx: Tx,
     limit: u64,
@@ -329,18 +332,23 @@ fn connect_all(
     for (local, &i) in mine.iter().enumerate() {
         let source =
             (config.sources > 1).then(|| source_addr(&config.target.addr, i % config.sources));
-        let (std_stream, early) =
-            client::connect_blocking(&config.target, source, Duration::from_secs(5))?;
+        let (std_stream, early) = tls::connect_blocking(
+            &config.target,
+            source,
+            Duration::from_secs(5),
+            config.tls.as_ref(),
+        )?;
         if !early.is_empty() {
             return Err(BenchError::Protocol("data before the first message"));
         }
         std_stream
+            .socket()
             .set_nonblocking(true)
             .map_err(BenchError::io("nonblocking"))?;
-        let mut stream = TcpStream::from_std(std_stream);
+        let mut stream = std_stream.map_socket(TcpStream::from_std);
         poll.registry()
             .register(
-                &mut stream,
+                stream.socket_mut(),
                 Token(local),
                 Interest::READABLE | Interest::WRITABLE,
             )
@@ -395,7 +403,7 @@ fn read_all(
                 c.closed = true;
                 return Ok(last);
             }
-            Err(e) => return Err(BenchError::Io(e.kind(), "read")),
+            Err(e) => return Err(tls::io_error(&e, "read")),
         };
         let now = Instant::now();
         let Conn {
@@ -456,8 +464,9 @@ fn read_all(
             Piece::Close(_) => Err(BenchError::ServerClosed(0)),
         })?;
         // A short read drained the socket: epoll (edge-triggered) reports any later bytes, so
-        // the read that would only say EAGAIN is saved.
-        if c.closed || n < buf.len() {
+        // the read that would only say EAGAIN is saved. Not so over TLS: a read returns one
+        // batch of records, and more may wait in the socket or in rustls.
+        if c.closed || (n < buf.len() && !c.stream.is_tls()) {
             return Ok(last);
         }
     }

@@ -12,6 +12,7 @@
 pub mod broadcast;
 pub mod client;
 pub mod connect;
+pub mod deflate;
 pub mod echo;
 pub mod error;
 pub mod histogram;
@@ -21,6 +22,7 @@ pub mod peers;
 pub mod reader;
 pub mod sys;
 pub mod target;
+pub mod tls;
 pub mod window;
 pub mod writer;
 

@@ -154,6 +154,165 @@ pub fn wire_seq(seq: u64, digits: usize) -> u64 {
     }
 }
 
+/// Realistic JSON chat messages for the message-level client ([`crate::deflate`]): a room, a
+/// user, a few words of text and a timestamp, 80 to 300 bytes, e.g.
+/// `{"type":"message","id":7,"room":"general","user":"alice42","text":"see you at the
+/// standup","ts":1764300000123}`.
+///
+/// Each message is a pure function of (seed, connection, sequence number), so a run is
+/// repeatable, two runs with the same seed send the same bytes, and an echo is checked by
+/// writing the expected message again and comparing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChatJson {
+    seed: u64,
+}
+
+/// Shortest chat message [`ChatJson`] writes, in bytes.
+pub const CHAT_MIN: usize = 80;
+/// Longest chat message [`ChatJson`] writes, in bytes.
+pub const CHAT_MAX: usize = 300;
+
+const ROOMS: [&str; 8] = [
+    "general", "random", "dev", "ops", "design", "support", "sales", "offtopic",
+];
+const USERS: [&str; 12] = [
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory",
+    "trent",
+];
+const WORDS: [&str; 64] = [
+    "the",
+    "a",
+    "to",
+    "and",
+    "is",
+    "it",
+    "we",
+    "you",
+    "i",
+    "that",
+    "this",
+    "for",
+    "on",
+    "in",
+    "with",
+    "can",
+    "just",
+    "deploy",
+    "build",
+    "test",
+    "server",
+    "client",
+    "release",
+    "today",
+    "tomorrow",
+    "meeting",
+    "standup",
+    "review",
+    "merge",
+    "branch",
+    "fixed",
+    "broken",
+    "lunch",
+    "coffee",
+    "ok",
+    "thanks",
+    "sure",
+    "please",
+    "check",
+    "logs",
+    "latency",
+    "error",
+    "ticket",
+    "customer",
+    "dashboard",
+    "graph",
+    "looks",
+    "good",
+    "bad",
+    "weird",
+    "again",
+    "now",
+    "later",
+    "see",
+    "at",
+    "about",
+    "new",
+    "old",
+    "version",
+    "config",
+    "here",
+    "there",
+    "lol",
+    "great",
+];
+const PUNCT: [&str; 4] = ["", "", "?", "!"];
+
+/// splitmix64: a tiny, well-mixed generator, enough to vary lengths and words.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+impl ChatJson {
+    /// Messages drawn from `seed`.
+    pub fn new(seed: u64) -> ChatJson {
+        ChatJson { seed }
+    }
+
+    /// Replaces `out`'s content with message `seq` of connection `conn`. `out` keeps its
+    /// capacity, so a reused buffer costs no allocation once it reached [`CHAT_MAX`].
+    pub fn write(&self, conn: u64, seq: u64, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        out.clear();
+        let mut state = mix(self.seed ^ mix(conn ^ mix(seq)));
+        let mut next = || {
+            state = mix(state);
+            state
+        };
+        let room = ROOMS[(next() % ROOMS.len() as u64) as usize];
+        let user = USERS[(conn % USERS.len() as u64) as usize];
+        let ts = 1_764_300_000_123 + seq.wrapping_mul(37) + conn;
+        // Writing into a Vec cannot fail.
+        let _ = write!(
+            out,
+            r#"{{"type":"message","id":{seq},"room":"{room}","user":"{user}{n}","text":""#,
+            n = conn % 100
+        );
+        let mut tail = [0u8; 40];
+        let tail_len = {
+            let mut t = &mut tail[..];
+            let _ = write!(t, r#"","ts":{ts}}}"#);
+            40 - t.len()
+        };
+        // Lengths skew short, as chat does: the smaller of two draws over the range.
+        let span = (CHAT_MAX - CHAT_MIN + 1) as u64;
+        let want = CHAT_MIN + (next() % span).min(next() % span) as usize;
+        let room_for_text = want.saturating_sub(out.len() + tail_len);
+        let start = out.len();
+        loop {
+            let word = WORDS[(next() % WORDS.len() as u64) as usize];
+            let sep = usize::from(out.len() > start);
+            if out.len() + sep + word.len() + 1 > start + room_for_text && out.len() > start {
+                break;
+            }
+            if sep == 1 {
+                out.push(b' ');
+            }
+            out.extend_from_slice(word.as_bytes());
+            if next() % 8 == 0 {
+                out.extend_from_slice(PUNCT[(next() % PUNCT.len() as u64) as usize].as_bytes());
+            }
+        }
+        // Short targets can leave the message under the minimum: pad the text with words.
+        while out.len() + tail_len < CHAT_MIN {
+            out.extend_from_slice(b" ok");
+        }
+        out.extend_from_slice(&tail[..tail_len]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,5 +377,55 @@ mod tests {
     fn wire_seq_keeps_only_the_transmitted_bits() {
         assert_eq!(wire_seq(0x1_0000_0005, 8), 5);
         assert_eq!(wire_seq(0x123, 2), 0x23);
+    }
+
+    #[test]
+    fn chat_json_is_valid_varied_bounded_and_repeatable() {
+        let chat = ChatJson::new(1);
+        let mut buf = Vec::new();
+        let mut lens = std::collections::BTreeSet::new();
+        let mut texts = std::collections::BTreeSet::new();
+        for conn in 0..20u64 {
+            for seq in 0..200u64 {
+                chat.write(conn, seq, &mut buf);
+                assert!(
+                    (CHAT_MIN..=CHAT_MAX).contains(&buf.len()),
+                    "length {} out of range",
+                    buf.len()
+                );
+                let v: serde_json::Value = serde_json::from_slice(&buf).expect("valid JSON");
+                assert_eq!(v["type"], "message");
+                assert_eq!(v["id"], seq);
+                assert!(v["ts"].as_u64().unwrap() >= 1_764_300_000_123);
+                lens.insert(buf.len());
+                texts.insert(v["text"].as_str().unwrap().to_owned());
+                let mut again = Vec::new();
+                chat.write(conn, seq, &mut again);
+                assert_eq!(again, buf, "same inputs, same bytes");
+            }
+        }
+        assert!(lens.len() > 100, "only {} distinct lengths", lens.len());
+        assert!(texts.len() > 3000, "only {} distinct texts", texts.len());
+        let mean = {
+            let mut total = 0;
+            for seq in 0..1000 {
+                chat.write(0, seq, &mut buf);
+                total += buf.len();
+            }
+            total / 1000
+        };
+        assert!((120..220).contains(&mean), "mean length {mean}");
+    }
+
+    #[test]
+    fn chat_json_differs_by_seed_connection_and_sequence() {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        ChatJson::new(1).write(0, 5, &mut a);
+        ChatJson::new(2).write(0, 5, &mut b);
+        assert_ne!(a, b, "seed");
+        ChatJson::new(1).write(1, 5, &mut b);
+        assert_ne!(a, b, "connection");
+        ChatJson::new(1).write(0, 6, &mut b);
+        assert_ne!(a, b, "sequence");
     }
 }

@@ -3,7 +3,6 @@
 
 use crate::client::{Template, MAX_PREFIX};
 use crate::BenchError;
-use mio::net::TcpStream;
 use std::io::{ErrorKind, IoSlice, Write};
 
 /// Frames handed to one `writev` at most (two slices each, well under IOV_MAX).
@@ -35,7 +34,13 @@ impl Tx {
     }
 
     /// Writes what is queued until done or the socket is full (then WRITABLE calls again).
-    pub fn flush(&mut self, stream: &mut TcpStream, template: &Template) -> Result<(), BenchError> {
+    /// `stream` is a socket or a [`Transport`](crate::tls::Transport) (TLS holds records until
+    /// the socket takes them: its `flush` sends them, and is a no-op on a plain socket).
+    pub fn flush(
+        &mut self,
+        stream: &mut impl Write,
+        template: &Template,
+    ) -> Result<(), BenchError> {
         let frame_len = template.frame_len();
         let tail = template.tail();
         loop {
@@ -58,7 +63,9 @@ impl Tx {
                 }
             }
             if self.written == self.queued {
-                return Ok(());
+                return stream
+                    .flush()
+                    .map_err(|e| crate::tls::io_error(&e, "write"));
             }
             let frames = ((self.queued - self.written) as usize).min(BATCH);
             let mut prefixes = [[0u8; MAX_PREFIX]; BATCH];

@@ -31,6 +31,7 @@ fn echo_config(
         max_messages: n,
         sources: 2,
         server_pid: Some(std::process::id()),
+        tls: None,
     }
 }
 
@@ -73,6 +74,7 @@ fn connect_completes_exactly_the_handshakes_asked_for() {
         max_handshakes: 40,
         sources: 3,
         server_pid: None,
+        tls: None,
     })
     .unwrap();
     assert_eq!(r.handshakes, 40);

@@ -1,10 +1,12 @@
-//! tokio-tungstenite peer server: `tt-echo [--host H] [--port P] [--threads N] [--mode echo|broadcast]`.
-//! Prints `listening on ws://HOST:PORT/` once accepting.
+//! tokio-tungstenite peer server: `tt-echo [--host H] [--port P] [--threads N]
+//! [--mode echo|broadcast] [--cert FILE --key FILE]`. Prints `listening on ws://HOST:PORT/`
+//! (`wss://` with a certificate) once accepting.
 
 use clap::{Parser, ValueEnum};
 use std::io::Write;
 use std::process::ExitCode;
 use wss_benches::peers::{self, Mode};
+use wss_benches::tls;
 
 #[derive(Parser)]
 #[command(about = "tokio-tungstenite echo/broadcast server to compare wss with")]
@@ -21,6 +23,13 @@ struct Args {
     /// echo: back to the sender; broadcast: to every other client.
     #[arg(long, value_enum, default_value_t = PeerMode::Echo)]
     mode: PeerMode,
+    /// PEM certificate chain: serve wss:// with tokio-rustls (the same rustls configuration
+    /// as the wss binary: ring, TLS 1.2 and 1.3, default suites, ALPN http/1.1). Needs --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<std::path::PathBuf>,
+    /// PEM private key of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -36,17 +45,30 @@ fn main() -> ExitCode {
         PeerMode::Echo => Mode::Echo,
         PeerMode::Broadcast => Mode::Broadcast,
     };
-    let (listener, line) = match peers::bind(&args.host, args.port) {
+    let tls = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => match tls::server_config_from_pem_files(cert, key) {
+            Ok(config) => Some(config),
+            Err(e) => {
+                eprintln!("tt-echo: --cert/--key: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
+    let (listener, mut line) = match peers::bind(&args.host, args.port) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("tt-echo: bind {}:{}: {e}", args.host, args.port);
             return ExitCode::FAILURE;
         }
     };
+    if tls.is_some() {
+        line = line.replacen("ws://", "wss://", 1);
+    }
     let mut out = std::io::stdout();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
-    match peers::tt::serve(listener, mode, args.threads) {
+    match peers::tt::serve_tls(listener, mode, args.threads, tls) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tt-echo: {e}");

@@ -6,8 +6,9 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Map, Value};
 use std::process::ExitCode;
 use std::time::Duration;
+use wss_benches::deflate::MessageArgs;
 use wss_benches::histogram::Histogram;
-use wss_benches::{broadcast, connect, echo, idle, BenchError, Target};
+use wss_benches::{broadcast, connect, echo, idle, tls, BenchError, Target};
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +49,30 @@ struct Common {
     /// Source addresses to spread connections over (127.0.0.1, .2, ...).
     #[arg(long, default_value_t = 1)]
     sources: usize,
+    /// Speak TLS (as a wss:// URL does); needs --ca. echo, connect and idle only.
+    #[arg(long)]
+    tls: bool,
+    /// PEM file of the CA to trust for TLS (e.g. ca.pem from `wsbench-cert --out DIR`).
+    #[arg(long, value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
+}
+
+/// The target and, for a wss:// URL or --tls, the TLS client; a TLS run first opens one
+/// connection to record what is negotiated (version, suite, group, ALPN) in the JSON line.
+fn target_tls(
+    common: &Common,
+    out: &mut Map<String, Value>,
+) -> Result<(Target, Option<tls::TlsClient>), BenchError> {
+    let (target, client) = tls::parse_url(&common.url, common.tls, common.ca.as_deref())?;
+    out.insert("tls".into(), json!(client.is_some()));
+    if let Some(c) = &client {
+        let n = tls::probe(&target, c)?;
+        out.insert("tls_version".into(), json!(n.version));
+        out.insert("tls_suite".into(), json!(n.suite));
+        out.insert("tls_kx".into(), json!(n.kx));
+        out.insert("tls_alpn".into(), json!(n.alpn));
+    }
+    Ok((target, client))
 }
 
 #[derive(Subcommand)]
@@ -71,6 +96,8 @@ enum Mode {
         /// Stop after this many messages in all (0: time only).
         #[arg(long, default_value_t = 0)]
         messages: u64,
+        #[command(flatten)]
+        msg: MessageArgs,
     },
     /// Upgrade + close handshakes per second with K concurrent workers.
     Connect {
@@ -93,6 +120,12 @@ enum Mode {
         /// Seconds to wait after the last connect before reading the server's memory.
         #[arg(long, default_value_t = 1.0)]
         settle: f64,
+        /// Chat messages each connection sends and gets echoed before going quiet (the server
+        /// must echo); with --deflate, makes the server allocate its compression state.
+        #[arg(long, default_value_t = 0)]
+        warm: u32,
+        #[command(flatten)]
+        msg: MessageArgs,
     },
     /// R receivers, one sender; the server must relay each message to every other client.
     Broadcast {
@@ -113,7 +146,25 @@ enum Mode {
         /// Stop after this many messages sent (0: time only).
         #[arg(long, default_value_t = 0)]
         messages: u64,
+        /// Spread the receivers over these servers, round robin (repeatable: a cluster's
+        /// nodes); the sender stays on --url. Default: all on --url.
+        #[arg(long = "receiver-url", value_name = "URL")]
+        receiver_urls: Vec<String>,
+        /// Speak Socket.IO (Engine.IO v4 over WebSocket): join the default namespace, emit
+        /// "msg" events, answer pings. A URL path of / becomes
+        /// /socket.io/?EIO=4&transport=websocket.
+        #[arg(long)]
+        socketio: bool,
     },
+}
+
+/// Parses a broadcast URL; with Socket.IO a bare `/` path becomes Socket.IO's.
+fn broadcast_target(url: &str, socketio: bool) -> Result<Target, BenchError> {
+    let mut target = Target::parse(url)?;
+    if socketio && target.path == "/" {
+        target.path = broadcast::socketio::PATH.to_owned();
+    }
+    Ok(target)
 }
 
 fn secs(s: f64, what: &'static str) -> Result<Duration, BenchError> {
@@ -180,9 +231,11 @@ fn run(mode: &Mode, out: &mut Map<String, Value>) -> Result<(), BenchError> {
             in_flight,
             text,
             messages,
+            msg,
         } => {
+            let (target, tls) = target_tls(common, out)?;
             let config = echo::EchoConfig {
-                target: Target::parse(&common.url)?,
+                target,
                 connections: *connections,
                 size: *size,
                 in_flight: *in_flight,
@@ -193,12 +246,18 @@ fn run(mode: &Mode, out: &mut Map<String, Value>) -> Result<(), BenchError> {
                 max_messages: *messages,
                 sources: common.sources.max(1),
                 server_pid: common.server_pid,
+                tls,
             };
             out.insert("connections".into(), json!(connections));
             out.insert("size".into(), json!(size));
             out.insert("in_flight".into(), json!(in_flight));
             out.insert("kind".into(), json!(if *text { "text" } else { "binary" }));
-            let r = echo::run(&config)?;
+            let (r, stats) = if msg.message_level() {
+                let (r, stats) = wss_benches::deflate::run_echo(&config, msg)?;
+                (r, Some(stats))
+            } else {
+                (echo::run(&config)?, None)
+            };
             let el = r.elapsed.as_secs_f64();
             out.insert("elapsed_s".into(), json!(round(el, 3)));
             out.insert("messages".into(), json!(r.messages));
@@ -212,14 +271,18 @@ fn run(mode: &Mode, out: &mut Map<String, Value>) -> Result<(), BenchError> {
             out.insert("received".into(), json!(r.received));
             out.insert("pings".into(), json!(r.pings));
             cpu_json(out, r.server_cpu, r.client_cpu, r.messages, el);
+            if let Some(stats) = stats {
+                stats.add_json(out);
+            }
         }
         Mode::Connect {
             common,
             workers,
             handshakes,
         } => {
+            let (target, tls) = target_tls(common, out)?;
             let config = connect::ConnectConfig {
-                target: Target::parse(&common.url)?,
+                target,
                 workers: *workers,
                 threads: common.threads,
                 warmup: secs(common.warmup, "warmup must be 0..=600 s")?,
@@ -227,6 +290,7 @@ fn run(mode: &Mode, out: &mut Map<String, Value>) -> Result<(), BenchError> {
                 max_handshakes: *handshakes,
                 sources: common.sources.max(1),
                 server_pid: common.server_pid,
+                tls,
             };
             out.insert("workers".into(), json!(workers));
             let r = connect::run(&config)?;
@@ -245,16 +309,37 @@ fn run(mode: &Mode, out: &mut Map<String, Value>) -> Result<(), BenchError> {
             common,
             connections,
             settle,
+            warm,
+            msg,
         } => {
+            let (target, tls) = target_tls(common, out)?;
             let config = idle::IdleConfig {
-                target: Target::parse(&common.url)?,
+                target,
                 connections: *connections,
                 settle: secs(*settle, "settle must be 0..=600 s")?,
                 sources: common.sources,
                 server_pid: common.server_pid,
             };
             out.insert("connections".into(), json!(connections));
-            let r = idle::run(&config)?;
+            let extra = idle::IdleDeflate {
+                offer: msg.offer(),
+                warm: *warm,
+                seed: msg.seed,
+            };
+            let r = match &tls {
+                Some(client) if extra.offer.is_none() && *warm == 0 => {
+                    idle::run_over(&config, client)?
+                }
+                Some(_) => {
+                    return Err(BenchError::BadArgument(
+                        "idle: deflate or warm-up over TLS is not supported",
+                    ))
+                }
+                None => idle::run_with(&config, &extra)?,
+            };
+            if extra.offer.is_some() || *warm > 0 {
+                r.add_deflate_json(out);
+            }
             out.insert("connected".into(), json!(r.connected));
             out.insert("alive".into(), json!(r.alive));
             out.insert(
@@ -281,9 +366,26 @@ fn run(mode: &Mode, out: &mut Map<String, Value>) -> Result<(), BenchError> {
             window,
             binary,
             messages,
+            receiver_urls,
+            socketio,
         } => {
+            if common.tls || common.ca.is_some() {
+                return Err(BenchError::BadArgument("broadcast does not speak TLS"));
+            }
+            let topology = broadcast::Topology {
+                receivers: receiver_urls
+                    .iter()
+                    .map(|u| broadcast_target(u, *socketio))
+                    .collect::<Result<_, _>>()?,
+                socketio: *socketio,
+            };
+            if *socketio && *binary {
+                return Err(BenchError::BadArgument(
+                    "--socketio sends text events; --binary does not apply",
+                ));
+            }
             let config = broadcast::BroadcastConfig {
-                target: Target::parse(&common.url)?,
+                target: broadcast_target(&common.url, *socketio)?,
                 receivers: *receivers,
                 size: *size,
                 window: *window,
@@ -298,7 +400,9 @@ fn run(mode: &Mode, out: &mut Map<String, Value>) -> Result<(), BenchError> {
             out.insert("receivers".into(), json!(receivers));
             out.insert("size".into(), json!(size));
             out.insert("window".into(), json!(window));
-            let r = broadcast::run(&config)?;
+            out.insert("receiver_urls".into(), json!(receiver_urls));
+            out.insert("socketio".into(), json!(socketio));
+            let r = broadcast::run_with(&config, &topology)?;
             let el = r.elapsed.as_secs_f64();
             out.insert("elapsed_s".into(), json!(round(el, 3)));
             out.insert("sent".into(), json!(r.sent));

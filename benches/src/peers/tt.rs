@@ -1,6 +1,7 @@
 //! The tokio-tungstenite peer: `accept_async`, then the stream split and forwarded, as in the
 //! library's echo example; broadcast keeps one unbounded channel per client, as in its chat
-//! example.
+//! example. With a TLS configuration, each accepted socket goes through tokio-rustls's
+//! `TlsAcceptor` first (inside the connection's task, as its documentation shows).
 
 use super::Mode;
 use futures_util::{future, SinkExt, StreamExt, TryStreamExt};
@@ -8,7 +9,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -16,7 +17,18 @@ type Registry = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Message>>>>;
 
 /// Serves `mode` on `listener` with `threads` runtime threads, until the process ends.
 pub fn serve(listener: TcpListener, mode: Mode, threads: usize) -> io::Result<()> {
+    serve_tls(listener, mode, threads, None)
+}
+
+/// As [`serve`], speaking TLS (`wss://`) with `tls` when given.
+pub fn serve_tls(
+    listener: TcpListener,
+    mode: Mode,
+    threads: usize,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> io::Result<()> {
     listener.set_nonblocking(true)?;
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let rt = super::runtime(threads)?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
@@ -33,19 +45,30 @@ pub fn serve(listener: TcpListener, mode: Mode, threads: usize) -> io::Result<()
             };
             let _ = stream.set_nodelay(true);
             next_id += 1;
-            match mode {
-                Mode::Echo => {
+            let registry = Arc::clone(&registry);
+            match (mode, &acceptor) {
+                (Mode::Echo, None) => {
                     tokio::spawn(echo(stream));
                 }
-                Mode::Broadcast => {
-                    tokio::spawn(relay(stream, next_id, Arc::clone(&registry)));
+                (Mode::Broadcast, None) => {
+                    tokio::spawn(relay(stream, next_id, registry));
+                }
+                (mode, Some(acceptor)) => {
+                    let accept = acceptor.accept(stream);
+                    tokio::spawn(async move {
+                        let Ok(stream) = accept.await else { return };
+                        match mode {
+                            Mode::Echo => echo(stream).await,
+                            Mode::Broadcast => relay(stream, next_id, registry).await,
+                        }
+                    });
                 }
             }
         }
     })
 }
 
-async fn echo(stream: TcpStream) {
+async fn echo<S: AsyncRead + AsyncWrite + Unpin>(stream: S) {
     let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
         return;
     };
@@ -56,7 +79,10 @@ async fn echo(stream: TcpStream) {
         .await;
 }
 
-async fn relay(stream: TcpStream, id: u64, registry: Registry) {
+async fn relay<S>(stream: S, id: u64, registry: Registry)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
         return;
     };
