@@ -30,6 +30,9 @@ const READ_BUF_SIZE: usize = 256 * 1024;
 /// Most connection slots reserved up front per loop (see `EventLoop::new`).
 const RESERVE_CAP: usize = 1 << 20;
 
+/// Room made for a sink's events of one turn (the batch is handed over, so it cannot be reused).
+const EVENTS_HINT: usize = 32;
+
 /// Commands taken per turn, so a flood of sends cannot starve the sockets.
 const COMMANDS_PER_TURN: usize = 16 * 1024;
 
@@ -79,7 +82,8 @@ impl Ctx {
         let i = found.unwrap_or_else(|| {
             self.batches.push(SinkBatch {
                 sink: Arc::clone(sink),
-                events: Vec::new(),
+                // One allocation per turn for most batches, instead of a doubling per push.
+                events: Vec::with_capacity(EVENTS_HINT),
                 inbound: None,
                 cost: Backlog::default(),
             });
@@ -212,11 +216,16 @@ impl EventLoop {
                     t if is_listener(t) => self.accept(),
                     WAKER => {}
                     Token(slot) => {
-                        let readable = event.is_readable() || event.is_read_closed();
+                        let read_closed = event.is_read_closed();
+                        let readable = event.is_readable() || read_closed;
                         let writable = event.is_writable() || event.is_write_closed();
                         let error = event.is_error();
                         if let Some(conn) = self.conns.get_mut(slot) {
-                            conn.set_ready(readable || error, writable || error);
+                            conn.set_ready(
+                                readable || error,
+                                writable || error,
+                                read_closed || error,
+                            );
                             let id = ConnId::new(self.ctx.index, conn.generation, slot);
                             self.drive(id);
                         }
@@ -226,14 +235,10 @@ impl EventLoop {
             if self.acceptor.as_ref().is_some_and(|a| a.due(self.ctx.now)) {
                 self.accept();
             }
-            for id in std::mem::take(&mut self.ctx.ready) {
-                self.drive(id);
-            }
+            self.drive_list(|ctx| &mut ctx.ready);
             self.run_commands();
             self.run_timers();
-            for id in std::mem::take(&mut self.ctx.dirty) {
-                self.drive(id);
-            }
+            self.drive_list(|ctx| &mut ctx.dirty);
             self.deliver();
             if self.should_exit() {
                 break;
@@ -398,9 +403,23 @@ impl EventLoop {
                     c.close(ctx, id, CloseCode::INTERNAL_ERROR, "internal error")
                 });
             }
-            for id in std::mem::take(&mut self.ctx.dirty) {
-                self.drive(id);
-            }
+            self.drive_list(|ctx| &mut ctx.dirty);
+        }
+    }
+
+    /// Drives every connection of one of the context's lists and empties it. The list keeps
+    /// its allocation from turn to turn (a list of the turn's connections is in use every
+    /// turn under load); driving may refill it, and then the new entries wait for the next
+    /// call.
+    fn drive_list(&mut self, list: fn(&mut Ctx) -> &mut Vec<ConnId>) {
+        let mut ids = std::mem::take(list(&mut self.ctx));
+        for &id in &ids {
+            self.drive(id);
+        }
+        ids.clear();
+        let now = list(&mut self.ctx);
+        if now.is_empty() {
+            *now = ids;
         }
     }
 

@@ -4,6 +4,7 @@
 //! (`Arc<[u8]>`: a broadcast frame encoded once for many connections, never copied). An idle
 //! connection's queue holds no allocation.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::sync::Arc;
@@ -14,6 +15,25 @@ const COALESCE_LIMIT: usize = 16 * 1024;
 
 /// iovecs per `writev` call (Linux allows 1024; more buys nothing once the socket buffer is full).
 const MAX_IOVECS: usize = 64;
+
+/// A written owned chunk up to this capacity is kept to encode the next frame into.
+const SPARE_MAX: usize = 16 * 1024;
+
+/// Emptied queue states each loop thread keeps for the next connection that has something to
+/// send: with them a message costs no allocation (the ring and a frame buffer are reused),
+/// and an idle connection still holds none. Sized for a turn in which a few hundred
+/// connections each have a frame queued; at most `POOL_MAX * (POOL_SPARE_MAX + 600)` bytes per
+/// loop (about 1.2 MiB; a few tens of KiB with small frames).
+const POOL_MAX: usize = 256;
+
+/// A pooled state keeps a frame buffer up to this capacity (larger ones are dropped).
+const POOL_SPARE_MAX: usize = 4 * 1024;
+
+thread_local! {
+    // Boxes on purpose: a queue holds its state boxed, and lending one moves a pointer.
+    #[allow(clippy::vec_box)]
+    static POOL: RefCell<Vec<Box<Inner>>> = const { RefCell::new(Vec::new()) };
+}
 
 #[derive(Debug)]
 enum Chunk {
@@ -30,24 +50,38 @@ impl Chunk {
     }
 }
 
-/// Outgoing bytes of one connection, oldest first.
+/// Outgoing bytes of one connection, oldest first. One pointer while empty: the state lives
+/// in a box only while something is queued.
 #[derive(Debug, Default)]
 pub(crate) struct OutQueue {
+    inner: Option<Box<Inner>>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
     chunks: VecDeque<Chunk>,
     /// Bytes of the front chunk already written.
     front_written: usize,
     /// Unwritten bytes in the whole queue.
     len: usize,
+    /// An emptied owned chunk, reused for the next frame encoded here.
+    spare: Vec<u8>,
 }
 
 impl OutQueue {
     /// Unwritten bytes.
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.inner.as_ref().map_or(0, |i| i.len)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
+    }
+
+    /// The state, taken from the loop's pool (or made) when the queue was empty.
+    fn inner(&mut self) -> &mut Inner {
+        self.inner
+            .get_or_insert_with(|| POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default())
     }
 
     /// Queues bytes owned by this connection. Small ones are copied onto the tail chunk when it
@@ -56,35 +90,39 @@ impl OutQueue {
         if bytes.is_empty() {
             return;
         }
-        self.len += bytes.len();
+        let inner = self.inner();
+        inner.len += bytes.len();
         // Appending to a partly written front chunk is fine: `front_written` counts from its start.
-        if let Some(Chunk::Owned(tail)) = self.chunks.back_mut() {
+        if let Some(Chunk::Owned(tail)) = inner.chunks.back_mut() {
             if bytes.len() <= COALESCE_LIMIT && tail.len() + bytes.len() <= 4 * COALESCE_LIMIT {
                 tail.extend_from_slice(&bytes);
                 return;
             }
         }
-        self.chunks.push_back(Chunk::Owned(bytes));
+        inner.chunks.push_back(Chunk::Owned(bytes));
     }
 
     /// Appends to the tail owned chunk through a closure writing into a `Vec`, so encoders can
     /// write in place. Used for the small frames the loop encodes itself.
     pub(crate) fn push_with(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
-        let before;
-        match self.chunks.back_mut() {
+        let inner = self.inner();
+        match inner.chunks.back_mut() {
             Some(Chunk::Owned(tail)) if tail.len() < 4 * COALESCE_LIMIT => {
-                before = tail.len();
+                let before = tail.len();
                 encode(tail);
-                self.len += tail.len() - before;
+                inner.len += tail.len() - before;
             }
             _ => {
-                let mut v = Vec::new();
+                let mut v = std::mem::take(&mut inner.spare);
+                v.clear();
                 encode(&mut v);
                 if v.is_empty() {
+                    inner.spare = v;
+                    self.recycle_if_empty();
                     return;
                 }
-                self.len += v.len();
-                self.chunks.push_back(Chunk::Owned(v));
+                inner.len += v.len();
+                inner.chunks.push_back(Chunk::Owned(v));
             }
         }
     }
@@ -94,36 +132,76 @@ impl OutQueue {
         if bytes.is_empty() {
             return;
         }
-        self.len += bytes.len();
-        self.chunks.push_back(Chunk::Shared(bytes));
+        let inner = self.inner();
+        inner.len += bytes.len();
+        inner.chunks.push_back(Chunk::Shared(bytes));
     }
 
     /// One `writev` of the queued chunks. Returns the bytes written (0 only when the queue is
     /// empty); written bytes leave the queue.
     pub(crate) fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<usize> {
-        if self.len == 0 {
+        let Some(inner) = self.inner.as_deref_mut() else {
+            return Ok(0);
+        };
+        if inner.len == 0 {
             return Ok(0);
         }
-        let mut slices: [IoSlice<'_>; MAX_IOVECS] = [IoSlice::new(&[]); MAX_IOVECS];
-        let mut count = 0;
-        for (i, chunk) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
-            let bytes = chunk.bytes();
-            let bytes = if i == 0 {
-                bytes.get(self.front_written..).unwrap_or_default()
-            } else {
-                bytes
-            };
-            slices[i] = IoSlice::new(bytes);
-            count = i + 1;
-        }
-        let n = w.write_vectored(&slices[..count])?;
+        let n = if inner.chunks.len() == 1 {
+            // The usual case (frames coalesce): no iovec array to build.
+            let front = inner.chunks.front().map_or(&[][..], Chunk::bytes);
+            w.write(front.get(inner.front_written..).unwrap_or_default())?
+        } else {
+            let mut slices: [IoSlice<'_>; MAX_IOVECS] = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut count = 0;
+            for (i, chunk) in inner.chunks.iter().take(MAX_IOVECS).enumerate() {
+                let bytes = chunk.bytes();
+                let bytes = if i == 0 {
+                    bytes.get(inner.front_written..).unwrap_or_default()
+                } else {
+                    bytes
+                };
+                slices[i] = IoSlice::new(bytes);
+                count = i + 1;
+            }
+            w.write_vectored(&slices[..count])?
+        };
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        self.consume(n);
+        inner.consume(n);
+        self.recycle_if_empty();
         Ok(n)
     }
 
+    /// An emptied queue gives its state back to the loop's pool: an idle connection keeps
+    /// nothing.
+    fn recycle_if_empty(&mut self) {
+        if self.inner.as_ref().is_some_and(|i| i.len == 0) {
+            if let Some(mut inner) = self.inner.take() {
+                inner.chunks.clear();
+                inner.front_written = 0;
+                if inner.spare.capacity() > POOL_SPARE_MAX {
+                    inner.spare = Vec::new();
+                }
+                if inner.chunks.capacity() <= 16 {
+                    POOL.with(|p| {
+                        let mut pool = p.borrow_mut();
+                        if pool.len() < POOL_MAX {
+                            pool.push(inner);
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    /// Drops everything queued.
+    pub(crate) fn clear(&mut self) {
+        self.inner = None;
+    }
+}
+
+impl Inner {
     fn consume(&mut self, mut n: usize) {
         self.len -= n.min(self.len);
         while n > 0 {
@@ -137,19 +215,12 @@ impl OutQueue {
             }
             n -= left;
             self.front_written = 0;
-            self.chunks.pop_front();
+            if let Some(Chunk::Owned(v)) = self.chunks.pop_front() {
+                if v.capacity() <= SPARE_MAX && v.capacity() > self.spare.capacity() {
+                    self.spare = v;
+                }
+            }
         }
-        if self.chunks.is_empty() {
-            // Give back the ring's allocation: an idle connection keeps nothing.
-            self.chunks = VecDeque::new();
-        }
-    }
-
-    /// Drops everything queued.
-    pub(crate) fn clear(&mut self) {
-        self.chunks = VecDeque::new();
-        self.front_written = 0;
-        self.len = 0;
     }
 }
 
@@ -205,7 +276,7 @@ mod tests {
         assert_eq!(w.got, b"abcdefghijkl");
         assert_eq!(w.calls, 3);
         assert_eq!(q.len(), 0);
-        assert_eq!(q.chunks.capacity(), 0);
+        assert!(q.inner.is_none(), "an emptied queue holds no state");
     }
 
     #[test]
@@ -214,8 +285,32 @@ mod tests {
         for _ in 0..100 {
             q.push_owned(vec![1u8; 10]);
         }
-        assert_eq!(q.chunks.len(), 1);
+        assert_eq!(q.inner.as_ref().map(|i| i.chunks.len()), Some(1));
         assert_eq!(q.len(), 1000);
+    }
+
+    #[test]
+    fn an_emptied_queue_lends_its_state_to_the_next_one() {
+        let mut a = OutQueue::default();
+        a.push_with(|v| v.extend_from_slice(&[7u8; 100]));
+        let mut w = Trickle {
+            cap: 1000,
+            got: Vec::new(),
+            calls: 0,
+        };
+        a.write_to(&mut w).unwrap();
+        assert!(a.inner.is_none(), "an idle connection keeps nothing");
+        // The next frame on this thread reuses the ring and the frame buffer.
+        let mut b = OutQueue::default();
+        b.push_with(|v| v.extend_from_slice(b"hi"));
+        let inner = b.inner.as_ref().unwrap();
+        assert!(inner.chunks.capacity() > 0);
+        match inner.chunks.front() {
+            Some(Chunk::Owned(v)) => assert!(v.capacity() >= 100, "buffer reused"),
+            other => panic!("unexpected {other:?}"),
+        }
+        b.write_to(&mut w).unwrap();
+        assert_eq!(&w.got[100..], b"hi");
     }
 
     #[test]
@@ -225,7 +320,7 @@ mod tests {
         q.push_shared(Arc::from(&b""[..]));
         q.push_with(|_| {});
         assert!(q.is_empty());
-        assert!(q.chunks.is_empty());
+        assert!(q.inner.is_none());
     }
 
     #[test]

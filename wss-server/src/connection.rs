@@ -14,7 +14,7 @@ use crate::data::Data;
 use crate::error::{SendError, TopicError};
 use crate::handler::HandlerRef;
 use crate::server::WebSocketServer;
-use crate::topics::{self, ConnTopics};
+use crate::topics::{self, ConnTopicsSlot};
 use crate::worker;
 
 /// State of a connection (4D's `status`).
@@ -55,15 +55,15 @@ pub(crate) struct ConnInner {
     status: AtomicU8,
     /// Set when this side started the close (terminate): the close that follows is no error.
     local_close: AtomicBool,
-    buffered: OnceLock<Arc<AtomicUsize>>,
-    /// permessage-deflate as agreed in the handshake; unset until the network reports the
-    /// connection open, and for connections that run uncompressed. Broadcasts read it to pick
-    /// the frame this receiver gets.
-    deflate: OnceLock<DeflateParams>,
+    /// What the network reports when the connection opens: its queued-bytes counter, and
+    /// permessage-deflate as agreed in the handshake (`None` when it runs uncompressed;
+    /// broadcasts read it to pick the frame this receiver gets). One cell for both, boxed
+    /// parameters: 16 bytes per connection less than two cells.
+    opened: OnceLock<(Arc<AtomicUsize>, Option<Box<DeflateParams>>)>,
     pub(crate) server: WebSocketServer,
     handler_any: Arc<dyn Any + Send + Sync>,
-    /// Rooms and presence name (see `topics`).
-    pub(crate) topics: Mutex<ConnTopics>,
+    /// Rooms and presence name (see `topics`), boxed on first use.
+    pub(crate) topics: Mutex<ConnTopicsSlot>,
 }
 
 /// Ids are process-wide and never reused (A9).
@@ -80,27 +80,21 @@ impl ConnInner {
             conn,
             status: AtomicU8::new(CONNECTED),
             local_close: AtomicBool::new(false),
-            buffered: OnceLock::new(),
-            deflate: OnceLock::new(),
+            opened: OnceLock::new(),
             server,
             handler_any,
-            topics: Mutex::new(ConnTopics::default()),
+            topics: Mutex::new(None),
         }
     }
 
-    pub(crate) fn set_buffered(&self, counter: Arc<AtomicUsize>) {
-        let _ = self.buffered.set(counter);
-    }
-
-    pub(crate) fn set_deflate(&self, params: Option<DeflateParams>) {
-        if let Some(params) = params {
-            let _ = self.deflate.set(params);
-        }
+    /// The network opened the connection: its queued-bytes counter and deflate parameters.
+    pub(crate) fn set_opened(&self, buffered: Arc<AtomicUsize>, deflate: Option<DeflateParams>) {
+        let _ = self.opened.set((buffered, deflate.map(Box::new)));
     }
 
     /// The agreed permessage-deflate parameters, once known (`None`: plain frames only).
     pub(crate) fn deflate(&self) -> Option<&DeflateParams> {
-        self.deflate.get()
+        self.opened.get().and_then(|(_, d)| d.as_deref())
     }
 
     pub(crate) fn set_closed(&self) {
@@ -236,9 +230,9 @@ impl WebSocketConnection {
     /// Bytes queued for this connection and not yet written to its socket.
     pub fn buffered_amount(&self) -> usize {
         self.inner
-            .buffered
+            .opened
             .get()
-            .map_or(0, |b| b.load(Ordering::Relaxed))
+            .map_or(0, |(b, _)| b.load(Ordering::Relaxed))
     }
 }
 

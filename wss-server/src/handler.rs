@@ -160,11 +160,17 @@ impl<T: ?Sized> Stored<T> {
     /// Locks for a callback and marks the handler as running on this thread until the
     /// returned guard drops.
     pub(crate) fn enter(&self) -> Running<'_, T> {
-        let prev = RUNNING.with(|r| r.replace(cell_addr(&self.cell)));
-        Running {
-            guard: self.cell.lock().unwrap_or_else(PoisonError::into_inner),
-            prev,
-        }
+        enter(&self.cell)
+    }
+}
+
+/// [`Stored::enter`] for a handler kept without its `Any` half (the worker's per-connection
+/// table keeps only the callback half: the connection handle has the other).
+pub(crate) fn enter<T: ?Sized>(cell: &Arc<Mutex<T>>) -> Running<'_, T> {
+    let prev = RUNNING.with(|r| r.replace(cell_addr(cell)));
+    Running {
+        guard: cell.lock().unwrap_or_else(PoisonError::into_inner),
+        prev,
     }
 }
 

@@ -128,6 +128,16 @@ impl Router {
             .cloned()
     }
 
+    /// The live session the request's cookie names, if any (refreshed).
+    fn known_session(&self, request: &handshake::Request) -> Option<Session> {
+        let store = self.sessions.as_ref()?;
+        request
+            .headers()
+            .get_all("cookie")
+            .find_map(|h| cookie_value(h, &self.cookie_name))
+            .and_then(|id| store.get(id, Instant::now()))
+    }
+
     /// The request's live session, or a new one with the `Set-Cookie` header to send
     /// (`Secure` when the request came over TLS). An id the store does not know is replaced,
     /// never adopted.
@@ -137,16 +147,10 @@ impl Router {
         tls: bool,
     ) -> Option<(Session, Option<String>)> {
         let store = self.sessions.as_ref()?;
-        let now = Instant::now();
-        let known = request
-            .headers()
-            .get_all("cookie")
-            .find_map(|h| cookie_value(h, &self.cookie_name))
-            .and_then(|id| store.get(id, now));
-        if let Some(s) = known {
+        if let Some(s) = self.known_session(request) {
             return Some((s, None));
         }
-        let s = store.create(now)?;
+        let s = store.create(Instant::now())?;
         let cookie = set_cookie_value(&self.cookie_name, s.id(), tls);
         Some((s, Some(cookie)))
     }
@@ -197,16 +201,12 @@ impl Router {
             log::warn!("worker mailbox full: handshake refused with 503");
             return refusal(503);
         }
-        let mut extra_headers = Vec::new();
-        let session = match self.session_for(&request, tls) {
-            Some((s, cookie)) => {
-                if let Some(c) = cookie {
-                    extra_headers.push(("Set-Cookie".to_owned(), c));
-                }
-                Some(s)
-            }
-            None => None,
-        };
+        let extra_headers = Vec::new();
+        // An upgrade joins the session its cookie names but never opens one, like a stray
+        // HTTP request: clients that keep no cookies (bots, load generators) would otherwise
+        // fill the store with a session per connection (~250 bytes each) and evict the
+        // sessions of real visitors. A browser has its cookie from the page that opened it.
+        let session = self.known_session(&request);
         let req = Request {
             headers: Pairs::new(
                 headers

@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +24,7 @@ use crate::event::{
     ConnectionEvent, ErrorEvent, MessageEvent, OpenEvent, Request, ServerTerminateEvent,
     TerminateEvent,
 };
-use crate::handler::{ConnectionHandler, ErasedServer, Stored};
+use crate::handler::{self, ConnectionHandler, ErasedServer, Stored};
 use crate::server::{ServerInner, WebSocketServer};
 use crate::topics;
 
@@ -127,7 +128,26 @@ pub(crate) fn current_server() -> Option<u64> {
 /// Queues `out` for `conn` of `server`: batched when called from that server's worker,
 /// straight to the network otherwise.
 pub(crate) fn send(server: &ServerInner, conn: ConnId, out: Outgoing) {
-    send_many(server, vec![(conn, out)]);
+    // Pushed straight onto the batch: no `Vec` per message on the hot path.
+    let queued = CURRENT.with(|c| match c.borrow_mut().as_mut() {
+        Some(b) if b.server == server.id => {
+            b.sends.push((conn, out));
+            Ok((b.sends.len() >= MAX_BATCH).then(|| take_sends(b)))
+        }
+        _ => Err(out),
+    });
+    match queued {
+        Ok(Some(batch)) => server.net.send_batch(batch),
+        Ok(None) => {}
+        Err(out) => server.net.send(conn, out),
+    }
+}
+
+/// The queued sends, leaving room for as many in the next batch (one allocation per batch,
+/// not one per doubling).
+fn take_sends(b: &mut Batch) -> Vec<(ConnId, Outgoing)> {
+    let room = b.sends.len().min(MAX_BATCH);
+    std::mem::replace(&mut b.sends, Vec::with_capacity(room))
 }
 
 /// As [`send`], for several messages (a broadcast).
@@ -135,7 +155,7 @@ pub(crate) fn send_many(server: &ServerInner, mut cmds: Vec<(ConnId, Outgoing)>)
     let full = CURRENT.with(|c| match c.borrow_mut().as_mut() {
         Some(b) if b.server == server.id => {
             b.sends.append(&mut cmds);
-            (b.sends.len() >= MAX_BATCH).then(|| std::mem::take(&mut b.sends))
+            (b.sends.len() >= MAX_BATCH).then(|| take_sends(b))
         }
         _ => None,
     });
@@ -154,7 +174,7 @@ pub(crate) fn send_many(server: &ServerInner, mut cmds: Vec<(ConnId, Outgoing)>)
 /// or abort so that messages queued earlier are not overtaken.
 pub(crate) fn flush_if_worker(server: &ServerInner) {
     let sends = CURRENT.with(|c| match c.borrow_mut().as_mut() {
-        Some(b) if b.server == server.id => std::mem::take(&mut b.sends),
+        Some(b) if b.server == server.id && !b.sends.is_empty() => take_sends(b),
         _ => Vec::new(),
     });
     if !sends.is_empty() {
@@ -162,18 +182,43 @@ pub(crate) fn flush_if_worker(server: &ServerInner) {
     }
 }
 
+/// What the worker keeps per connection: 32 bytes (a table entry is 40 with its key), as it
+/// is most of an idle connection's cost on this side. The handler's `Any` half lives in the
+/// connection handle; whether `on_open` ran (and the open deadline) in `Worker::opening`,
+/// only while it matters.
 struct Slot {
     ws: WebSocketConnection,
-    handler: Stored<dyn ConnectionHandler>,
+    handler: Arc<std::sync::Mutex<dyn ConnectionHandler>>,
     /// The connection's share of the backlog, from its `Opened`: each message is released on
     /// it once its callback has run.
     credit: Option<Credit>,
-    /// `on_open` has run (so `on_terminate` must).
-    opened: bool,
-    /// An accepted connection that never opens (its client left during the handshake) is
-    /// forgotten after this.
-    open_by: Instant,
 }
+
+/// Hashes a `ConnId` with one multiplication. Ids are chosen by the loops, not by peers, so
+/// no flooding attack can aim at the table: SipHash would only cost time on every message.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        let h = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        // The table takes its index from the low bits and a tag from the top 7: fold the
+        // well-mixed high half down so both are spread.
+        self.0 = h ^ (h >> 29);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type IdMap<V> = HashMap<ConnId, V, BuildHasherDefault<IdHasher>>;
 
 struct Term {
     deadline: Instant,
@@ -188,7 +233,10 @@ pub(crate) struct Worker {
     /// Network events.
     data: Receiver<WorkerMsg>,
     sink: Arc<dyn EventSink>,
-    slots: HashMap<ConnId, Slot>,
+    slots: IdMap<Slot>,
+    /// Accepted connections not opened yet, with the instant they are forgotten after (their
+    /// client left during the handshake). Usually empty: searched on every wake-up.
+    opening: IdMap<Instant>,
     term: Option<Term>,
     net_gone: bool,
 }
@@ -210,7 +258,8 @@ impl Worker {
             rx,
             data,
             sink,
-            slots: HashMap::new(),
+            slots: IdMap::default(),
+            opening: IdMap::default(),
             term: None,
             net_gone: false,
         }
@@ -273,12 +322,7 @@ impl Worker {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let opening = self
-            .slots
-            .values()
-            .filter(|s| !s.opened)
-            .map(|s| s.open_by)
-            .min();
+        let opening = self.opening.values().min().copied();
         let term = self.term.as_ref().map(|t| match t.aborted_at {
             Some(a) => a + ABORT_GRACE,
             None => t.deadline,
@@ -366,12 +410,12 @@ impl Worker {
             p.conn,
             Slot {
                 ws,
-                handler: stored,
+                handler: stored.cell,
                 credit: None,
-                opened: false,
-                open_by: Instant::now() + self.inner().handshake_timeout + OPEN_GRACE,
             },
         );
+        let open_by = Instant::now() + self.inner().handshake_timeout + OPEN_GRACE;
+        self.opening.insert(p.conn, open_by);
         net.decide(
             p.conn,
             Decision::Upgrade {
@@ -396,10 +440,10 @@ impl Worker {
                     self.inner().net.abort(conn);
                     return;
                 };
-                slot.opened = true;
+                // Out of `opening`: `on_open` runs now (so `on_terminate` must).
+                self.opening.remove(&conn);
                 slot.credit = credit;
-                slot.ws.inner.set_buffered(buffered);
-                slot.ws.inner.set_deflate(deflate);
+                slot.ws.inner.set_opened(buffered, deflate);
                 call_conn(&slot.handler, &slot.ws, "on_open", |h, ws| {
                     h.on_open(ws, &OpenEvent)
                 });
@@ -417,7 +461,10 @@ impl Worker {
             }
             NetEvent::Message { conn, message } => {
                 // Without a slot the connection is being aborted: its credit is gone already.
-                let Some(slot) = self.slots.get(&conn).filter(|s| s.opened) else {
+                if self.opening.contains_key(&conn) {
+                    return;
+                }
+                let Some(slot) = self.slots.get(&conn) else {
                     return;
                 };
                 let cost = Backlog::of(&message);
@@ -440,6 +487,7 @@ impl Worker {
                 reason,
                 error,
             } => {
+                let opened = self.opening.remove(&conn).is_none();
                 if let Some(slot) = self.slots.remove(&conn) {
                     let local = slot.ws.inner.closed_locally();
                     let outcome = close_outcome(
@@ -449,7 +497,7 @@ impl Worker {
                         local,
                         self.server.inner.options.fill_standard_reason,
                     );
-                    self.end(slot, Some(outcome));
+                    self.end(slot, opened, Some(outcome));
                 }
                 if matches!(error, Some(ConnError::Protocol(_))) {
                     // The callbacks for every event before the failure have run: their sends
@@ -463,7 +511,7 @@ impl Worker {
 
     /// Removes a connection: status `Closed`, out of `connections()`, then (if it had
     /// opened) `on_error` when due and `on_terminate` (A8, A12).
-    fn end(&self, slot: Slot, outcome: Option<(Option<ErrorInfo>, TerminateEvent)>) {
+    fn end(&self, slot: Slot, opened: bool, outcome: Option<(Option<ErrorInfo>, TerminateEvent)>) {
         slot.ws.inner.set_closed();
         topics::forget(&slot.ws);
         self.server
@@ -472,7 +520,7 @@ impl Worker {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&slot.ws.id());
-        if !slot.opened {
+        if !opened {
             return;
         }
         let (error, event) = outcome.unwrap_or((
@@ -510,16 +558,11 @@ impl Worker {
         });
         flush_if_worker(&self.server.inner);
         let net = self.server.inner.net.clone();
-        let unopened: Vec<ConnId> = self
-            .slots
-            .iter()
-            .filter(|(_, s)| !s.opened)
-            .map(|(c, _)| *c)
-            .collect();
+        let unopened: Vec<ConnId> = self.opening.drain().map(|(c, _)| c).collect();
         for conn in unopened {
             if let Some(slot) = self.slots.remove(&conn) {
                 net.abort(conn);
-                self.end(slot, None);
+                self.end(slot, false, None);
             }
         }
         if span.is_zero() || self.net_gone {
@@ -532,15 +575,16 @@ impl Worker {
 
     fn on_timers(&mut self, now: Instant) {
         let stale: Vec<ConnId> = self
-            .slots
+            .opening
             .iter()
-            .filter(|(_, s)| !s.opened && s.open_by <= now)
+            .filter(|(_, open_by)| **open_by <= now)
             .map(|(c, _)| *c)
             .collect();
         for conn in stale {
+            self.opening.remove(&conn);
             if let Some(slot) = self.slots.remove(&conn) {
                 self.server.inner.net.abort(conn);
-                self.end(slot, None);
+                self.end(slot, false, None);
             }
         }
         let Some(term) = &mut self.term else {
@@ -562,8 +606,9 @@ impl Worker {
             // The network will not report these any more: end them as destroyed (A15, A16).
             let rest: Vec<ConnId> = self.slots.keys().copied().collect();
             for conn in rest {
+                let opened = self.opening.remove(&conn).is_none();
                 if let Some(slot) = self.slots.remove(&conn) {
-                    self.end(slot, None);
+                    self.end(slot, opened, None);
                 }
             }
         }
@@ -686,13 +731,13 @@ fn panic_info(callback: &str, panic: &Box<dyn std::any::Any + Send>) -> ErrorInf
 
 /// Runs a connection callback; a panic goes to the same handler's `on_error` (A17).
 fn call_conn(
-    handler: &Stored<dyn ConnectionHandler>,
+    handler: &Arc<std::sync::Mutex<dyn ConnectionHandler>>,
     ws: &WebSocketConnection,
     name: &str,
     f: impl FnOnce(&mut dyn ConnectionHandler, &WebSocketConnection),
 ) {
     let result = catch_unwind(AssertUnwindSafe(|| {
-        let mut run = handler.enter();
+        let mut run = handler::enter(handler);
         f(&mut *run.guard, ws)
     }));
     if let Err(panic) = result {
@@ -701,9 +746,13 @@ fn call_conn(
 }
 
 /// Runs a connection's `on_error`; a panic there is only logged (Part A point 7).
-fn conn_error(handler: &Stored<dyn ConnectionHandler>, ws: &WebSocketConnection, e: ErrorEvent) {
+fn conn_error(
+    handler: &Arc<std::sync::Mutex<dyn ConnectionHandler>>,
+    ws: &WebSocketConnection,
+    e: ErrorEvent,
+) {
     let result = catch_unwind(AssertUnwindSafe(|| {
-        let mut run = handler.enter();
+        let mut run = handler::enter(handler);
         run.guard.on_error(ws, &e)
     }));
     if result.is_err() {
@@ -748,6 +797,30 @@ fn server_error(handler: &Stored<dyn ErasedServer>, server: &WebSocketServer, e:
 mod tests {
     use super::*;
     use wss_proto::error::ProtocolError;
+
+    /// An idle connection costs, on this side, its table entry, its handle's shared state and
+    /// its handler: bounded here so a field added to either shows up (the whole server's
+    /// figure is measured with `wsbench idle`, see the crate README).
+    #[test]
+    fn per_connection_state_stays_small() {
+        let slot = std::mem::size_of::<Slot>();
+        let inner = std::mem::size_of::<ConnInner>();
+        eprintln!("Slot {slot} ConnInner {inner}");
+        assert!(slot <= 32, "Slot is {slot} bytes");
+        assert!(inner <= 88, "ConnInner is {inner} bytes");
+    }
+
+    #[test]
+    fn id_hasher_spreads_dense_slots() {
+        use std::hash::BuildHasher;
+        let build = BuildHasherDefault::<IdHasher>::default();
+        let hash = |id: u64| build.hash_one(id);
+        // Consecutive slots must land in distinct low-bit buckets and carry varied top bits.
+        let low: std::collections::HashSet<u64> = (0..1024u64).map(|i| hash(i) & 1023).collect();
+        assert!(low.len() > 600, "{} distinct buckets of 1024", low.len());
+        let top: std::collections::HashSet<u64> = (0..1024u64).map(|i| hash(i) >> 57).collect();
+        assert!(top.len() > 64, "{} distinct tags", top.len());
+    }
 
     #[test]
     fn text_type_keeps_binary_frames_as_blobs() {

@@ -89,3 +89,28 @@ fn a_compressed_echo_also_precedes_the_close() {
     assert_eq!(client.read_text(), text);
     assert_eq!(client.read_close_code(), Some(1002));
 }
+
+/// The known weak spot of a clean close: a message and the peer's close frame in one read.
+/// The protocol answers the close at once, so the worker's echo, sent later, is dropped
+/// (nothing may follow our close frame). RFC 6455 allows it, but a client that sends
+/// "last message + close" loses the answer. Fixing it needs `wss_proto::Connection` to hold
+/// the close *reply* aside the way it holds a failure's close (`hold_failure_close`), so the
+/// loop can release it once the worker has handled the events before it: ignored until then.
+/// Run with `cargo test -p wss-server --test protocol_failure -- --ignored`.
+#[test]
+#[ignore = "known weak spot: needs wss-proto to hold the close reply (see the doc comment)"]
+fn echo_of_a_message_read_with_the_close_precedes_the_close_reply() {
+    let log = Log::default();
+    let web = web();
+    let _wss = WebSocketServer::new(&web, slow_echo(&log), ServerOptions::default()).unwrap();
+    let mut raw = raw_handshake(web.local_addr(), "/", &[]);
+    assert!(raw.head.starts_with("HTTP/1.1 101"), "{}", raw.head);
+    let mut bytes = frame(0x81, b"last words");
+    bytes.extend_from_slice(&frame(0x88, &1000u16.to_be_bytes()));
+    raw.stream.write_all(&bytes).unwrap();
+    assert_eq!(
+        read_frame(&mut raw.stream),
+        Some((1, b"last words".to_vec()))
+    );
+    assert_eq!(read_close(&mut raw.stream), Some(Some(1000)));
+}

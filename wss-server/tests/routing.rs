@@ -235,3 +235,32 @@ fn only_a_served_page_opens_a_session() {
     let id = cookie.split(';').next().unwrap().split_once('=').unwrap().1;
     assert!(web.session(id).is_some());
 }
+
+#[test]
+fn an_upgrade_without_a_known_cookie_opens_no_session() {
+    let log = Log::default();
+    let web = web_with(
+        WebServerOptions::default()
+            .with_scalable_session(true)
+            .with_file("/", BuiltinFile::new("text/plain", &b"x"[..])),
+    );
+    let _wss = WebSocketServer::new(
+        &web,
+        Rec::new(&log).accept(|_, e| {
+            assert!(e.request.session.is_none(), "a session without a cookie");
+            true
+        }),
+        ServerOptions::default().with_path("/ws"),
+    )
+    .unwrap();
+    let addr = web.local_addr();
+    // No cookie, then a cookie the store never issued: neither opens a session (a client that
+    // keeps no cookies must not add one to the store per connection).
+    for extra in [&[][..], &["Cookie: 4DSID_wss=unknown"][..]] {
+        let raw = raw_handshake(addr, "/ws", extra);
+        assert_eq!(status_of(&raw.head), 101);
+        assert!(cookie_of(&raw.head).is_none(), "{}", raw.head);
+    }
+    assert!(log.wait_count("open:", 2), "{:?}", log.lines());
+    assert!(web.session("unknown").is_none());
+}

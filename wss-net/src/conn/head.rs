@@ -219,7 +219,7 @@ impl Conn {
                         credit,
                     },
                 );
-                self.phase = Phase::Ws(Box::new(w));
+                self.phase = Phase::Ws(w);
             }
             Decision::Pending => {
                 let deadline = match &self.phase {
