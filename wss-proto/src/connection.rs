@@ -7,6 +7,7 @@
 
 mod decoder;
 mod events;
+mod receive;
 mod timer;
 
 use std::cell::RefCell;
@@ -19,9 +20,10 @@ use crate::deflate::Deflater;
 use crate::error::{ProtocolError, SendError};
 use crate::frame::{encode_frame, FrameHeader, Opcode, MAX_CONTROL_PAYLOAD};
 use crate::handshake::deflate::DeflateParams;
-pub use crate::message::Message;
+pub use crate::message::{Message, MessageRef};
 use decoder::{Decoder, Item, Limits};
 use events::EventQueue;
+use receive::{ControlEvent, InPlace, Mode, Owned};
 use timer::{Due, Timers};
 
 /// Which end of the connection this is. It decides the masking rules: a client masks what
@@ -110,6 +112,44 @@ pub enum Event {
     Failed(ProtocolError),
     /// A timer ran out: drop the TCP connection now (reported upward as 1006).
     TimedOut(Timeout),
+}
+
+/// What [`Connection::receive_in_place`] found, borrowing its payload: the counterpart of
+/// [`Event`] for everything that comes from received bytes (timeouts come from
+/// [`Connection::handle_timeout`] and stay in [`Connection::poll_event`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventRef<'a> {
+    /// A whole data message.
+    Message(MessageRef<'a>),
+    /// A ping. Its pong (same payload) is already queued, unless we had sent close.
+    Ping(&'a [u8]),
+    /// A pong.
+    Pong(&'a [u8]),
+    /// The peer's close frame; as [`Event::CloseReceived`].
+    CloseReceived {
+        /// The peer's code; `None` when the frame had no payload.
+        code: Option<CloseCode>,
+        /// The peer's reason (may be empty).
+        reason: &'a str,
+    },
+    /// The peer broke the protocol; as [`Event::Failed`]. Reported once, and last.
+    Failed(ProtocolError),
+}
+
+impl EventRef<'_> {
+    /// The owned event that [`Connection::receive`] would have queued for the same bytes.
+    pub fn to_event(&self) -> Event {
+        match self {
+            EventRef::Message(m) => Event::Message(m.to_message()),
+            EventRef::Ping(p) => Event::Ping(p.to_vec()),
+            EventRef::Pong(p) => Event::Pong(p.to_vec()),
+            EventRef::CloseReceived { code, reason } => Event::CloseReceived {
+                code: *code,
+                reason: (*reason).to_owned(),
+            },
+            EventRef::Failed(e) => Event::Failed(e.clone()),
+        }
+    }
 }
 
 /// Where the closing handshake stands.
@@ -280,8 +320,69 @@ impl Connection {
     /// automatic replies (pongs, the close echo, the close after a failure) are queued;
     /// take them with [`poll_event`](Self::poll_event) and
     /// [`poll_transmit`](Self::poll_transmit). Input after `Closed` or a failure is ignored.
+    ///
+    /// [`receive_in_place`](Self::receive_in_place) does the same without copying or
+    /// allocating, when the caller's buffer may be written to.
     pub fn receive(&mut self, now: Instant, data: &[u8]) {
-        if self.state == State::Closed || data.is_empty() {
+        self.run(now, &mut Owned { input: data });
+    }
+
+    /// As [`receive`](Self::receive), but payload stays in `data`: each message is unmasked
+    /// where it lies and handed to `on_event` as an [`EventRef`] borrowing it, so a message
+    /// that arrived whole costs no copy and no allocation. `on_event` also gets the
+    /// connection, to answer right away ([`send_text`](Self::send_text) and the rest).
+    ///
+    /// Same rules, same limits, same errors, same replies as `receive` (the two share one
+    /// loop); the only differences are where the events go and what `data` holds afterwards:
+    /// the bytes of frames read here are unmasked in place, so treat `data` as consumed.
+    /// A message that is fragmented, compressed, or split across calls is gathered in a
+    /// buffer taken from a per-thread spare and given back after `on_event` returns, so it
+    /// too costs no allocation once the thread has seen one as large (up to 256 KiB).
+    ///
+    /// Events are reported in the order they happened, [`EventRef::Failed`] at most once
+    /// and last. Timeouts still go through [`poll_event`](Self::poll_event). Calling
+    /// `receive` or `receive_in_place` again from inside `on_event` is allowed but reads the
+    /// new bytes before the rest of `data`: do not.
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Instant;
+    /// use wss_proto::{Config, Connection, EventRef, MessageRef, Role};
+    ///
+    /// let now = Instant::now();
+    /// let mut server = Connection::new(Role::Server, Config::default(), now);
+    /// // What a socket read: a masked text frame "Hi" and a masked ping "p".
+    /// let mut read_buf = vec![0x81, 0x82, 1, 2, 3, 4, b'H' ^ 1, b'i' ^ 2,
+    ///                         0x89, 0x81, 5, 6, 7, 8, b'p' ^ 5];
+    /// let mut seen = Vec::new();
+    /// server.receive_in_place(now, &mut read_buf, |conn, event| {
+    ///     if let EventRef::Message(MessageRef::Text(text)) = &event {
+    ///         conn.send_text(text).unwrap();           // echo, no copy of our own
+    ///     }
+    ///     seen.push(event.to_event());                 // (the test keeps owned copies)
+    /// });
+    /// assert_eq!(seen.len(), 2);
+    /// let mut wire = Vec::new();
+    /// server.poll_transmit(&mut wire);
+    /// assert_eq!(wire, [0x81, 0x02, b'H', b'i', 0x8a, 0x01, b'p']); // echo, then the pong
+    /// ```
+    pub fn receive_in_place<F>(&mut self, now: Instant, data: &mut [u8], on_event: F)
+    where
+        F: FnMut(&mut Connection, EventRef<'_>),
+    {
+        let mut mode = InPlace {
+            data,
+            pos: 0,
+            f: on_event,
+        };
+        self.run(now, &mut mode);
+    }
+
+    /// The receive loop of both APIs: decode, apply the protocol's effects, report through
+    /// `mode`.
+    #[inline]
+    fn run<M: Mode>(&mut self, now: Instant, mode: &mut M) {
+        if self.state == State::Closed || mode.input().is_empty() {
             return;
         }
         let config = &*self.config;
@@ -293,24 +394,61 @@ impl Connection {
             allowed_rsv: config.allowed_rsv,
             max_frame: config.max_frame_size,
             max_message: config.max_message_size,
+            recycle: M::RECYCLE,
         };
-        let mut input = data;
-        while !input.is_empty() {
+        loop {
+            let input = mode.input();
+            if input.is_empty() {
+                return;
+            }
             let (used, item) = match self.decoder.whole_message(input, limits) {
                 Some((used, item)) => (used, Some(item)),
                 None => self.decoder.step(input, limits),
             };
-            input = input.get(used..).unwrap_or_default();
             match item {
-                None => {}
-                Some(Item::Message(m)) => self.events.push(Event::Message(m)),
-                Some(Item::Control(op, payload)) => {
-                    self.on_control(op, payload);
-                    if self.state == State::Closed {
-                        return;
+                None => mode.advance(used),
+                Some(Item::Whole {
+                    kind,
+                    at,
+                    len,
+                    mask,
+                }) => {
+                    let delivered = mode.whole(self, kind, at, len, mask);
+                    mode.advance(used);
+                    if delivered.is_err() {
+                        return self.fail_in(mode, ProtocolError::InvalidUtf8);
                     }
                 }
-                Some(Item::Failed(e)) => return self.fail(e),
+                Some(Item::Message(message)) => {
+                    mode.advance(used);
+                    mode.message(self, message);
+                }
+                Some(Item::Control {
+                    opcode,
+                    at,
+                    len,
+                    mask,
+                }) => {
+                    let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
+                    let len = len.min(MAX_CONTROL_PAYLOAD);
+                    let src = input.get(at..at + len).unwrap_or_default();
+                    let dst = payload.get_mut(..src.len()).unwrap_or_default();
+                    dst.copy_from_slice(src);
+                    if let Some(key) = mask {
+                        crate::mask::apply_mask(dst, key);
+                    }
+                    mode.advance(used);
+                    self.on_control(mode, opcode, payload.get(..len).unwrap_or_default());
+                }
+                Some(Item::ControlBuffered(opcode)) => {
+                    mode.advance(used);
+                    let (payload, len) = self.decoder.take_control();
+                    self.on_control(mode, opcode, payload.get(..len).unwrap_or_default());
+                }
+                Some(Item::Failed(e)) => return self.fail_in(mode, e),
+            }
+            if self.state == State::Closed {
+                return;
             }
         }
     }
@@ -642,32 +780,40 @@ impl Connection {
         self.events.push(Event::TimedOut(kind));
     }
 
-    fn on_control(&mut self, opcode: Opcode, payload: Vec<u8>) {
+    fn on_control<M: Mode>(&mut self, mode: &mut M, opcode: Opcode, payload: &[u8]) {
         match opcode {
             Opcode::Ping => {
                 if self.state == State::Open {
-                    self.push_frame(true, Opcode::Pong, &payload);
+                    self.push_frame(true, Opcode::Pong, payload);
                 }
-                self.events.push(Event::Ping(payload));
+                mode.control(self, ControlEvent::Ping(payload));
             }
-            Opcode::Pong => self.events.push(Event::Pong(payload)),
-            _ => match parse_close_payload(&payload) {
+            Opcode::Pong => mode.control(self, ControlEvent::Pong(payload)),
+            _ => match parse_close_payload(payload) {
                 Ok((code, reason)) => {
                     if self.state == State::Open {
                         self.push_close(code, "");
                     }
-                    let reason = reason.to_owned();
                     self.enter_closed();
-                    self.events.push(Event::CloseReceived { code, reason });
+                    mode.control(self, ControlEvent::Close { code, reason });
                 }
-                Err(e) => self.fail(e),
+                Err(e) => self.fail_in(mode, e),
             },
         }
     }
 
-    fn fail(&mut self, error: ProtocolError) {
+    /// Records a failure and reports it through `mode`, the first time only.
+    fn fail_in<M: Mode>(&mut self, mode: &mut M, error: ProtocolError) {
+        if self.record_failure(&error) {
+            mode.failed(self, error);
+        }
+    }
+
+    /// Records a failure: the close frame with its code queued, `Closed`, the error kept.
+    /// Returns false (and does nothing) if the connection had already failed.
+    fn record_failure(&mut self, error: &ProtocolError) -> bool {
         if self.error().is_some() {
-            return;
+            return false;
         }
         let mut close_len = None;
         if self.state == State::Open {
@@ -676,13 +822,13 @@ impl Connection {
             close_len = Some(self.out.len() - start);
         }
         self.enter_closed();
-        self.events.push(Event::Failed(error.clone()));
         let config = &self.config;
         let rare = self.rare.get_or_insert_with(|| Rare::new(config));
-        rare.error = Some(error);
+        rare.error = Some(error.clone());
         if let Some(len) = close_len {
             rare.failure_close = FailureClose::Queued(len);
         }
+        true
     }
 
     fn enter_closed(&mut self) {

@@ -41,11 +41,16 @@
 //!
 //! # Design
 //!
-//! ## Each payload byte is copied once
+//! ## Each payload byte is copied once, or not at all
 //! Received payload goes from the caller's buffer straight into the message's own `Vec`,
-//! unmasked on the way ([`mask::extend_masked`], 8 bytes at a time). A one-frame message
+//! unmasked on the way ([`mask::extend_masked`], 64 bytes at a time). A one-frame message
 //! that arrived whole gets one allocation of exactly its size. Only a partial header
 //! (at most 14 bytes) is ever held back.
+//!
+//! [`Connection::receive_in_place`] goes further when the caller's buffer may be written:
+//! a message that arrived whole is unmasked where it lies and lent to a closure as a
+//! [`MessageRef`] (no copy, no allocation); one that needs gathering reuses a per-thread
+//! spare buffer. Both APIs run the same loop and the same decoder.
 //!
 //! ## Memory is bounded by what the peer actually sent
 //! Frame and message limits ([`Config`]) are checked on the header, before any payload is
@@ -93,8 +98,8 @@ mod text;
 pub mod utf8;
 
 pub use close::CloseCode;
-pub use connection::{Config, Connection, Event, Role, State, Timeout};
+pub use connection::{Config, Connection, Event, EventRef, Role, State, Timeout};
 pub use error::{ProtocolError, SendError};
 pub use frame::{FrameHeader, Opcode};
 pub use handshake::deflate::{DeflateConfig, DeflateParams};
-pub use message::Message;
+pub use message::{Message, MessageRef};

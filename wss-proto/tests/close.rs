@@ -9,7 +9,8 @@ use wss_proto::{CloseCode, Config, Event, Message, Opcode, ProtocolError, SendEr
 #[test]
 fn peer_close_while_open_is_echoed_with_its_code() {
     let (mut s, now) = server(Config::default());
-    s.receive(
+    util::receive(
+        &mut s,
         now,
         &client_frame(true, Opcode::Close, &close_payload(4001, b"bye")),
     );
@@ -31,7 +32,7 @@ fn peer_close_while_open_is_echoed_with_its_code() {
 #[test]
 fn empty_peer_close_is_echoed_empty_and_reported_without_code() {
     let (mut s, now) = server(Config::default());
-    s.receive(now, &client_frame(true, Opcode::Close, b""));
+    util::receive(&mut s, now, &client_frame(true, Opcode::Close, b""));
     assert_eq!(
         events(&mut s),
         [Event::CloseReceived {
@@ -45,7 +46,7 @@ fn empty_peer_close_is_echoed_empty_and_reported_without_code() {
 #[test]
 fn one_byte_close_payload_fails_with_1002() {
     let (mut s, now) = server(Config::default());
-    s.receive(now, &client_frame(true, Opcode::Close, &[0x03]));
+    util::receive(&mut s, now, &client_frame(true, Opcode::Close, &[0x03]));
     assert_eq!(
         events(&mut s),
         [Event::Failed(ProtocolError::InvalidClosePayload)]
@@ -59,7 +60,8 @@ fn invalid_close_codes_fail_with_1002() {
         0u16, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535,
     ] {
         let (mut s, now) = server(Config::default());
-        s.receive(
+        util::receive(
+            &mut s,
             now,
             &client_frame(true, Opcode::Close, &close_payload(code, b"")),
         );
@@ -76,7 +78,8 @@ fn invalid_close_codes_fail_with_1002() {
 fn valid_close_codes_are_accepted_and_echoed() {
     for code in [1000u16, 1001, 1002, 1003, 1007, 1011, 1014, 3000, 4999] {
         let (mut s, now) = server(Config::default());
-        s.receive(
+        util::receive(
+            &mut s,
             now,
             &client_frame(true, Opcode::Close, &close_payload(code, b"")),
         );
@@ -92,7 +95,8 @@ fn valid_close_codes_are_accepted_and_echoed() {
 #[test]
 fn close_reason_not_utf8_fails_with_1007() {
     let (mut s, now) = server(Config::default());
-    s.receive(
+    util::receive(
+        &mut s,
         now,
         &client_frame(
             true,
@@ -158,7 +162,7 @@ fn nothing_is_sent_after_our_close() {
     assert_eq!(s.send_binary(b"x"), Err(SendError::Closed));
     assert_eq!(s.ping(b"x"), Err(SendError::Closed));
     // A ping from the peer is still reported, but not answered.
-    s.receive(now, &client_frame(true, Opcode::Ping, b"p"));
+    util::receive(&mut s, now, &client_frame(true, Opcode::Ping, b"p"));
     assert_eq!(events(&mut s), [Event::Ping(b"p".to_vec())]);
     assert!(output(&mut s).is_empty());
 }
@@ -167,7 +171,7 @@ fn nothing_is_sent_after_our_close() {
 fn messages_are_still_delivered_while_closing() {
     let (mut s, now) = server(Config::default());
     s.close(now, CloseCode::NORMAL, "").unwrap();
-    s.receive(now, &client_frame(true, Opcode::Text, b"late"));
+    util::receive(&mut s, now, &client_frame(true, Opcode::Text, b"late"));
     assert_eq!(
         events(&mut s),
         [Event::Message(Message::Text("late".into()))]
@@ -179,7 +183,8 @@ fn peer_close_while_closing_completes_without_a_second_close() {
     let (mut s, now) = server(Config::default());
     s.close(now, CloseCode::NORMAL, "").unwrap();
     let _ = output(&mut s);
-    s.receive(
+    util::receive(
+        &mut s,
         now,
         &client_frame(true, Opcode::Close, &close_payload(1000, b"")),
     );
@@ -193,8 +198,12 @@ fn failure_is_reported_once_and_later_input_is_ignored() {
     let (mut s, now) = server(Config::default());
     let mut bytes = vec![0x83]; // reserved opcode 3
     bytes.extend(client_frame(true, Opcode::Text, b"ignored"));
-    s.receive(now, &bytes);
-    s.receive(now, &client_frame(true, Opcode::Ping, b"ignored too"));
+    util::receive(&mut s, now, &bytes);
+    util::receive(
+        &mut s,
+        now,
+        &client_frame(true, Opcode::Ping, b"ignored too"),
+    );
     assert_eq!(
         events(&mut s),
         [Event::Failed(ProtocolError::ReservedOpcode(3))]
@@ -210,7 +219,7 @@ fn failure_while_closing_sends_no_second_close() {
     let (mut s, now) = server(Config::default());
     s.close(now, CloseCode::NORMAL, "").unwrap();
     let _ = output(&mut s);
-    s.receive(now, &[0x83]);
+    util::receive(&mut s, now, &[0x83]);
     assert_eq!(
         events(&mut s),
         [Event::Failed(ProtocolError::ReservedOpcode(3))]
@@ -222,9 +231,9 @@ fn failure_while_closing_sends_no_second_close() {
 #[test]
 fn input_after_close_handshake_is_ignored() {
     let (mut s, now) = server(Config::default());
-    s.receive(now, &client_frame(true, Opcode::Close, b""));
+    util::receive(&mut s, now, &client_frame(true, Opcode::Close, b""));
     let _ = events(&mut s);
-    s.receive(now, &client_frame(true, Opcode::Text, b"after"));
+    util::receive(&mut s, now, &client_frame(true, Opcode::Text, b"after"));
     assert_eq!(events(&mut s), []);
 }
 
@@ -295,7 +304,7 @@ fn held_failure_close_lets_answers_go_first_then_follows_them() {
     let mut bad = client_frame(true, Opcode::Text, b"x");
     bad[0] |= 0x20;
     input.extend_from_slice(&bad);
-    s.receive(now, &input);
+    util::receive(&mut s, now, &input);
     assert!(s.hold_failure_close(now + std::time::Duration::from_secs(1)));
     assert!(s.is_holding_close());
     assert!(!s.hold_failure_close(now), "held once");
@@ -319,7 +328,7 @@ fn held_failure_close_lets_answers_go_first_then_follows_them() {
 #[test]
 fn held_failure_close_is_released_at_its_deadline() {
     let (mut s, now) = server(Config::default());
-    s.receive(now, &client_frame(false, Opcode::Ping, b""));
+    util::receive(&mut s, now, &client_frame(false, Opcode::Ping, b""));
     let until = now + std::time::Duration::from_millis(500);
     assert!(s.hold_failure_close(until));
     assert_eq!(s.poll_timeout(), Some(until));
@@ -336,10 +345,10 @@ fn held_failure_close_is_released_at_its_deadline() {
 #[test]
 fn a_close_already_taken_or_a_clean_close_cannot_be_held() {
     let (mut s, now) = server(Config::default());
-    s.receive(now, &client_frame(true, Opcode::Close, b""));
+    util::receive(&mut s, now, &client_frame(true, Opcode::Close, b""));
     assert!(!s.hold_failure_close(now));
     let (mut f, now) = server(Config::default());
-    f.receive(now, &client_frame(false, Opcode::Ping, b""));
+    util::receive(&mut f, now, &client_frame(false, Opcode::Ping, b""));
     let _ = output(&mut f);
     assert!(!f.hold_failure_close(now), "the close frame already left");
 }

@@ -158,7 +158,7 @@ fn a_compressed_message_over_the_limit_fails_with_1009() {
         ..config(&params)
     };
     let mut server = Connection::new(Role::Server, small, Instant::now());
-    server.receive(Instant::now(), &wire);
+    util::receive(&mut server, Instant::now(), &wire);
     let got = events(&mut server);
     assert!(
         matches!(
@@ -175,7 +175,7 @@ fn a_compressed_message_over_the_limit_fails_with_1009() {
     let mut sender = Connection::new(Role::Client, config(&params), Instant::now());
     sender.send_text(&"a".repeat(10_000)).unwrap();
     let mut server = Connection::new(Role::Server, small_config(&params), Instant::now());
-    server.receive(Instant::now(), &output(&mut sender));
+    util::receive(&mut server, Instant::now(), &output(&mut sender));
     assert_eq!(
         events(&mut server),
         [Event::Message(Message::Text("a".repeat(10_000)))]
@@ -256,7 +256,7 @@ fn broadcast_encoded_once_reaches_receivers_of_every_kind() {
         server.note_external_frames(&shared);
         server.send_text(&before).unwrap();
         wire.extend_from_slice(&output(&mut server));
-        client.receive(Instant::now(), &wire);
+        util::receive(&mut client, Instant::now(), &wire);
         assert_eq!(
             events(&mut client),
             [
@@ -285,7 +285,7 @@ fn without_reset_a_context_takeover_receiver_misreads_after_a_shared_frame() {
     encode_message_deflated(&mut wire, &params, Opcode::Text, b.as_bytes());
     server.send_text(a).unwrap();
     wire.extend_from_slice(&output(&mut server));
-    client.receive(Instant::now(), &wire);
+    util::receive(&mut client, Instant::now(), &wire);
     let got = events(&mut client);
     assert_ne!(got.get(2), Some(&Event::Message(Message::Text(a.into()))));
 }
@@ -340,7 +340,11 @@ fn plain_external_frames_keep_the_context() {
         again.len(),
         first.len()
     );
-    client.receive(Instant::now(), &[first, plain, again.clone()].concat());
+    util::receive(
+        &mut client,
+        Instant::now(),
+        &[first, plain, again.clone()].concat(),
+    );
     assert_eq!(events(&mut client).len(), 3);
     // A compressed one cuts it: the same message is long again.
     let mut shared = Vec::new();
@@ -354,7 +358,7 @@ fn plain_external_frames_keep_the_context() {
     server.send_text(&a).unwrap();
     let after_reset = output(&mut server);
     assert!(after_reset.len() > again.len());
-    client.receive(Instant::now(), &[shared, after_reset].concat());
+    util::receive(&mut client, Instant::now(), &[shared, after_reset].concat());
     assert_eq!(
         events(&mut client),
         [

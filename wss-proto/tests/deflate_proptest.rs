@@ -3,6 +3,8 @@
 //! corrupted compressed streams never panic and fail at most once.
 #![cfg(feature = "deflate")]
 
+mod util;
+
 use std::time::Instant;
 
 use proptest::collection::vec;
@@ -125,9 +127,9 @@ fn feed(conn: &mut Connection, wire: &[u8], sizes: &[usize]) -> Vec<Event> {
     while !rest.is_empty() {
         let take = sizes[k % sizes.len()].min(rest.len());
         k += 1;
-        conn.receive(now, &rest[..take]);
+        util::receive(&mut *conn, now, &rest[..take]);
         rest = &rest[take..];
-        events.extend(std::iter::from_fn(|| conn.poll_event()));
+        events.extend(util::events(conn));
     }
     events
 }

@@ -34,7 +34,7 @@ fn hello() -> Vec<Event> {
 /// Feeds `wire` to a client (the RFC's frames are unmasked, from a server).
 fn client_reads(wire: &[u8]) -> Vec<Event> {
     let mut c = conn(Role::Client, false);
-    c.receive(Instant::now(), wire);
+    util::receive(&mut c, Instant::now(), wire);
     events(&mut c)
 }
 
@@ -54,7 +54,7 @@ const HELLO_FRAME: [u8; 9] = [0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x
 fn rfc_7_2_3_1_one_compressed_block() {
     assert_eq!(client_reads(&HELLO_FRAME), hello());
     let mut s = conn(Role::Server, false);
-    s.receive(Instant::now(), &masked(&HELLO_FRAME));
+    util::receive(&mut s, Instant::now(), &masked(&HELLO_FRAME));
     assert_eq!(events(&mut s), hello());
 }
 
@@ -68,7 +68,7 @@ fn rfc_7_2_3_1_fragmented_compressed_message() {
     // One byte at a time too.
     let mut c = conn(Role::Client, false);
     for b in wire {
-        c.receive(Instant::now(), &[b]);
+        util::receive(&mut c, Instant::now(), &[b]);
     }
     assert_eq!(events(&mut c), hello());
 }
@@ -192,7 +192,7 @@ fn rsv1_on_control_frames_fails_with_1002() {
 #[test]
 fn rsv1_without_deflate_is_still_a_reserved_bit_error() {
     let mut c = Connection::new(Role::Client, Config::default(), Instant::now());
-    c.receive(Instant::now(), &HELLO_FRAME);
+    util::receive(&mut c, Instant::now(), &HELLO_FRAME);
     assert_eq!(
         events(&mut c),
         [Event::Failed(ProtocolError::NonZeroReservedBits)]
@@ -210,7 +210,7 @@ fn rsv2_and_rsv3_still_fail_with_deflate() {
 #[test]
 fn broken_deflate_data_fails_with_1007() {
     let mut c = conn(Role::Client, false);
-    c.receive(Instant::now(), &[0xc2, 0x03, 0xff, 0xff, 0xff]);
+    util::receive(&mut c, Instant::now(), &[0xc2, 0x03, 0xff, 0xff, 0xff]);
     assert_eq!(
         events(&mut c),
         [Event::Failed(ProtocolError::InvalidCompressedData)]
@@ -230,7 +230,7 @@ fn invalid_utf8_inside_compressed_text_fails_with_1007() {
     assert_eq!(wire[0], 0xc2, "compressed binary");
     wire[0] = 0xc1;
     let mut c = conn(Role::Client, false);
-    c.receive(Instant::now(), &wire);
+    util::receive(&mut c, Instant::now(), &wire);
     assert_eq!(events(&mut c), [Event::Failed(ProtocolError::InvalidUtf8)]);
 }
 

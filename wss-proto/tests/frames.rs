@@ -10,7 +10,7 @@ use wss_proto::{Config, Connection, Event, Message, Opcode, ProtocolError, Role,
 /// Feeds `bytes` and checks the connection failed with `error`, queued exactly one close
 /// frame with the error's code, and went `Closed`.
 fn assert_fails(conn: &mut Connection, bytes: &[u8], error: ProtocolError) {
-    conn.receive(Instant::now(), bytes);
+    util::receive(&mut *conn, Instant::now(), bytes);
     let code = error.close_code().0;
     assert_eq!(events(conn), [Event::Failed(error)]);
     let frames = parse_frames(&output(conn));
@@ -38,7 +38,11 @@ fn rsv1_is_accepted_when_an_extension_allows_it() {
         ..Config::default()
     };
     let (mut s, now) = server(config);
-    s.receive(now, &header(true, 0b100, Opcode::Binary, Some(KEY), 0));
+    util::receive(
+        &mut s,
+        now,
+        &header(true, 0b100, Opcode::Binary, Some(KEY), 0),
+    );
     assert_eq!(events(&mut s), [Event::Message(Message::Binary(vec![]))]);
     // RSV2 is still refused.
     let bytes = header(true, 0b010, Opcode::Binary, Some(KEY), 0);
@@ -56,7 +60,7 @@ fn unmasked_client_frame_fails_with_1002() {
 fn masked_server_frame_fails_with_1002() {
     let mut c = client_conn();
     let bytes = client_frame(true, Opcode::Text, b"hi");
-    c.receive(Instant::now(), &bytes);
+    util::receive(&mut c, Instant::now(), &bytes);
     assert_eq!(
         events(&mut c),
         [Event::Failed(ProtocolError::MaskedFrameFromServer)]
@@ -94,7 +98,7 @@ fn control_frame_over_125_bytes_fails_with_1002() {
 #[test]
 fn control_frame_of_125_bytes_is_accepted() {
     let (mut s, now) = server(Config::default());
-    s.receive(now, &client_frame(true, Opcode::Ping, &[7; 125]));
+    util::receive(&mut s, now, &client_frame(true, Opcode::Ping, &[7; 125]));
     assert_eq!(events(&mut s), [Event::Ping(vec![7; 125])]);
 }
 
@@ -112,7 +116,7 @@ fn header_fed_one_byte_at_a_time_is_decoded() {
     let (mut s, now) = server(Config::default());
     let payload = vec![1u8; 300];
     for b in client_frame(true, Opcode::Binary, &payload) {
-        s.receive(now, &[b]);
+        util::receive(&mut s, now, &[b]);
     }
     assert_eq!(events(&mut s), [Event::Message(Message::Binary(payload))]);
 }
@@ -123,7 +127,7 @@ fn several_frames_in_one_read_are_all_decoded() {
     let mut bytes = client_frame(true, Opcode::Text, b"one");
     bytes.extend(client_frame(true, Opcode::Binary, b"two"));
     bytes.extend(client_frame(true, Opcode::Pong, b"three"));
-    s.receive(now, &bytes);
+    util::receive(&mut s, now, &bytes);
     assert_eq!(
         events(&mut s),
         [

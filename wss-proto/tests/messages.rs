@@ -19,7 +19,7 @@ fn fragments_with_interleaved_ping_are_reassembled() {
     bytes.extend(client_frame(false, Opcode::Continuation, b"l"));
     bytes.extend(client_frame(true, Opcode::Pong, b""));
     bytes.extend(client_frame(true, Opcode::Continuation, b"o"));
-    s.receive(now, &bytes);
+    util::receive(&mut s, now, &bytes);
     assert_eq!(
         events(&mut s),
         [
@@ -37,9 +37,9 @@ fn fragments_with_interleaved_ping_are_reassembled() {
 #[test]
 fn binary_fragments_are_reassembled() {
     let (mut s, now) = server(Config::default());
-    s.receive(now, &client_frame(false, Opcode::Binary, &[1, 2]));
-    s.receive(now, &client_frame(false, Opcode::Continuation, &[]));
-    s.receive(now, &client_frame(true, Opcode::Continuation, &[3]));
+    util::receive(&mut s, now, &client_frame(false, Opcode::Binary, &[1, 2]));
+    util::receive(&mut s, now, &client_frame(false, Opcode::Continuation, &[]));
+    util::receive(&mut s, now, &client_frame(true, Opcode::Continuation, &[3]));
     assert_eq!(
         events(&mut s),
         [Event::Message(Message::Binary(vec![1, 2, 3]))]
@@ -49,8 +49,8 @@ fn binary_fragments_are_reassembled() {
 #[test]
 fn empty_messages_are_delivered() {
     let (mut s, now) = server(Config::default());
-    s.receive(now, &client_frame(true, Opcode::Text, b""));
-    s.receive(now, &client_frame(true, Opcode::Binary, b""));
+    util::receive(&mut s, now, &client_frame(true, Opcode::Text, b""));
+    util::receive(&mut s, now, &client_frame(true, Opcode::Binary, b""));
     assert_eq!(
         events(&mut s),
         [
@@ -63,7 +63,7 @@ fn empty_messages_are_delivered() {
 #[test]
 fn continuation_without_start_fails_with_1002() {
     let (mut s, now) = server(Config::default());
-    s.receive(now, &client_frame(true, Opcode::Continuation, b"x"));
+    util::receive(&mut s, now, &client_frame(true, Opcode::Continuation, b"x"));
     failed_with(&events(&mut s), ProtocolError::UnexpectedContinuation);
     assert_eq!(
         parse_frames(&output(&mut s)),
@@ -75,8 +75,8 @@ fn continuation_without_start_fails_with_1002() {
 fn new_data_frame_inside_fragmented_message_fails_with_1002() {
     for second in [Opcode::Text, Opcode::Binary] {
         let (mut s, now) = server(Config::default());
-        s.receive(now, &client_frame(false, Opcode::Text, b"a"));
-        s.receive(now, &client_frame(true, second, b"b"));
+        util::receive(&mut s, now, &client_frame(false, Opcode::Text, b"a"));
+        util::receive(&mut s, now, &client_frame(true, second, b"b"));
         failed_with(&events(&mut s), ProtocolError::ExpectedContinuation);
     }
 }
@@ -86,7 +86,7 @@ fn invalid_utf8_fails_with_1007_before_the_frame_ends() {
     let (mut s, now) = server(Config::default());
     // A 100-byte text frame of which only the first 4 bytes (one bad) arrive.
     let frame = client_frame(true, Opcode::Text, &[b'a', b'b', 0xff, b'c'].repeat(25));
-    s.receive(now, &frame[..6 + 4]);
+    util::receive(&mut s, now, &frame[..6 + 4]);
     failed_with(&events(&mut s), ProtocolError::InvalidUtf8);
     assert_eq!(
         parse_frames(&output(&mut s)),
@@ -97,7 +97,8 @@ fn invalid_utf8_fails_with_1007_before_the_frame_ends() {
 #[test]
 fn invalid_utf8_fails_in_the_first_fragment_before_the_message_ends() {
     let (mut s, now) = server(Config::default());
-    s.receive(
+    util::receive(
+        &mut s,
         now,
         &client_frame(false, Opcode::Text, &[b'o', b'k', 0xc0, 0xaf]),
     );
@@ -107,7 +108,11 @@ fn invalid_utf8_fails_in_the_first_fragment_before_the_message_ends() {
 #[test]
 fn invalid_utf8_in_a_whole_single_frame_fails_with_1007() {
     let (mut s, now) = server(Config::default());
-    s.receive(now, &client_frame(true, Opcode::Text, &[0xed, 0xa0, 0x80]));
+    util::receive(
+        &mut s,
+        now,
+        &client_frame(true, Opcode::Text, &[0xed, 0xa0, 0x80]),
+    );
     failed_with(&events(&mut s), ProtocolError::InvalidUtf8);
 }
 
@@ -115,17 +120,26 @@ fn invalid_utf8_in_a_whole_single_frame_fails_with_1007() {
 fn code_point_split_across_frames_is_accepted() {
     let (mut s, now) = server(Config::default());
     let euro = "€".as_bytes(); // e2 82 ac
-    s.receive(now, &client_frame(false, Opcode::Text, &euro[..1]));
-    s.receive(now, &client_frame(false, Opcode::Continuation, &euro[1..2]));
-    s.receive(now, &client_frame(true, Opcode::Continuation, &euro[2..]));
+    util::receive(&mut s, now, &client_frame(false, Opcode::Text, &euro[..1]));
+    util::receive(
+        &mut s,
+        now,
+        &client_frame(false, Opcode::Continuation, &euro[1..2]),
+    );
+    util::receive(
+        &mut s,
+        now,
+        &client_frame(true, Opcode::Continuation, &euro[2..]),
+    );
     assert_eq!(events(&mut s), [Event::Message(Message::Text("€".into()))]);
 }
 
 #[test]
 fn code_point_cut_at_message_end_fails_with_1007() {
     let (mut s, now) = server(Config::default());
-    s.receive(now, &client_frame(false, Opcode::Text, b"a"));
-    s.receive(
+    util::receive(&mut s, now, &client_frame(false, Opcode::Text, b"a"));
+    util::receive(
+        &mut s,
         now,
         &client_frame(true, Opcode::Continuation, &[0xe2, 0x82]),
     );
@@ -140,7 +154,11 @@ fn frame_over_max_frame_size_fails_with_1009_from_the_header() {
     };
     let (mut s, now) = server(config);
     // Only the header is sent: the limit is enforced before any payload.
-    s.receive(now, &header(true, 0, Opcode::Binary, Some(KEY), 1001));
+    util::receive(
+        &mut s,
+        now,
+        &header(true, 0, Opcode::Binary, Some(KEY), 1001),
+    );
     failed_with(
         &events(&mut s),
         ProtocolError::FrameTooBig {
@@ -161,7 +179,7 @@ fn frame_at_max_frame_size_is_accepted() {
         ..Config::default()
     };
     let (mut s, now) = server(config);
-    s.receive(now, &client_frame(true, Opcode::Binary, &[0; 1000]));
+    util::receive(&mut s, now, &client_frame(true, Opcode::Binary, &[0; 1000]));
     assert_eq!(
         events(&mut s),
         [Event::Message(Message::Binary(vec![0; 1000]))]
@@ -175,8 +193,12 @@ fn message_over_max_message_size_fails_with_1009() {
         ..Config::default()
     };
     let (mut s, now) = server(config);
-    s.receive(now, &client_frame(false, Opcode::Binary, &[0; 6]));
-    s.receive(now, &header(true, 0, Opcode::Continuation, Some(KEY), 5));
+    util::receive(&mut s, now, &client_frame(false, Opcode::Binary, &[0; 6]));
+    util::receive(
+        &mut s,
+        now,
+        &header(true, 0, Opcode::Continuation, Some(KEY), 5),
+    );
     failed_with(
         &events(&mut s),
         ProtocolError::MessageTooBig { len: 11, max: 10 },
@@ -186,8 +208,8 @@ fn message_over_max_message_size_fails_with_1009() {
 #[test]
 fn whole_single_frame_message_is_one_exact_allocation() {
     let (mut s, now) = server(Config::default());
-    s.receive(now, &client_frame(true, Opcode::Binary, &[9; 3000]));
-    s.receive(now, &client_frame(true, Opcode::Text, &[b'z'; 777]));
+    util::receive(&mut s, now, &client_frame(true, Opcode::Binary, &[9; 3000]));
+    util::receive(&mut s, now, &client_frame(true, Opcode::Text, &[b'z'; 777]));
     let evs = events(&mut s);
     match &evs[..] {
         [Event::Message(Message::Binary(b)), Event::Message(Message::Text(t))] => {
@@ -201,8 +223,9 @@ fn whole_single_frame_message_is_one_exact_allocation() {
 #[test]
 fn close_inside_a_fragmented_message_ends_the_connection() {
     let (mut s, now) = server(Config::default());
-    s.receive(now, &client_frame(false, Opcode::Text, b"half"));
-    s.receive(
+    util::receive(&mut s, now, &client_frame(false, Opcode::Text, b"half"));
+    util::receive(
+        &mut s,
         now,
         &client_frame(true, Opcode::Close, &1000u16.to_be_bytes()),
     );
@@ -223,15 +246,15 @@ fn input_split_mid_payload_resumes_the_mask_phase() {
     let frame = client_frame(true, Opcode::Text, text.as_bytes());
     for cut in [7, 9, 10, 13, 22] {
         let (mut s2, _) = server(Config::default());
-        s2.receive(now, &frame[..cut]);
-        s2.receive(now, &frame[cut..]);
+        util::receive(&mut s2, now, &frame[..cut]);
+        util::receive(&mut s2, now, &frame[cut..]);
         assert_eq!(
             events(&mut s2),
             [Event::Message(Message::Text(text.into()))],
             "cut {cut}"
         );
     }
-    s.receive(Instant::now(), &frame);
+    util::receive(&mut s, Instant::now(), &frame);
     assert_eq!(events(&mut s).len(), 1);
 }
 
@@ -240,7 +263,7 @@ fn single_frame_message_split_across_reads_ends_with_an_exact_allocation() {
     let (mut s, now) = server(Config::default());
     let frame = client_frame(true, Opcode::Binary, &[3; 10_000]);
     for piece in frame.chunks(1500) {
-        s.receive(now, piece);
+        util::receive(&mut s, now, piece);
     }
     match &events(&mut s)[..] {
         [Event::Message(Message::Binary(b))] => {

@@ -119,7 +119,7 @@ fn any_received_byte_resets_the_idle_timer() {
     let mut p = Pair::new(idle_config(10));
     p.now += Duration::from_secs(4);
     // One byte of a frame header: not an event, but traffic.
-    p.server.receive(p.now, &[0x82]);
+    util::receive(&mut p.server, p.now, &[0x82]);
     p.advance_silent(Duration::from_secs(5)); // t = 9: under 4 + 5 is the new ping time
     assert_eq!(p.server.state(), State::Open);
     let mut out = Vec::new();

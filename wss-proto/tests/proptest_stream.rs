@@ -1,6 +1,8 @@
 //! Property tests: any messages, any fragmentation, any split of the byte stream decode
 //! to the same messages; arbitrary or corrupted bytes never panic.
 
+mod util;
+
 use std::time::Instant;
 
 use proptest::collection::vec;
@@ -70,9 +72,9 @@ fn feed(conn: &mut Connection, wire: &[u8], sizes: &[usize]) -> Vec<Event> {
     while !rest.is_empty() {
         let take = sizes[k % sizes.len()].min(rest.len());
         k += 1;
-        conn.receive(now, &rest[..take]);
+        util::receive(&mut *conn, now, &rest[..take]);
         rest = &rest[take..];
-        events.extend(std::iter::from_fn(|| conn.poll_event()));
+        events.extend(util::events(conn));
     }
     events
 }

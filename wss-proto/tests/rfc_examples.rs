@@ -16,7 +16,7 @@ fn client() -> (Connection, Instant) {
 #[test]
 fn rfc_unmasked_hello_is_decoded_by_a_client() {
     let (mut c, now) = client();
-    c.receive(now, &[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+    util::receive(&mut c, now, &[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
     assert_eq!(
         events(&mut c),
         [Event::Message(Message::Text("Hello".into()))]
@@ -33,7 +33,8 @@ fn rfc_unmasked_hello_is_what_a_server_sends() {
 #[test]
 fn rfc_masked_hello_is_decoded_by_a_server() {
     let (mut s, now) = server(Config::default());
-    s.receive(
+    util::receive(
+        &mut s,
         now,
         &[
             0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
@@ -64,9 +65,9 @@ fn rfc_masked_hello_is_encoded_with_the_given_key() {
 #[test]
 fn rfc_fragmented_hel_lo_is_one_message() {
     let (mut c, now) = client();
-    c.receive(now, &[0x01, 0x03, 0x48, 0x65, 0x6c]);
+    util::receive(&mut c, now, &[0x01, 0x03, 0x48, 0x65, 0x6c]);
     assert_eq!(events(&mut c), []);
-    c.receive(now, &[0x80, 0x02, 0x6c, 0x6f]);
+    util::receive(&mut c, now, &[0x80, 0x02, 0x6c, 0x6f]);
     assert_eq!(
         events(&mut c),
         [Event::Message(Message::Text("Hello".into()))]
@@ -87,7 +88,7 @@ fn rfc_fragmented_hel_lo_is_what_send_frame_writes() {
 #[test]
 fn rfc_unmasked_ping_is_answered_with_a_pong_echoing_hello() {
     let (mut c, now) = client();
-    c.receive(now, &[0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+    util::receive(&mut c, now, &[0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
     assert_eq!(events(&mut c), [Event::Ping(b"Hello".to_vec())]);
     let out = output(&mut c);
     // A client masks its pong; the key comes from the seeded generator.
@@ -101,7 +102,8 @@ fn rfc_unmasked_ping_is_answered_with_a_pong_echoing_hello() {
 #[test]
 fn rfc_masked_pong_is_decoded_by_a_server() {
     let (mut s, now) = server(Config::default());
-    s.receive(
+    util::receive(
+        &mut s,
         now,
         &[
             0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
@@ -120,7 +122,7 @@ fn rfc_256_byte_binary_uses_the_16_bit_length() {
     assert_eq!(out[4..], payload[..]);
 
     let (mut c, now) = client();
-    c.receive(now, &out);
+    util::receive(&mut c, now, &out);
     assert_eq!(events(&mut c), [Event::Message(Message::Binary(payload))]);
 }
 
@@ -137,6 +139,6 @@ fn rfc_64_kib_binary_uses_the_64_bit_length() {
     assert_eq!(out.len(), 10 + 65536);
 
     let (mut c, now) = client();
-    c.receive(now, &out);
+    util::receive(&mut c, now, &out);
     assert_eq!(events(&mut c), [Event::Message(Message::Binary(payload))]);
 }

@@ -14,6 +14,7 @@ use crate::connection::Role;
 #[cfg(feature = "deflate")]
 use crate::deflate::Inflater;
 use crate::error::ProtocolError;
+use crate::frame::MAX_CONTROL_PAYLOAD;
 use crate::frame::{FrameHeader, Opcode, RSV1};
 use crate::mask::extend_masked;
 use crate::message::Message;
@@ -22,22 +23,45 @@ use crate::text::{self, Kind, MessageBuf};
 use crate::utf8::Utf8Validator;
 
 /// One complete thing read from the peer, or the rule it broke.
+///
+/// What lies whole in the input passed to the step is not copied here: the item says where it
+/// is (`at..at + len` of that input, still masked), and the caller either copies it out
+/// (owned receive) or unmasks it where it lies (borrowed receive).
 #[derive(Debug)]
 pub(crate) enum Item {
+    /// An unfragmented data message, whole in the input.
+    Whole {
+        kind: Kind,
+        at: usize,
+        len: usize,
+        mask: Option<[u8; 4]>,
+    },
+    /// A data message gathered across frames or inputs, unmasked (and inflated).
     Message(Message),
-    /// Close, ping or pong with its unmasked payload (at most 125 bytes).
-    Control(Opcode, Vec<u8>),
+    /// Close, ping or pong, whole in the input (at most 125 bytes).
+    Control {
+        opcode: Opcode,
+        at: usize,
+        len: usize,
+        mask: Option<[u8; 4]>,
+    },
+    /// Close, ping or pong gathered across inputs: its unmasked payload is in
+    /// [`Decoder::take_control`].
+    ControlBuffered(Opcode),
     Failed(ProtocolError),
 }
 
 /// The limits a decoder enforces, copied out of the connection's shared `Config` once per
-/// `receive`.
+/// `receive`, and how the caller wants its buffers.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
     pub(crate) role: Role,
     pub(crate) allowed_rsv: u8,
     pub(crate) max_frame: usize,
     pub(crate) max_message: usize,
+    /// The caller hands reassembled messages back (borrowed receive): start them in this
+    /// thread's spare buffer instead of a new allocation.
+    pub(crate) recycle: bool,
 }
 
 /// The frame whose payload is arriving.
@@ -102,13 +126,6 @@ fn kind_of(opcode: Opcode) -> Kind {
     }
 }
 
-fn deliver(kind: Kind, payload: &[u8], mask: Option<[u8; 4]>) -> Item {
-    match text::whole_message(kind, payload, mask) {
-        Ok(message) => Item::Message(message),
-        Err(_) => Item::Failed(ProtocolError::InvalidUtf8),
-    }
-}
-
 fn finish(buf: MessageBuf) -> Item {
     match buf.into_message() {
         Ok(message) => Item::Message(message),
@@ -169,8 +186,19 @@ impl Decoder {
         } else {
             None
         };
-        let payload = input.get(at..at + len)?;
-        Some((at + len, deliver(kind, payload, mask)))
+        let end = at + len;
+        if input.len() < end {
+            return None;
+        }
+        Some((
+            end,
+            Item::Whole {
+                kind,
+                at,
+                len,
+                mask,
+            },
+        ))
     }
 
     /// Reads from `input` until one item completes, an error occurs, or `input` is used up.
@@ -191,20 +219,41 @@ impl Decoder {
         let rest = input.get(used..).unwrap_or_default();
         let data = matches!(header.opcode, Opcode::Text | Opcode::Binary);
         let compressed = header.rsv & RSV1 != 0 && self.deflate_on();
-        // A whole unfragmented message already in the input is copied once, into an
-        // allocation of exactly its size (`whole_message` takes the usual shapes of it
+        // A whole unfragmented message or control frame already in the input is left where
+        // it is for the caller (`whole_message` takes the usual shapes of a data frame
         // before the header is even built; this takes the rest).
-        if header.fin && data && !compressed {
-            if let Some(payload) = usize::try_from(header.payload_len)
-                .ok()
-                .and_then(|len| rest.get(..len))
-            {
-                let item = deliver(kind_of(header.opcode), payload, header.mask);
-                return (used + payload.len(), Some(item));
+        let whole_len = usize::try_from(header.payload_len)
+            .ok()
+            .filter(|&len| len <= rest.len());
+        if let Some(len) = whole_len {
+            let (at, mask) = (used, header.mask);
+            if header.opcode.is_control() {
+                let opcode = header.opcode;
+                return (
+                    at + len,
+                    Some(Item::Control {
+                        opcode,
+                        at,
+                        len,
+                        mask,
+                    }),
+                );
+            }
+            if header.fin && data && !compressed {
+                let kind = kind_of(header.opcode);
+                return (
+                    at + len,
+                    Some(Item::Whole {
+                        kind,
+                        at,
+                        len,
+                        mask,
+                    }),
+                );
             }
         }
         if data {
-            self.message = Some(self.start_message(header.opcode, compressed));
+            self.message = Some(self.start_message(header.opcode, compressed, limits.recycle));
         }
         self.frame = Some(Frame {
             opcode: header.opcode,
@@ -217,17 +266,32 @@ impl Decoder {
         (used + more, item)
     }
 
-    fn start_message(&self, opcode: Opcode, compressed: bool) -> Assembling {
+    fn start_message(&self, opcode: Opcode, compressed: bool, recycle: bool) -> Assembling {
+        let buf = if recycle {
+            text::take_spare()
+        } else {
+            Vec::new()
+        };
         #[cfg(feature = "deflate")]
         if compressed {
             return Assembling::Inflating(Box::new(Inflating {
                 text: opcode == Opcode::Text,
-                buf: Vec::new(),
+                buf,
                 utf8: Utf8Validator::new(),
             }));
         }
         let _ = compressed;
-        Assembling::Plain(MessageBuf::with_capacity(kind_of(opcode), 0))
+        Assembling::Plain(MessageBuf::reusing(kind_of(opcode), buf))
+    }
+
+    /// The unmasked payload of the control frame just reported as
+    /// [`Item::ControlBuffered`], copied out so that the decoder keeps no buffer.
+    pub(crate) fn take_control(&mut self) -> ([u8; MAX_CONTROL_PAYLOAD], usize) {
+        let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
+        let len = self.control.len().min(MAX_CONTROL_PAYLOAD);
+        payload[..len].copy_from_slice(&self.control[..len]);
+        self.control = Vec::new();
+        (payload, len)
     }
 
     /// Gathers a header, possibly across calls. Returns the bytes of `input` it used.
@@ -353,8 +417,7 @@ impl Decoder {
     fn end_frame(&mut self, limits: Limits) -> Option<Item> {
         let frame = self.frame.take()?;
         if frame.opcode.is_control() {
-            let payload = std::mem::take(&mut self.control);
-            return Some(Item::Control(frame.opcode, payload));
+            return Some(Item::ControlBuffered(frame.opcode));
         }
         if !frame.fin {
             return None;
@@ -425,6 +488,7 @@ mod tests {
         allowed_rsv: 0,
         max_frame: 16 << 20,
         max_message: 16 << 20,
+        recycle: false,
     };
 
     #[test]
@@ -468,10 +532,26 @@ mod tests {
         encode_frame(&mut bytes, true, Opcode::Ping, b"c", None);
         let (used, item) = d.step(&bytes, client);
         assert_eq!(used, 4);
-        assert!(matches!(item, Some(Item::Message(Message::Text(ref t))) if t == "ab"));
+        assert!(matches!(
+            item,
+            Some(Item::Whole {
+                kind: Kind::Text,
+                at: 2,
+                len: 2,
+                mask: None
+            })
+        ));
         let (used, item) = d.step(&bytes[4..], client);
         assert_eq!(used, 3);
-        assert!(matches!(item, Some(Item::Control(Opcode::Ping, ref p)) if p == b"c"));
+        assert!(matches!(
+            item,
+            Some(Item::Control {
+                opcode: Opcode::Ping,
+                at: 2,
+                len: 1,
+                mask: None
+            })
+        ));
     }
 
     #[test]
@@ -488,7 +568,17 @@ mod tests {
         );
         let (used, item) = d.step(&bytes, SERVER);
         assert_eq!(used, bytes.len());
-        let Some(Item::Message(Message::Text(got))) = item else {
+        let Some(Item::Whole {
+            kind,
+            at,
+            len,
+            mask,
+        }) = item
+        else {
+            panic!("a whole message in the input")
+        };
+        let owned = text::whole_message(kind, &bytes[at..at + len], mask);
+        let Ok(Message::Text(got)) = owned else {
             panic!("a text message")
         };
         assert_eq!(got, text);

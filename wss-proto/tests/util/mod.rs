@@ -2,6 +2,9 @@
 //! with a fake clock.
 #![allow(dead_code)]
 
+use std::borrow::BorrowMut;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use wss_proto::frame::{encode_frame, FrameHeader};
@@ -50,9 +53,47 @@ pub fn server(config: Config) -> (Connection, Instant) {
     (Connection::new(Role::Server, config, now), now)
 }
 
-/// Every queued event.
+/// Whether this test binary runs the behaviour tests through the borrowed API: `tests/borrowed.rs`
+/// includes the behaviour test files again, and its crate name switches every
+/// [`receive`] below to `Connection::receive_in_place`.
+pub fn borrowed_api() -> bool {
+    env!("CARGO_CRATE_NAME") == "borrowed"
+}
+
+thread_local! {
+    /// Events `receive_in_place` handed over and `events` has not returned yet, per
+    /// connection (by address: a test's connections stay put while it feeds them).
+    static PENDING: RefCell<HashMap<usize, Vec<Event>>> = RefCell::new(HashMap::new());
+}
+
+fn key(conn: &Connection) -> usize {
+    conn as *const Connection as usize
+}
+
+/// Feeds `bytes` to `conn` through the API this test binary exercises: `receive`, or
+/// `receive_in_place` on a copy of `bytes` (checked to be consumed: events are kept, as owned
+/// copies, for [`events`]).
+pub fn receive<C: BorrowMut<Connection>>(mut conn: C, now: Instant, bytes: &[u8]) {
+    let conn = conn.borrow_mut();
+    if !borrowed_api() {
+        return conn.receive(now, bytes);
+    }
+    let mut buf = bytes.to_vec();
+    let mut got = Vec::new();
+    let mut failed = false;
+    conn.receive_in_place(now, &mut buf, |_, event| {
+        assert!(!failed, "an event after Failed: {event:?}");
+        failed = matches!(event, wss_proto::EventRef::Failed(_));
+        got.push(event.to_event());
+    });
+    PENDING.with(|p| p.borrow_mut().entry(key(conn)).or_default().extend(got));
+}
+
+/// Every event: what the borrowed API reported (kept by [`receive`]), then the queue.
 pub fn events(conn: &mut Connection) -> Vec<Event> {
-    std::iter::from_fn(|| conn.poll_event()).collect()
+    let mut all = PENDING.with(|p| p.borrow_mut().remove(&key(conn)).unwrap_or_default());
+    all.extend(std::iter::from_fn(|| conn.poll_event()));
+    all
 }
 
 /// Every queued output byte.
@@ -110,8 +151,8 @@ impl Pair {
         self.client.poll_transmit(&mut c2s);
         let mut s2c = Vec::new();
         self.server.poll_transmit(&mut s2c);
-        self.server.receive(self.now, &c2s);
-        self.client.receive(self.now, &s2c);
+        receive(&mut self.server, self.now, &c2s);
+        receive(&mut self.client, self.now, &s2c);
         self.client_wire.extend_from_slice(&c2s);
         self.server_wire.extend_from_slice(&s2c);
         self.client_events.extend(events(&mut self.client));
