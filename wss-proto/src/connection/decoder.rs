@@ -465,9 +465,19 @@ fn inflate_piece(
         let utf8 = partial.text.then_some(&mut partial.utf8);
         return inflater.inflate(chunk, &mut partial.buf, max, utf8);
     };
-    let mut piece = [0u8; UNMASK_PIECE];
+    // Compressed messages are mostly small (chat, JSON): zeroing the whole 4 KiB piece for each
+    // of them showed up as a fifth of a deflate server's instructions, so small chunks get a
+    // small piece.
+    let mut small = [0u8; 256];
+    let mut large;
+    let piece: &mut [u8] = if chunk.len() <= small.len() {
+        &mut small
+    } else {
+        large = [0u8; UNMASK_PIECE];
+        &mut large
+    };
     let mut offset = usize::from(frame.phase);
-    for src in chunk.chunks(UNMASK_PIECE) {
+    for src in chunk.chunks(piece.len()) {
         let buf = piece.get_mut(..src.len()).unwrap_or_default();
         buf.copy_from_slice(src);
         crate::mask::apply_mask_offset(buf, key, offset);
