@@ -286,7 +286,14 @@ impl EventLoop {
             return;
         };
         match f(conn, &mut self.ctx) {
-            Ok(()) => self.ctx.dirty.push(id),
+            // Listed once per turn however many commands touch it: a broadcast burst queues
+            // many frames for each receiver, and one flush (one write) takes them all.
+            Ok(()) => {
+                if !conn.flush_listed {
+                    conn.flush_listed = true;
+                    self.ctx.dirty.push(id);
+                }
+            }
             Err(error) => self.destroy(id, error),
         }
     }

@@ -13,6 +13,12 @@ use std::sync::Arc;
 /// a burst of small frames becomes a few iovecs.
 const COALESCE_LIMIT: usize = 16 * 1024;
 
+/// Shared frames up to this size are copied onto the owned tail rather than queued as their
+/// own chunk: copying a few hundred bytes costs less than a chunk (ring slot, reference count
+/// taken and dropped, one more iovec), and a burst of small broadcast frames then goes out as
+/// one buffer.
+const SHARED_COPY_MAX: usize = 512;
+
 /// iovecs per `writev` call (Linux allows 1024; more buys nothing once the socket buffer is full).
 const MAX_IOVECS: usize = 64;
 
@@ -115,6 +121,10 @@ impl OutQueue {
             _ => {
                 let mut v = std::mem::take(&mut inner.spare);
                 v.clear();
+                // Room for a burst up front (a broadcast queues dozens of small frames here in
+                // one turn): growing from one frame's size would reallocate and copy the
+                // buffer at every doubling. Pooled states keep buffers of this size.
+                v.reserve(POOL_SPARE_MAX);
                 encode(&mut v);
                 if v.is_empty() {
                     inner.spare = v;
@@ -127,9 +137,14 @@ impl OutQueue {
         }
     }
 
-    /// Queues shared bytes without copying them.
+    /// Queues shared bytes: a small frame is copied onto the owned tail (as `push_with`),
+    /// a larger one is queued without a copy.
     pub(crate) fn push_shared(&mut self, bytes: Arc<[u8]>) {
         if bytes.is_empty() {
+            return;
+        }
+        if bytes.len() <= SHARED_COPY_MAX {
+            self.push_with(|v| v.extend_from_slice(&bytes));
             return;
         }
         let inner = self.inner();
@@ -311,6 +326,45 @@ mod tests {
         }
         b.write_to(&mut w).unwrap();
         assert_eq!(&w.got[100..], b"hi");
+    }
+
+    #[test]
+    fn small_shared_frames_are_copied_and_large_ones_shared() {
+        let small: Arc<[u8]> = Arc::from(&[1u8; SHARED_COPY_MAX][..]);
+        let large: Arc<[u8]> = Arc::from(&[2u8; SHARED_COPY_MAX + 1][..]);
+        let mut q = OutQueue::default();
+        q.push_shared(small.clone());
+        q.push_shared(small.clone());
+        assert_eq!(
+            Arc::strong_count(&small),
+            1,
+            "small frames hold no reference"
+        );
+        assert_eq!(
+            q.inner.as_ref().map(|i| i.chunks.len()),
+            Some(1),
+            "one buffer"
+        );
+        q.push_shared(large.clone());
+        assert_eq!(
+            Arc::strong_count(&large),
+            2,
+            "a large frame is queued, not copied"
+        );
+        q.push_shared(small.clone());
+        assert_eq!(q.len(), 3 * SHARED_COPY_MAX + SHARED_COPY_MAX + 1);
+        let mut w = Trickle {
+            cap: 100_000,
+            got: Vec::new(),
+            calls: 0,
+        };
+        while !q.is_empty() {
+            q.write_to(&mut w).unwrap();
+        }
+        let mut want = [&small[..], &small[..], &large[..]].concat();
+        want.extend_from_slice(&small);
+        assert_eq!(w.got, want, "order kept across copied and shared frames");
+        assert_eq!(Arc::strong_count(&large), 1, "written chunks are released");
     }
 
     #[test]

@@ -361,6 +361,56 @@ fn shared_frame_reaches_every_receiver_unchanged() {
 }
 
 #[test]
+fn a_burst_of_small_and_large_shared_frames_arrives_complete_and_in_order() {
+    // One batch queues hundreds of frames per receiver, interleaved with owned sends:
+    // each receiver is flushed once for all of them, small shared frames are copied
+    // into its buffer, large ones queued as they are; the order must hold through both.
+    let server = start(quick_config(), false);
+    let mut clients: Vec<_> = (0..2).map(|_| ws_client(server.addr, "/ws")).collect();
+    let ids: Vec<_> = (0..2).map(|_| server.expect_opened()).collect();
+    let frame = |text: &str| -> std::sync::Arc<[u8]> {
+        let mut v = Vec::new();
+        wss_proto::frame::encode_frame(
+            &mut v,
+            true,
+            wss_proto::Opcode::Text,
+            text.as_bytes(),
+            None,
+        );
+        v.into()
+    };
+    let large = "L".repeat(2000);
+    let mut batch = Vec::new();
+    for i in 0..600 {
+        let shared = if i % 50 == 0 {
+            frame(&format!("{i}{large}"))
+        } else {
+            frame(&format!("{i}"))
+        };
+        for id in &ids {
+            batch.push((*id, Outgoing::Shared(shared.clone())));
+            if i % 100 == 7 {
+                batch.push((*id, Outgoing::Text(format!("own{i}"))));
+            }
+        }
+    }
+    server.handle.send_batch(batch);
+    for c in &mut clients {
+        for i in 0..600 {
+            let want = if i % 50 == 0 {
+                format!("{i}{large}")
+            } else {
+                format!("{i}")
+            };
+            assert_eq!(c.read().unwrap(), TMessage::text(want));
+            if i % 100 == 7 {
+                assert_eq!(c.read().unwrap(), TMessage::text(format!("own{i}")));
+            }
+        }
+    }
+}
+
+#[test]
 fn large_messages_echo_intact() {
     let server = start(quick_config(), true);
     let mut client = ws_client(server.addr, "/ws");

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use wss_net::Outgoing;
+use wss_net::{ConnId, Outgoing};
 
 use crate::broker::{Member, Presence, Topic};
 use crate::connection::WebSocketConnection;
@@ -68,23 +68,42 @@ impl ServerInner {
         frame: &Frame,
         except: Option<u64>,
     ) -> usize {
-        // Compression (once per group of alike receivers) happens outside the locks: the
-        // receivers are picked first.
-        let pick = |c: &WebSocketConnection| {
-            (c.inner.is_connected() && Some(c.id()) != except).then(|| c.inner.clone())
+        // Plain receivers get their frame while the map is walked (an `Arc` clone each, no
+        // handle cloned); compression (once per group of alike receivers) happens outside
+        // the locks, so deflate receivers are noted and filled in after.
+        let plain = frame.shared();
+        let mut deflated: Vec<(usize, WebSocketConnection)> = Vec::new();
+        let mut pick = |targets: &mut Vec<(ConnId, Outgoing)>, c: &WebSocketConnection| {
+            if !c.inner.is_connected() || Some(c.id()) == except {
+                return;
+            }
+            if c.inner.deflate().is_some() {
+                deflated.push((targets.len(), c.clone()));
+            }
+            targets.push((c.inner.conn, Outgoing::Shared(plain.clone())));
         };
-        let receivers: Vec<_> = match room {
-            None => lock(&self.connections).values().filter_map(pick).collect(),
-            Some(r) => match lock(&self.rooms).get(r) {
-                Some(members) => members.values().filter_map(pick).collect(),
-                None => Vec::new(),
-            },
-        };
-        let mut fanout = Fanout::new(frame);
-        let targets: Vec<_> = receivers
-            .iter()
-            .map(|c| (c.conn, Outgoing::Shared(fanout.bytes_for(c.deflate()))))
-            .collect();
+        let mut targets = Vec::new();
+        match room {
+            None => {
+                let conns = lock(&self.connections);
+                targets.reserve_exact(conns.len());
+                conns.values().for_each(|c| pick(&mut targets, c));
+            }
+            Some(r) => {
+                if let Some(members) = lock(&self.rooms).get(r) {
+                    targets.reserve_exact(members.len());
+                    members.values().for_each(|c| pick(&mut targets, c));
+                }
+            }
+        }
+        if !deflated.is_empty() {
+            let mut fanout = Fanout::new(frame);
+            for (i, c) in &deflated {
+                if let Some(slot) = targets.get_mut(*i) {
+                    slot.1 = Outgoing::Shared(fanout.bytes_for(c.inner.deflate()));
+                }
+            }
+        }
         let n = targets.len();
         worker::send_many(self, targets);
         n

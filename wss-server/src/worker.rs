@@ -144,9 +144,13 @@ pub(crate) fn send(server: &ServerInner, conn: ConnId, out: Outgoing) {
 }
 
 /// The queued sends, leaving room for as many in the next batch (one allocation per batch,
-/// not one per doubling).
+/// not one per doubling). The room is what the last batch needed, not its length: a batch of
+/// broadcasts grows by a hundred entries at a time and would otherwise reallocate several
+/// times on every turn. A batch that used under a quarter of it shrinks the room back.
 fn take_sends(b: &mut Batch) -> Vec<(ConnId, Outgoing)> {
-    let room = b.sends.len().min(MAX_BATCH);
+    let (len, cap) = (b.sends.len(), b.sends.capacity());
+    let room = if len * 4 >= cap { cap } else { len };
+    let room = room.min(2 * MAX_BATCH);
     std::mem::replace(&mut b.sends, Vec::with_capacity(room))
 }
 

@@ -82,6 +82,8 @@ pub(crate) struct Conn {
     pub(crate) addr_slot: u32,
     /// Counted among the handshakes in progress (until the first request is answered).
     pub(crate) handshaking: bool,
+    /// On the loop's list of connections to flush this turn (so it is listed once).
+    pub(crate) flush_listed: bool,
 }
 
 impl Conn {
@@ -96,6 +98,7 @@ impl Conn {
             tls,
             addr_slot,
             handshaking: true,
+            flush_listed: false,
             stream,
             generation,
             readable: false,
@@ -151,6 +154,8 @@ impl Conn {
     /// Does everything the connection can do now: replay held input, read, write. Returns
     /// `Err` when the connection must be destroyed.
     pub(crate) fn drive(&mut self, ctx: &mut Ctx, id: ConnId) -> Step {
+        // This drive flushes: a send after it must list the connection again.
+        self.flush_listed = false;
         // A few rounds, because writing can unblock held input and input can produce output.
         for _ in 0..4 {
             let replayed = self.replay_held(ctx, id)?;
