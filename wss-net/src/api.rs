@@ -167,18 +167,24 @@ pub trait EventSink: Send + Sync + 'static {
         None
     }
 
-    /// Whether the close frame of a connection that broke the protocol waits for the
-    /// consumer. Asked when a connection fails. Default `false`: the close frame is written
-    /// at once, so answers the consumer sends later to messages received before the failure
-    /// are dropped.
+    /// Whether a close frame the loop queues on its own waits for the consumer: the one of a
+    /// connection that broke the protocol, and the reply to the peer's close when messages
+    /// came before that close in the same read (a close that comes alone is answered at once).
+    /// Asked when a connection fails or receives the peer's close. Default `false`: the close
+    /// frame is written at once, so answers the consumer sends later to messages received
+    /// before it are dropped (nothing may follow our close frame).
     ///
-    /// With `true`, the loop stops reading the failed connection and reports its
+    /// With `true`, the loop stops reading the connection and reports its
     /// [`NetEvent::Closed`] as usual, but keeps the close frame aside and still writes the
     /// messages sent to that connection, until
     /// [`NetHandle::release`](crate::NetHandle::release) (or at most one second, or the
     /// close timeout when shorter, so a stuck consumer cannot keep the socket): then the
     /// close frame goes out after them. A consumer that runs its callbacks on another thread
-    /// answers true and calls `release` once it has handled that `Closed`.
+    /// answers true and calls `release` once it has handled that `Closed`: after a failure
+    /// (`error` is [`ConnError::Protocol`]), and after a clean close when the connection's
+    /// [`Credit::holds_close`](crate::Credit::holds_close) says so (a sink without an
+    /// [`Inbound`] has no credit: release after every `Closed`; a release with nothing held
+    /// is ignored).
     fn holds_failure_close(&self) -> bool {
         false
     }

@@ -96,11 +96,11 @@ impl NetHandle {
 
     /// Says the layer above is done with the events of `conn` that were delivered before its
     /// [`NetEvent::Closed`](crate::NetEvent::Closed), and has sent what it had to send in
-    /// answer: the close frame held after a protocol failure (see
-    /// [`EventSink::holds_failure_close`](crate::EventSink::holds_failure_close)) is written
-    /// now, after those sends, and the connection ends. Commands from one thread reach the
-    /// loop in order, so sends issued before this call go out before the close. Ignored when
-    /// nothing is held.
+    /// answer: the close frame held after a protocol failure or in reply to the peer's close
+    /// (see [`EventSink::holds_failure_close`](crate::EventSink::holds_failure_close)) is
+    /// written now, after those sends, and the connection ends. Commands from one thread reach
+    /// the loop in order, so sends issued before this call go out before the close. Ignored
+    /// when nothing is held.
     pub fn release(&self, conn: ConnId) {
         self.to(conn, Command::Release(conn));
     }

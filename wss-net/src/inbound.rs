@@ -269,6 +269,8 @@ pub(crate) struct ConnFlow {
     detached: AtomicBool,
     /// Loop-only: the connection is in its loop's list of those stopped on the sink's total.
     listed: AtomicBool,
+    /// The loop holds the connection's close frame until the consumer's release.
+    close_held: AtomicBool,
     at: Arc<LoopShared>,
     id: ConnId,
 }
@@ -281,6 +283,7 @@ impl ConnFlow {
             parked: AtomicBool::new(false),
             detached: AtomicBool::new(false),
             listed: AtomicBool::new(false),
+            close_held: AtomicBool::new(false),
             at,
             id,
         }
@@ -399,6 +402,12 @@ pub(crate) fn unlist(flow: &ConnFlow) {
     flow.listed.store(false, Ordering::Relaxed);
 }
 
+/// Loop side: the connection's close frame is held until the consumer releases it. Set before
+/// the connection's `Closed` is handed over, so the consumer sees it when it handles that.
+pub(crate) fn note_close_held(flow: &ConnFlow) {
+    flow.close_held.store(true, Ordering::Release);
+}
+
 /// A connection's share of its sink's backlog, handed to the consumer in
 /// [`NetEvent::Opened`](crate::NetEvent::Opened) when the sink has an [`Inbound`].
 ///
@@ -447,6 +456,16 @@ impl Credit {
     /// What this connection has handed over and not had released yet.
     pub fn backlog(&self) -> Backlog {
         self.flow.pending()
+    }
+
+    /// Whether the loop holds this connection's close frame until
+    /// [`NetHandle::release`](crate::NetHandle::release) (see
+    /// [`EventSink::holds_failure_close`](crate::EventSink::holds_failure_close)), or held it
+    /// and let it go at the deadline. Settled before the connection's
+    /// [`NetEvent::Closed`](crate::NetEvent::Closed) is handed over: a consumer handling that
+    /// event releases the connection when this is true, and need not otherwise.
+    pub fn holds_close(&self) -> bool {
+        self.flow.close_held.load(Ordering::Acquire)
     }
 }
 

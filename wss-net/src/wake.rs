@@ -28,7 +28,7 @@ pub(crate) enum Command {
     Shutdown(Option<(CloseCode, Duration)>),
     /// The consumer caught up with this connection's backlog: read it again.
     Resume(ConnId),
-    /// The consumer handled a failed connection's events: its held close frame may go.
+    /// The consumer handled a closed connection's events: its held close frame may go.
     Release(ConnId),
     /// A sink this loop waits on caught up: read again the connections stopped on a total.
     ResumeWaiting,

@@ -1,6 +1,6 @@
-//! A peer that breaks the protocol right after valid messages: with a sink that holds the
-//! failure's close frame, the answers its consumer sends (from another thread, later) still
-//! reach the peer, before the 1002 close.
+//! A peer that breaks the protocol, or sends its close, right after valid messages: with a
+//! sink that holds the close frame, the answers its consumer sends (from another thread,
+//! later) still reach the peer, before the 1002 close or the close reply.
 
 mod util;
 
@@ -55,8 +55,9 @@ impl Service for Upgrades {
 /// What the consumer saw of a connection's end.
 type Ends = Receiver<(ConnId, Option<ConnError>)>;
 
-/// A slow consumer: echoes each message after `delay`, and calls `release` after a failed
-/// connection's `Closed` when `release` is set.
+/// A slow consumer: echoes each message after `delay`, and calls `release` after every
+/// `Closed` when `release` is set (this sink has no `Inbound`, so no credit says when a
+/// release is needed).
 fn consumer(net: NetHandle, rx: Receiver<Vec<NetEvent>>, delay: Duration, release: bool) -> Ends {
     let (ends_tx, ends) = crossbeam_channel::unbounded();
     thread::spawn(move || {
@@ -74,7 +75,7 @@ fn consumer(net: NetHandle, rx: Receiver<Vec<NetEvent>>, delay: Duration, releas
                         sends.push((conn, out));
                     }
                     NetEvent::Closed { conn, error, .. } => {
-                        if release && matches!(error, Some(ConnError::Protocol(_))) {
+                        if release {
                             released.push(conn);
                         }
                         let _ = ends_tx.send((conn, error));
@@ -190,5 +191,78 @@ fn a_held_close_is_sent_when_the_net_shuts_down() {
         "{:?}",
         started.elapsed()
     );
+    net.shutdown(None);
+}
+
+/// A text message and the peer's close, one write: the close reply is held like a failure's.
+fn message_then_close() -> Vec<u8> {
+    let mut bytes = client_frame(true, 0x1, b"last words");
+    bytes.extend_from_slice(&client_frame(true, 0x8, &1000u16.to_be_bytes()));
+    bytes
+}
+
+fn expect_close_reply(s: &mut std::net::TcpStream) {
+    let (op, payload) = read_frame(s).expect("a close frame");
+    assert_eq!(op, 8, "expected the close frame");
+    assert_eq!(payload, 1000u16.to_be_bytes());
+    assert!(read_to_eof(s).is_empty(), "nothing after the close frame");
+}
+
+#[test]
+fn echo_of_a_message_read_with_the_close_precedes_the_close_reply() {
+    let (net, ends) = start(true, Duration::from_millis(100), true);
+    let mut s = raw_ws(net.local_addr(), "/");
+    let started = Instant::now();
+    s.write_all(&message_then_close()).unwrap();
+    assert_eq!(
+        read_frame(&mut s),
+        Some((0x1, b"last words".to_vec())),
+        "the echo comes first"
+    );
+    expect_close_reply(&mut s);
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "released by the consumer, not by the deadline: {:?}",
+        started.elapsed()
+    );
+    let (_, error) = ends.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(error, None, "a clean close");
+    assert!(ends.recv_timeout(Duration::from_millis(300)).is_err());
+    net.shutdown(None);
+}
+
+#[test]
+fn a_held_close_reply_goes_at_the_deadline_without_a_release() {
+    let (net, ends) = start(true, Duration::ZERO, false);
+    let mut s = raw_ws(net.local_addr(), "/");
+    let started = Instant::now();
+    s.write_all(&message_then_close()).unwrap();
+    assert_eq!(read_frame(&mut s), Some((0x1, b"last words".to_vec())));
+    expect_close_reply(&mut s);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    assert_eq!(ends.recv_timeout(Duration::from_secs(5)).unwrap().1, None);
+    assert!(ends.recv_timeout(Duration::from_millis(200)).is_err());
+    net.shutdown(None);
+}
+
+/// Nothing came before the close: it is answered at once, release or not.
+#[test]
+fn a_close_alone_is_answered_at_once_even_by_a_holding_sink() {
+    let (net, ends) = start(true, Duration::ZERO, false);
+    let mut s = raw_ws(net.local_addr(), "/");
+    let started = Instant::now();
+    s.write_all(&client_frame(true, 0x8, &1000u16.to_be_bytes()))
+        .unwrap();
+    expect_close_reply(&mut s);
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(ends.recv_timeout(Duration::from_secs(5)).unwrap().1, None);
     net.shutdown(None);
 }

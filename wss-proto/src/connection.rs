@@ -217,14 +217,17 @@ struct Rare {
     /// Compresses what we send, once permessage-deflate was negotiated.
     #[cfg(feature = "deflate")]
     deflater: Option<Deflater>,
-    /// Where the close frame a failure queued stands.
-    failure_close: FailureClose,
+    /// Where the close frame we queued on our own (after a failure, or in reply to the
+    /// peer's close) stands, while the caller may still want to hold it.
+    auto_close: AutoClose,
 }
 
-/// The close frame a protocol failure queued: still at the end of the output (its length),
-/// held aside by the caller's request, or gone (transmitted, released, never queued).
+/// A close frame queued without the caller asking (a protocol failure's, or the reply to the
+/// peer's close that arrived behind data messages still waiting in the event queue): still at
+/// the end of the output (its length), held aside by the caller's request, or gone
+/// (transmitted, released, never queued, or not worth holding).
 #[derive(Debug)]
-enum FailureClose {
+enum AutoClose {
     None,
     Queued(usize),
     Held { frame: Vec<u8>, until: Instant },
@@ -237,7 +240,7 @@ impl Rare {
             mask_state: config.mask_seed,
             #[cfg(feature = "deflate")]
             deflater: None,
-            failure_close: FailureClose::None,
+            auto_close: AutoClose::None,
         })
     }
 }
@@ -665,47 +668,55 @@ impl Connection {
         self.rare.as_ref().and_then(|r| r.error.as_ref())
     }
 
-    /// After a protocol failure, takes the close frame it queued out of the output and keeps
-    /// it aside, until [`release_held_close`](Self::release_held_close) or until `until`
-    /// passes ([`poll_timeout`](Self::poll_timeout) reports it,
-    /// [`handle_timeout`](Self::handle_timeout) queues the frame then).
+    /// Takes the close frame the connection queued on its own out of the output and keeps it
+    /// aside, until [`release_held_close`](Self::release_held_close) or until `until` passes
+    /// ([`poll_timeout`](Self::poll_timeout) reports it, [`handle_timeout`](Self::handle_timeout)
+    /// queues the frame then). Two frames qualify: the close after a protocol failure, and
+    /// the reply to the peer's close when data messages received before that close still
+    /// wait in the event queue (taken by [`receive`](Self::receive) and not yet by
+    /// [`poll_event`](Self::poll_event)). A reply to a close that came alone goes out as usual.
     ///
     /// Meanwhile [`send_text`](Self::send_text) and [`send_binary`](Self::send_binary) still
     /// queue (and compress) messages, ahead of the close: the answers to messages received
-    /// before the failure, which the layer above may still be computing, are not lost. Returns
-    /// false (nothing held) when there was no failure, or its close frame was already taken
-    /// by [`poll_transmit`](Self::poll_transmit).
-    pub fn hold_failure_close(&mut self, until: Instant) -> bool {
+    /// before it, which the layer above may still be computing, are not lost. Returns false
+    /// (nothing held) when no such frame is queued, or it was already taken by
+    /// [`poll_transmit`](Self::poll_transmit).
+    pub fn hold_close(&mut self, until: Instant) -> bool {
         let Some(rare) = self.rare.as_deref_mut() else {
             return false;
         };
-        let FailureClose::Queued(len) = rare.failure_close else {
+        let AutoClose::Queued(len) = rare.auto_close else {
             return false;
         };
         let Some(start) = self.out.len().checked_sub(len) else {
             return false;
         };
         let frame = self.out.split_off(start);
-        rare.failure_close = FailureClose::Held { frame, until };
+        rare.auto_close = AutoClose::Held { frame, until };
         true
     }
 
-    /// Whether a failure's close frame is held aside (see
-    /// [`hold_failure_close`](Self::hold_failure_close)).
+    /// As [`hold_close`](Self::hold_close), for the close frame of a protocol failure only:
+    /// false (nothing held) when the connection did not fail.
+    pub fn hold_failure_close(&mut self, until: Instant) -> bool {
+        self.error().is_some() && self.hold_close(until)
+    }
+
+    /// Whether a close frame is held aside (see [`hold_close`](Self::hold_close)).
     pub fn is_holding_close(&self) -> bool {
         self.rare
             .as_ref()
-            .is_some_and(|r| matches!(r.failure_close, FailureClose::Held { .. }))
+            .is_some_and(|r| matches!(r.auto_close, AutoClose::Held { .. }))
     }
 
-    /// Queues the close frame held by [`hold_failure_close`](Self::hold_failure_close), after
-    /// everything queued meanwhile. Does nothing when none is held.
+    /// Queues the close frame held by [`hold_close`](Self::hold_close), after everything
+    /// queued meanwhile. Does nothing when none is held.
     pub fn release_held_close(&mut self) {
         let Some(rare) = self.rare.as_deref_mut() else {
             return;
         };
-        if let FailureClose::Held { frame, .. } =
-            std::mem::replace(&mut rare.failure_close, FailureClose::None)
+        if let AutoClose::Held { frame, .. } =
+            std::mem::replace(&mut rare.auto_close, AutoClose::None)
         {
             self.out.extend_from_slice(&frame);
         }
@@ -720,9 +731,9 @@ impl Connection {
     /// swapped instead of copied, so a caller that drains `out` fully keeps reusing both.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
         if let Some(rare) = self.rare.as_deref_mut() {
-            if let FailureClose::Queued(_) = rare.failure_close {
+            if let AutoClose::Queued(_) = rare.auto_close {
                 // The frame leaves with the rest: it can no longer be held.
-                rare.failure_close = FailureClose::None;
+                rare.auto_close = AutoClose::None;
             }
         }
         if out.is_empty() {
@@ -738,7 +749,7 @@ impl Connection {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if let Some(Rare {
-            failure_close: FailureClose::Held { until, .. },
+            auto_close: AutoClose::Held { until, .. },
             ..
         }) = self.rare.as_deref()
         {
@@ -750,7 +761,7 @@ impl Connection {
     /// Runs the timers due at `now`. Calling it early or twice does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some(Rare {
-            failure_close: FailureClose::Held { until, .. },
+            auto_close: AutoClose::Held { until, .. },
             ..
         }) = self.rare.as_deref()
         {
@@ -792,7 +803,16 @@ impl Connection {
             _ => match parse_close_payload(payload) {
                 Ok((code, reason)) => {
                     if self.state == State::Open {
+                        let start = self.out.len();
                         self.push_close(code, "");
+                        if self.events.has_message() {
+                            // The caller has not seen the messages before this close yet, and
+                            // may answer them: the reply stays holdable behind the answers.
+                            let len = self.out.len() - start;
+                            let config = &self.config;
+                            let rare = self.rare.get_or_insert_with(|| Rare::new(config));
+                            rare.auto_close = AutoClose::Queued(len);
+                        }
                     }
                     self.enter_closed();
                     mode.control(self, ControlEvent::Close { code, reason });
@@ -826,7 +846,7 @@ impl Connection {
         let rare = self.rare.get_or_insert_with(|| Rare::new(config));
         rare.error = Some(error.clone());
         if let Some(len) = close_len {
-            rare.failure_close = FailureClose::Queued(len);
+            rare.auto_close = AutoClose::Queued(len);
         }
         true
     }

@@ -352,3 +352,124 @@ fn a_close_already_taken_or_a_clean_close_cannot_be_held() {
     let _ = output(&mut f);
     assert!(!f.hold_failure_close(now), "the close frame already left");
 }
+
+/// A message and the peer's close in one read: the close reply can wait behind the answer the
+/// caller computes for that message, then goes out after it.
+#[test]
+fn reply_to_a_close_behind_a_message_is_held_until_the_answer_is_queued() {
+    let (mut s, now) = server(Config::default());
+    let mut input = client_frame(true, Opcode::Text, b"last");
+    input.extend_from_slice(&client_frame(
+        true,
+        Opcode::Close,
+        &close_payload(1000, b""),
+    ));
+    s.receive(now, &input);
+    assert_eq!(s.state(), State::Closed);
+    assert!(!s.hold_failure_close(now), "no failure to hold");
+    assert!(s.hold_close(now + std::time::Duration::from_secs(1)));
+    assert!(s.is_holding_close());
+    assert!(!s.hold_close(now), "held once");
+    assert!(output(&mut s).is_empty(), "the reply waits");
+    assert_eq!(
+        events(&mut s),
+        [
+            Event::Message(Message::Text("last".into())),
+            Event::CloseReceived {
+                code: Some(CloseCode(1000)),
+                reason: String::new()
+            }
+        ]
+    );
+    s.send_text("last").unwrap();
+    s.release_held_close();
+    assert!(!s.is_holding_close());
+    assert_eq!(
+        parse_frames(&output(&mut s)),
+        [
+            (true, Opcode::Text, b"last".to_vec()),
+            (true, Opcode::Close, 1000u16.to_be_bytes().to_vec())
+        ]
+    );
+    assert_eq!(s.send_text("late"), Err(SendError::Closed));
+}
+
+#[test]
+fn held_close_reply_goes_out_at_its_deadline() {
+    let (mut s, now) = server(Config::default());
+    let mut input = client_frame(true, Opcode::Binary, b"m");
+    input.extend_from_slice(&client_frame(true, Opcode::Close, b""));
+    s.receive(now, &input);
+    let until = now + std::time::Duration::from_millis(500);
+    assert!(s.hold_close(until));
+    assert_eq!(s.poll_timeout(), Some(until));
+    s.handle_timeout(now);
+    assert!(s.is_holding_close(), "not yet due");
+    s.handle_timeout(until);
+    assert_eq!(
+        parse_frames(&output(&mut s)),
+        [(true, Opcode::Close, vec![])]
+    );
+    assert_eq!(s.poll_timeout(), None);
+    assert_eq!(s.send_binary(b"late"), Err(SendError::Closed));
+}
+
+/// Nothing waits for an answer: the reply to a close alone, or behind a ping only, or one
+/// whose messages were already taken, goes out at once.
+#[test]
+fn reply_to_a_close_without_waiting_messages_is_not_held() {
+    let (mut s, now) = server(Config::default());
+    s.receive(now, &client_frame(true, Opcode::Close, b""));
+    assert!(!s.hold_close(now));
+    assert_eq!(
+        parse_frames(&output(&mut s)),
+        [(true, Opcode::Close, vec![])]
+    );
+
+    let (mut p, now) = server(Config::default());
+    let mut input = client_frame(true, Opcode::Ping, b"p");
+    input.extend_from_slice(&client_frame(true, Opcode::Close, b""));
+    p.receive(now, &input);
+    assert!(!p.hold_close(now), "a ping needs no answer from the caller");
+
+    let (mut t, now) = server(Config::default());
+    t.receive(now, &client_frame(true, Opcode::Text, b"m"));
+    assert_eq!(events(&mut t).len(), 1);
+    t.receive(now, &client_frame(true, Opcode::Close, b""));
+    assert!(
+        !t.hold_close(now),
+        "the message was taken before the close came"
+    );
+
+    let (mut q, now) = server(Config::default());
+    let mut input = client_frame(true, Opcode::Text, b"m");
+    input.extend_from_slice(&client_frame(true, Opcode::Close, b""));
+    q.receive(now, &input);
+    let _ = output(&mut q);
+    assert!(!q.hold_close(now), "the reply already left");
+}
+
+/// The borrowed API hands each message over before the close is parsed: the caller answered
+/// already, so there is nothing to hold.
+#[test]
+fn reply_after_messages_handed_over_in_place_is_not_held() {
+    let (mut s, now) = server(Config::default());
+    let mut input = client_frame(true, Opcode::Text, b"m");
+    input.extend_from_slice(&client_frame(true, Opcode::Close, b""));
+    let mut seen = 0;
+    s.receive_in_place(now, &mut input, |conn, event| {
+        if let wss_proto::EventRef::Message(_) = event {
+            conn.send_text("answer").unwrap();
+        }
+        seen += 1;
+    });
+    assert_eq!(seen, 2);
+    assert!(!s.hold_close(now));
+    assert_eq!(
+        parse_frames(&output(&mut s)),
+        [
+            (true, Opcode::Text, b"answer".to_vec()),
+            (true, Opcode::Close, vec![])
+        ]
+    );
+}

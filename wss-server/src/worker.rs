@@ -492,7 +492,11 @@ impl Worker {
                 error,
             } => {
                 let opened = self.opening.remove(&conn).is_none();
+                // Whether the net holds the close reply behind the messages of the read that
+                // brought the peer's close (failures are held without asking: see below).
+                let mut held = false;
                 if let Some(slot) = self.slots.remove(&conn) {
+                    held = slot.credit.as_ref().map_or(true, Credit::holds_close);
                     let local = slot.ws.inner.closed_locally();
                     let outcome = close_outcome(
                         code.0,
@@ -503,9 +507,10 @@ impl Worker {
                     );
                     self.end(slot, opened, Some(outcome));
                 }
-                if matches!(error, Some(ConnError::Protocol(_))) {
-                    // The callbacks for every event before the failure have run: their sends
-                    // go first, on the same channel, then the close frame the net holds.
+                if held || matches!(error, Some(ConnError::Protocol(_))) {
+                    // The callbacks for every event before the close or the failure have run:
+                    // their sends go first, on the same channel, then the close frame the net
+                    // holds.
                     flush_if_worker(&self.server.inner);
                     self.server.inner.net.release(conn);
                 }

@@ -90,15 +90,10 @@ fn a_compressed_echo_also_precedes_the_close() {
     assert_eq!(client.read_close_code(), Some(1002));
 }
 
-/// The known weak spot of a clean close: a message and the peer's close frame in one read.
-/// The protocol answers the close at once, so the worker's echo, sent later, is dropped
-/// (nothing may follow our close frame). RFC 6455 allows it, but a client that sends
-/// "last message + close" loses the answer. Fixing it needs `wss_proto::Connection` to hold
-/// the close *reply* aside the way it holds a failure's close (`hold_failure_close`), so the
-/// loop can release it once the worker has handled the events before it: ignored until then.
-/// Run with `cargo test -p wss-server --test protocol_failure -- --ignored`.
+/// A message and the peer's close frame in one read: the protocol queues the close reply at
+/// once, but the loop holds it until the worker has run `on_message` for that message, so the
+/// echo (sent later from the worker) is not dropped and goes out first.
 #[test]
-#[ignore = "known weak spot: needs wss-proto to hold the close reply (see the doc comment)"]
 fn echo_of_a_message_read_with_the_close_precedes_the_close_reply() {
     let log = Log::default();
     let web = web();
@@ -112,5 +107,104 @@ fn echo_of_a_message_read_with_the_close_precedes_the_close_reply() {
         read_frame(&mut raw.stream),
         Some((1, b"last words".to_vec()))
     );
-    assert_eq!(read_close(&mut raw.stream), Some(Some(1000)));
+    assert_eq!(read_frame(&mut raw.stream), Some((8, close_payload(1000))));
+    assert!(closed_without_bytes(&mut raw.stream));
+    let term = log.wait_for("terminate:").unwrap();
+    assert!(term.contains(":1000:"), "{term}");
+}
+
+fn close_payload(code: u16) -> Vec<u8> {
+    code.to_be_bytes().to_vec()
+}
+
+/// A handler that takes `delay` over each message before echoing it.
+fn echo_after(log: &Log, delay: Duration) -> Rec {
+    Rec::new(log).on_message(move |ws, e| {
+        std::thread::sleep(delay);
+        let _ = ws.send(e.data.clone());
+    })
+}
+
+/// The close comes in its own read while the worker is still in `on_message`: nothing of that
+/// read waits for an answer, so the reply goes at once (as before), and the late echo is
+/// dropped (nothing may follow our close frame).
+#[test]
+fn a_close_read_on_its_own_is_answered_at_once() {
+    let log = Log::default();
+    let web = web();
+    let handler = echo_after(&log, Duration::from_millis(300));
+    let _wss = WebSocketServer::new(&web, handler, ServerOptions::default()).unwrap();
+    let mut raw = raw_handshake(web.local_addr(), "/", &[]);
+    raw.stream.write_all(&frame(0x81, b"busy")).unwrap();
+    // The worker is in the handler now, well before it echoes.
+    log.wait_for("message:").unwrap();
+    let sent = std::time::Instant::now();
+    raw.stream
+        .write_all(&frame(0x88, &1000u16.to_be_bytes()))
+        .unwrap();
+    assert_eq!(
+        read_frame(&mut raw.stream),
+        Some((8, close_payload(1000))),
+        "the close reply before the echo"
+    );
+    assert!(
+        sent.elapsed() < Duration::from_millis(250),
+        "not held: {:?}",
+        sent.elapsed()
+    );
+    assert!(closed_without_bytes(&mut raw.stream), "no echo after it");
+    let term = log.wait_for("terminate:").unwrap();
+    assert!(term.contains(":1000:"), "{term}");
+}
+
+/// Two messages and the close in one write, a handler that takes 200 ms per message: both
+/// echoes, in order, then the close reply; `on_terminate` sees the peer's code and reason.
+#[test]
+fn slow_echoes_of_messages_read_with_the_close_precede_the_close_reply() {
+    let log = Log::default();
+    let web = web();
+    let handler = echo_after(&log, Duration::from_millis(200));
+    let _wss = WebSocketServer::new(&web, handler, ServerOptions::default()).unwrap();
+    let mut raw = raw_handshake(web.local_addr(), "/", &[]);
+    let mut bytes = frame(0x81, b"one");
+    bytes.extend_from_slice(&frame(0x81, b"two"));
+    let mut close = 1000u16.to_be_bytes().to_vec();
+    close.extend_from_slice(b"done");
+    bytes.extend_from_slice(&frame(0x88, &close));
+    raw.stream.write_all(&bytes).unwrap();
+    assert_eq!(read_frame(&mut raw.stream), Some((1, b"one".to_vec())));
+    assert_eq!(read_frame(&mut raw.stream), Some((1, b"two".to_vec())));
+    assert_eq!(read_frame(&mut raw.stream), Some((8, close_payload(1000))));
+    assert!(closed_without_bytes(&mut raw.stream));
+    let term = log.wait_for("terminate:").unwrap();
+    assert!(term.contains(":1000:Some(\"done\"):"), "{term}");
+    assert_eq!(log.count("error:"), 0, "a clean close raises no on_error");
+}
+
+/// A handler that blocks past the 1 s bound: the close reply goes out by the deadline, and the
+/// echo sent after it never reaches the wire.
+#[test]
+fn a_handler_blocked_past_the_bound_does_not_keep_the_close_reply() {
+    let log = Log::default();
+    let web = web();
+    let handler = echo_after(&log, Duration::from_millis(1600));
+    let _wss = WebSocketServer::new(&web, handler, ServerOptions::default()).unwrap();
+    let mut raw = raw_handshake(web.local_addr(), "/", &[]);
+    let mut bytes = frame(0x81, b"stuck");
+    bytes.extend_from_slice(&frame(0x88, &1000u16.to_be_bytes()));
+    let sent = std::time::Instant::now();
+    raw.stream.write_all(&bytes).unwrap();
+    assert_eq!(
+        read_frame(&mut raw.stream),
+        Some((8, close_payload(1000))),
+        "the close reply, without the echo"
+    );
+    let waited = sent.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_millis(1500),
+        "held up to the bound: {waited:?}"
+    );
+    assert!(closed_without_bytes(&mut raw.stream), "nothing after it");
+    let term = log.wait_for("terminate:").unwrap();
+    assert!(term.contains(":1000:"), "{term}");
 }

@@ -19,9 +19,10 @@ use crate::ConnId;
 /// Payloads above this size are queued as their own chunk instead of copied.
 const ZERO_COPY_MIN: usize = 16 * 1024;
 
-/// Longest a failed connection's close frame waits for the consumer's
-/// [`release`](crate::NetHandle::release) (the close timeout when shorter).
-const FAILURE_HOLD: Duration = Duration::from_secs(1);
+/// Longest a held close frame (a failure's, or the reply to the peer's close behind messages)
+/// waits for the consumer's [`release`](crate::NetHandle::release) (the close timeout when
+/// shorter).
+const CLOSE_HOLD: Duration = Duration::from_secs(1);
 
 /// State of an upgraded connection.
 pub(crate) struct Ws {
@@ -36,6 +37,8 @@ pub(crate) struct Ws {
     /// The consumer is behind: neither the socket is read nor the protocol's decoded events
     /// taken, until a resume.
     blocked: bool,
+    /// The connection's `Closed` went to the sink: ending it must not report another.
+    closed_reported: bool,
 }
 
 /// How the protocol ended the connection, found while draining its events.
@@ -56,6 +59,7 @@ impl Ws {
             buffered: Arc::new(AtomicUsize::new(0)),
             flow,
             blocked: false,
+            closed_reported: false,
         }
     }
 
@@ -64,10 +68,10 @@ impl Ws {
         !self.blocked && !self.ws.is_holding_close()
     }
 
-    /// The connection failed and its `Closed` was reported already: destroying it must not
-    /// report another.
+    /// The connection's `Closed` was reported already (after the peer's close or a failure,
+    /// while its close frame may still be held): destroying it must not report another.
     pub(crate) fn reported(&self) -> bool {
-        self.ws.error().is_some()
+        self.closed_reported
     }
 
     /// Moves the protocol's queued bytes (frames, pongs, close) to the socket queue.
@@ -90,6 +94,7 @@ impl Ws {
     }
 
     pub(crate) fn report_abnormal(&mut self, ctx: &mut Ctx, id: ConnId, error: ConnError) {
+        self.closed_reported = true;
         ctx.emit(
             &self.sink,
             NetEvent::Closed {
@@ -107,11 +112,17 @@ impl Conn {
         if let Phase::Ws(w) = &mut self.phase {
             w.ws.receive(ctx.now, data);
             // Held at once, before anything can take the output: the events before the
-            // failure may wait for the consumer (flow control) while the socket is flushed.
-            if w.ws.error().is_some() && w.sink.holds_failure_close() {
-                let wait = FAILURE_HOLD.min(ctx.config.proto.close_timeout);
-                // Only the close is held: pongs queued before the failure go out as usual.
-                w.ws.hold_failure_close(ctx.now + wait);
+            // failure or the peer's close may wait for the consumer (flow control) while the
+            // socket is flushed. The protocol offers a clean close's reply only when messages
+            // came before it in this read, so a close alone is answered at once.
+            if w.ws.state() == State::Closed && w.sink.holds_failure_close() {
+                let wait = CLOSE_HOLD.min(ctx.config.proto.close_timeout);
+                // Only the close is held: pongs queued before it go out as usual.
+                if w.ws.hold_close(ctx.now + wait) {
+                    if let Some(flow) = &w.flow {
+                        inbound::note_close_held(flow);
+                    }
+                }
             }
         }
         self.ws_pump(ctx, id)
@@ -190,8 +201,8 @@ impl Conn {
             if w.ws.is_holding_close() {
                 return Ok(());
             }
-            if w.ws.error().is_some() {
-                // A failure reported earlier whose held close frame was just released.
+            if w.closed_reported {
+                // A `Closed` reported earlier whose held close frame was just released.
                 w.pull_output(&mut self.out);
                 w.set_buffered(self.out.len());
                 self.finish(ctx.now);
@@ -205,6 +216,7 @@ impl Conn {
             None => Ok(()),
             Some(End::Drop(error)) => Err(Some(error)),
             Some(End::Orderly(code, reason, error)) => {
+                w.closed_reported = true;
                 ctx.emit(
                     &w.sink,
                     NetEvent::Closed {
@@ -318,8 +330,9 @@ impl Conn {
         Ok(())
     }
 
-    /// `NetHandle::release` for this connection: the held close frame of a failed connection
-    /// goes out after what was sent meanwhile, then the connection ends.
+    /// `NetHandle::release` for this connection: the held close frame (a failure's, or the
+    /// reply to the peer's close) goes out after what was sent meanwhile, then the connection
+    /// ends.
     pub(crate) fn release_close(&mut self, ctx: &mut Ctx, id: ConnId) -> Step {
         let Phase::Ws(w) = &mut self.phase else {
             return Ok(());

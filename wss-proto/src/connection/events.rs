@@ -30,6 +30,13 @@ impl EventQueue {
         }
     }
 
+    /// Whether a data message waits in the queue (looked at only when a close arrives).
+    pub(crate) fn has_message(&self) -> bool {
+        let is_message = |e: &Event| matches!(e, Event::Message(_));
+        self.first.as_ref().is_some_and(is_message)
+            || self.rest.as_ref().is_some_and(|r| r.iter().any(is_message))
+    }
+
     #[inline]
     pub(crate) fn pop(&mut self) -> Option<Event> {
         if let Some(event) = self.first.take() {
@@ -68,6 +75,22 @@ mod tests {
         q.push(Event::TimedOut(Timeout::Idle));
         assert_eq!(q.pop(), Some(Event::TimedOut(Timeout::Idle)));
         assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn a_message_is_found_wherever_it_waits() {
+        let mut q = EventQueue::default();
+        assert!(!q.has_message());
+        q.push(ev(1));
+        assert!(!q.has_message(), "a ping is no message");
+        q.push(Event::Message(crate::Message::Text("m".into())));
+        assert!(q.has_message(), "behind the first event");
+        let _ = q.pop();
+        assert!(q.has_message(), "alone in the spill");
+        let _ = q.pop();
+        assert!(!q.has_message());
+        q.push(Event::Message(crate::Message::Binary(vec![1])));
+        assert!(q.has_message(), "in the inline slot");
     }
 
     #[test]
