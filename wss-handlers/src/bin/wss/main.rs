@@ -7,6 +7,7 @@
 
 mod cluster;
 mod listen;
+mod malloc;
 mod nofile;
 mod values;
 
@@ -434,6 +435,10 @@ fn fail(err: &StartError) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: the allocator's settings are process-wide.
+    if !malloc::tune() {
+        log::debug!("glibc refused the malloc thresholds; running with its defaults");
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
