@@ -4,11 +4,9 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use support::redis::Redis;
 use support::{assert_silent, close, connect, next_message, run_to_exit, Wss};
 use tungstenite::Message;
 use wss_handlers::Broadcast;
@@ -140,81 +138,6 @@ fn the_binary_runs_it_and_refuses_a_data_type_that_would_change_frames() {
         assert!(out.is_empty(), "{out}");
         assert!(err.contains("--data-type text"), "{err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    }
-}
-
-/// A private `redis-server` on a free loopback port, killed on drop.
-struct Redis {
-    port: u16,
-    child: Child,
-}
-
-impl Redis {
-    /// Starts one, or returns `None` after a loud message when `redis-server` is missing and
-    /// `WSS_REQUIRE_REDIS` is not `1`.
-    fn start() -> Option<Redis> {
-        let installed = Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
-            assert!(
-                std::env::var("WSS_REQUIRE_REDIS").as_deref() != Ok("1"),
-                "redis-server is not installed and WSS_REQUIRE_REDIS=1"
-            );
-            // The harness hides the output of passing tests; a skip must be seen.
-            let _ = std::io::stderr().write_all(
-                b"\n!!! SKIPPED: redis-server is not installed, so the cross-node broadcast \
-                  test did not run (apt-get install -y redis-server, or WSS_REQUIRE_REDIS=1 \
-                  to make this a failure) !!!\n",
-            );
-            return None;
-        }
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        let redis = Redis { port, child };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !redis.answers_ping() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on {port} is silent"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Some(redis)
-    }
-
-    fn answers_ping(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
-        let mut answer = [0u8; 7];
-        s.write_all(b"PING\r\n").is_ok()
-            && s.read_exact(&mut answer).is_ok()
-            && &answer == b"+PONG\r\n"
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: the `wss` binary as a child process.
 #![allow(dead_code)]
 
+pub mod redis;
 pub mod tls;
 pub mod webdriver;
 pub mod wire;
