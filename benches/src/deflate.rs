@@ -17,7 +17,7 @@
 //!
 //! [`Template`]: crate::client::Template
 
-use crate::echo::{EchoConfig, EchoResult, DRAIN};
+use crate::echo::{tag, EchoConfig, EchoResult, Phase, DRAIN};
 use crate::histogram::Histogram;
 use crate::pattern::{ChatJson, Pattern};
 use crate::target::{source_addr, Target};
@@ -531,13 +531,6 @@ struct Conn {
     closed: bool,
 }
 
-#[derive(PartialEq, Eq)]
-enum Phase {
-    Running,
-    Draining(Instant),
-    Closing(Instant),
-}
-
 /// What the read and send helpers share within one thread.
 struct Ctx<'a> {
     payload: &'a Payload,
@@ -640,12 +633,7 @@ fn run_thread(setup: &Setup<'_>, barrier: &Barrier) -> Result<ThreadOut, BenchEr
             }
             _ => {}
         }
-        let wait = match phase {
-            Phase::Running if now < clock.start => clock.start - now,
-            Phase::Running => clock.end.saturating_duration_since(now),
-            Phase::Draining(d) | Phase::Closing(d) => d.saturating_duration_since(now),
-        };
-        poll.poll(&mut events, Some(wait.min(Duration::from_millis(50))))
+        poll.poll(&mut events, Some(phase.wait(now, &clock)))
             .map_err(BenchError::io("epoll wait"))?;
         for ev in events.iter() {
             let i = ev.token().0;
@@ -676,14 +664,6 @@ fn run_thread(setup: &Setup<'_>, barrier: &Barrier) -> Result<ThreadOut, BenchEr
     }
     out.bytes = ctx.bytes;
     Ok(out)
-}
-
-fn tag(e: BenchError, conn: usize) -> BenchError {
-    match e {
-        BenchError::Mismatch { seq, .. } => BenchError::Mismatch { conn, seq },
-        BenchError::ServerClosed(_) => BenchError::ServerClosed(conn),
-        other => other,
-    }
 }
 
 type Connected = (Vec<Conn>, Option<String>);

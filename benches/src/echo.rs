@@ -179,11 +179,24 @@ struct Conn {
     closed: bool,
 }
 
+/// Where a load thread stands: sending, waiting for the last echoes, or closing.
 #[derive(PartialEq, Eq)]
-enum Phase {
+pub(crate) enum Phase {
     Running,
     Draining(Instant),
     Closing(Instant),
+}
+
+impl Phase {
+    /// How long the thread may sleep in `poll` before the phase needs a look again.
+    pub(crate) fn wait(&self, now: Instant, clock: &Window) -> Duration {
+        let wait = match *self {
+            Phase::Running if now < clock.start => clock.start - now,
+            Phase::Running => clock.end.saturating_duration_since(now),
+            Phase::Draining(d) | Phase::Closing(d) => d.saturating_duration_since(now),
+        };
+        wait.min(Duration::from_millis(50))
+    }
 }
 
 fn run_thread(
@@ -267,12 +280,7 @@ fn run_thread(
             }
             _ => {}
         }
-        let wait = match phase {
-            Phase::Running if now < clock.start => clock.start - now,
-            Phase::Running => clock.end.saturating_duration_since(now),
-            Phase::Draining(d) | Phase::Closing(d) => d.saturating_duration_since(now),
-        };
-        poll.poll(&mut events, Some(wait.min(Duration::from_millis(50))))
+        poll.poll(&mut events, Some(phase.wait(now, &clock)))
             .map_err(BenchError::io("epoll wait"))?;
         for ev in events.iter() {
             let i = ev.token().0;
@@ -306,7 +314,8 @@ fn run_thread(
     Ok(out)
 }
 
-fn tag(e: BenchError, conn: usize) -> BenchError {
+/// Names the connection in an error raised by its reader.
+pub(crate) fn tag(e: BenchError, conn: usize) -> BenchError {
     match e {
         BenchError::Mismatch { seq, .. } => BenchError::Mismatch { conn, seq },
         BenchError::ServerClosed(_) => BenchError::ServerClosed(conn),
