@@ -77,36 +77,8 @@ server_cmd() {
     esac
 }
 
-# start_server CMD: starts it pinned, waits for the readiness line, sets SERVER_PID and URL.
-start_server() {
-    : >"$WORK/out"
-    # shellcheck disable=SC2086
-    taskset -c "$SERVER_CORE" $1 >"$WORK/out" 2>"$WORK/err" &
-    SERVER_PID=$!
-    URL=""
-    for _ in $(seq 100); do
-        URL=$(sed -n 's/^listening on \(ws:\/\/[^ ]*\).*/\1/p' "$WORK/out" | head -n1)
-        [ -n "$URL" ] && return 0
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    log "server did not become ready: $1"
-    cat "$WORK/err" >&2 || true
-    stop_server
-    return 1
-}
-
-stop_server() {
-    [ -n "$SERVER_PID" ] || return 0
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 30); do
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-}
+# start_server / stop_server
+. benches/scripts/server.sh
 
 # run_one SERVER DEFLATE SCENARIO ROUND LABEL WSBENCH-ARGS...: one server, one wsbench run,
 # one JSON line.
