@@ -230,20 +230,24 @@ fn slow_reader_is_dropped_alone() {
     let (_, peak1) = flood(&server, &mut chatter);
     let after1 = server.rss_kib();
     let (_, peak2) = flood(&server, &mut chatter);
-    let after2 = server.rss_kib();
-    eprintln!("RSS {before} KiB; after flood 1: {after1} KiB; after flood 2: {after2} KiB");
+    let (_, peak3) = flood(&server, &mut chatter);
+    let after3 = server.rss_kib();
+    eprintln!("RSS {before} KiB; after flood 1: {after1} KiB; after flood 3: {after3} KiB");
     // The kernel's socket buffers absorb part of a flood (tens of MiB on loopback), so the
     // bytes written say little; the server itself must hold no more than one queue's bound
     // (16 MiB), the message in hand and allocator slack, far from the 256 MiB offered.
-    for peak in [peak1, peak2] {
+    for peak in [peak1, peak2, peak3] {
         assert!(
             peak < before + 64 * 1024,
             "RSS peaked at {peak} KiB during a flood (before: {before} KiB)"
         );
     }
+    // The wss binary lets glibc keep up to 8 MiB of freed memory per heap (src/bin/wss/malloc.rs),
+    // and the loop and the worker free on different heaps: up to 16 MiB may stay after any
+    // flood. A leaked queue (16 MiB per dropped flooder) would pass that over two more floods.
     assert!(
-        after2 < after1 + 8 * 1024,
-        "RSS went from {after1} KiB to {after2} KiB with the second dropped flooder"
+        after3 < after1 + 16 * 1024,
+        "RSS went from {after1} KiB to {after3} KiB over two more dropped flooders"
     );
     chatter.send(Message::text("after the flood")).unwrap();
     assert_eq!(
