@@ -41,4 +41,9 @@ impl ConnectionHandler for EchoConnection {
         // A peer that is already closing gets nothing; that is not an error worth reporting.
         let _ = ws.send(event.data.clone());
     }
+
+    fn on_message_owned(&mut self, ws: &WebSocketConnection, event: MessageEvent) {
+        // The message goes back as it came: no copy, a large payload is queued as it is.
+        let _ = ws.send(event.data);
+    }
 }

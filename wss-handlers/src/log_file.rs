@@ -207,6 +207,11 @@ impl<C: ConnectionHandler> ConnectionHandler for LoggedConnection<C> {
         self.inner.on_message(ws, event)
     }
 
+    // Forwarded too, so a logged echo still sends its message back without a copy.
+    fn on_message_owned(&mut self, ws: &WebSocketConnection, event: MessageEvent) {
+        self.inner.on_message_owned(ws, event)
+    }
+
     fn on_open(&mut self, ws: &WebSocketConnection, event: &OpenEvent) {
         Line::new("connection.open")
             .field("id", ws.id())

@@ -58,6 +58,14 @@ pub trait ConnectionHandler: Send + 'static {
     /// A message arrived, shaped by the server's data type.
     fn on_message(&mut self, ws: &WebSocketConnection, event: &MessageEvent);
 
+    /// The server's entry point for a message: it hands the event over, and by default
+    /// lends it to [`on_message`](Self::on_message). Override it to keep or forward the data
+    /// without a copy (an echo sends `event.data` back as it is: for a 64 KiB message that is
+    /// a 64 KiB copy less). Implement `on_message` as well, for callers that only lend.
+    fn on_message_owned(&mut self, ws: &WebSocketConnection, event: MessageEvent) {
+        self.on_message(ws, &event)
+    }
+
     /// The connection is open (after the 101); `ws` is already in `wss().connections()`.
     fn on_open(&mut self, ws: &WebSocketConnection, event: &OpenEvent) {
         let _ = (ws, event);
@@ -80,6 +88,9 @@ pub trait ConnectionHandler: Send + 'static {
 impl ConnectionHandler for Box<dyn ConnectionHandler> {
     fn on_message(&mut self, ws: &WebSocketConnection, event: &MessageEvent) {
         (**self).on_message(ws, event)
+    }
+    fn on_message_owned(&mut self, ws: &WebSocketConnection, event: MessageEvent) {
+        (**self).on_message_owned(ws, event)
     }
     fn on_open(&mut self, ws: &WebSocketConnection, event: &OpenEvent) {
         (**self).on_open(ws, event)

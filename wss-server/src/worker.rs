@@ -476,7 +476,7 @@ impl Worker {
                     Ok(data) => {
                         let event = MessageEvent { data };
                         call_conn(&slot.handler, &slot.ws, "on_message", |h, ws| {
-                            h.on_message(ws, &event)
+                            h.on_message_owned(ws, event)
                         });
                     }
                     Err(info) => conn_error(&slot.handler, &slot.ws, ErrorEvent::single(info)),

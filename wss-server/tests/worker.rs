@@ -206,3 +206,39 @@ fn sends_from_other_threads_are_delivered() {
         .unwrap();
     assert_eq!(read_text(&mut c), "from a thread");
 }
+
+/// Takes every message by value; the lent `on_message` must then never run.
+struct OwnsMessages;
+struct OwnsConn;
+
+impl ServerHandler for OwnsMessages {
+    type Connection = OwnsConn;
+    fn on_connection(&mut self, _: &WebSocketServer, _: &ConnectionEvent) -> Option<OwnsConn> {
+        Some(OwnsConn)
+    }
+}
+
+impl ConnectionHandler for OwnsConn {
+    fn on_message(&mut self, _: &WebSocketConnection, _: &MessageEvent) {
+        panic!("the server lent the message instead of handing it over");
+    }
+    fn on_message_owned(&mut self, ws: &WebSocketConnection, e: MessageEvent) {
+        let _ = ws.send(e.data);
+    }
+}
+
+#[test]
+fn on_message_owned_receives_each_message_instead_of_on_message() {
+    let web = web();
+    let _wss = WebSocketServer::new(&web, OwnsMessages, ServerOptions::default()).unwrap();
+    let mut c = connect(web.local_addr(), "/");
+    let big: Vec<u8> = (0..64 * 1024).map(|i| (i * 7) as u8).collect();
+    c.send(tungstenite::Message::binary(big.clone())).unwrap();
+    c.send(tungstenite::Message::text("small")).unwrap();
+    match c.read().unwrap() {
+        tungstenite::Message::Binary(b) => assert_eq!(&b[..], &big[..]),
+        other => panic!("expected the binary echo, got {other:?}"),
+    }
+    // A panic would have gone to on_error and sent nothing: the text must come back too.
+    assert_eq!(read_text(&mut c), "small");
+}
