@@ -229,6 +229,11 @@ fn listen_on(addr: SocketAddr) -> io::Result<(mio::net::TcpListener, SocketAddr)
     // Restarting while old connections sit in TIME_WAIT must not fail with EADDRINUSE.
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
+    // Accepted sockets inherit it on Linux, which saves the accepting loop a setsockopt per
+    // connection there; elsewhere it is set again on each accepted socket.
+    if let Err(e) = socket.set_nodelay(true) {
+        log::debug!("TCP_NODELAY on the listener for {addr}: {e}");
+    }
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     let std_listener: std::net::TcpListener = socket.into();

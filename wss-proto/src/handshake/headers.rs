@@ -34,6 +34,37 @@ impl PairList {
         self.spans.len()
     }
 
+    /// Whether the name at `span` is `name` (ASCII case ignored). A name of another length is
+    /// told apart on its span alone: a lookup walks a dozen fields, most differ in length.
+    fn name_is(&self, span: &Range<usize>, name: &str) -> bool {
+        span.len() == name.len()
+            && self
+                .text
+                .as_bytes()
+                .get(span.clone())
+                .is_some_and(|b| b.eq_ignore_ascii_case(name.as_bytes()))
+    }
+
+    fn text_at(&self, span: &Range<usize>) -> &str {
+        self.text.get(span.clone()).unwrap_or_default()
+    }
+
+    /// The first value named `name` (ASCII case ignored).
+    pub(crate) fn first_named(&self, name: &str) -> Option<&str> {
+        self.spans
+            .iter()
+            .find(|(n, _)| self.name_is(n, name))
+            .map(|(_, v)| self.text_at(v))
+    }
+
+    /// Every value named `name` (ASCII case ignored), in order.
+    pub(crate) fn values_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.spans
+            .iter()
+            .filter(move |(n, _)| self.name_is(n, name))
+            .map(move |(_, v)| self.text_at(v))
+    }
+
     pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, &str)> + '_ {
         self.spans.iter().map(move |(name, value)| {
             (
@@ -85,18 +116,12 @@ impl Headers {
 
     /// The first value of the field `name` (ASCII case ignored), if any.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.list
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        self.list.first_named(name)
     }
 
     /// Every value of the field `name` (ASCII case ignored), in arrival order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.list
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        self.list.values_named(name)
     }
 
     /// How many fields named `name` (ASCII case ignored) arrived.

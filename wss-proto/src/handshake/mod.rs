@@ -77,8 +77,20 @@ pub const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// );
 /// ```
 pub fn accept_key(key: &str) -> String {
+    String::from_utf8_lossy(&accept_key_bytes(key)).into_owned()
+}
+
+/// Length of a `Sec-WebSocket-Accept` value: base64 of a 20-byte SHA-1, padded.
+pub(crate) const ACCEPT_KEY_LEN: usize = 28;
+
+/// [`accept_key`] in a stack buffer, for the server's 101, which is written once per
+/// connection and needs no `String` of its own. Always ASCII.
+pub(crate) fn accept_key_bytes(key: &str) -> [u8; ACCEPT_KEY_LEN] {
     let mut hasher = Sha1::new();
     hasher.update(key.as_bytes());
     hasher.update(WEBSOCKET_GUID.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(hasher.finalize())
+    let mut out = [0u8; ACCEPT_KEY_LEN];
+    // 20 bytes always encode to exactly 28 characters, so the slice is never too short.
+    let _ = base64::engine::general_purpose::STANDARD.encode_slice(hasher.finalize(), &mut out);
+    out
 }

@@ -260,7 +260,11 @@ fn parse_head(head: &[u8], max_headers: usize) -> Result<Request, HeadError> {
 pub(crate) fn collect_headers(fields: &[httparse::Header<'_>], head_len: usize) -> Headers {
     let mut headers = Headers::with_capacity(head_len, fields.len());
     for field in fields {
-        headers.append(field.name, &String::from_utf8_lossy(field.value));
+        // The strict check first: it runs word by word over ASCII, the lossy one byte by byte.
+        match std::str::from_utf8(field.value) {
+            Ok(value) => headers.append(field.name, value),
+            Err(_) => headers.append(field.name, &String::from_utf8_lossy(field.value)),
+        }
     }
     headers
 }

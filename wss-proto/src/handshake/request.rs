@@ -1,5 +1,6 @@
 //! A parsed HTTP/1.x request head.
 
+use std::fmt;
 use std::ops::Range;
 
 use super::headers::Headers;
@@ -10,10 +11,13 @@ use super::query::Query;
 /// Built by [`RequestParser`](super::RequestParser) from the wire, or by [`Request::new`] in
 /// tests and tools. Nothing in it is normalised except the query, which is decoded: the target
 /// and the header names stay exactly as sent.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Request {
-    method: String,
-    url: String,
+    /// The method followed by the target, in one allocation: `line[..method_len]` is the
+    /// method, the rest the target.
+    line: String,
+    method_len: usize,
+    /// The path's bytes within the target.
     path: Range<usize>,
     version: u8,
     query: Query,
@@ -26,9 +30,12 @@ impl Request {
     /// `version` is the HTTP minor version: 1 for HTTP/1.1, 0 for HTTP/1.0.
     pub fn new(method: &str, url: &str, version: u8, headers: Headers) -> Request {
         let (path, query) = split_target(url);
+        let mut line = String::with_capacity(method.len() + url.len());
+        line.push_str(method);
+        line.push_str(url);
         Request {
-            method: method.to_owned(),
-            url: url.to_owned(),
+            line,
+            method_len: method.len(),
             path,
             version,
             query: query.map(Query::parse).unwrap_or_default(),
@@ -38,13 +45,13 @@ impl Request {
 
     /// The method, as sent (`GET`); methods are case-sensitive in HTTP.
     pub fn method(&self) -> &str {
-        &self.method
+        self.line.get(..self.method_len).unwrap_or_default()
     }
 
     /// The request-target exactly as it appears in the request line, undecoded:
     /// `GET /status?name=ryan HTTP/1.1` gives `/status?name=ryan`.
     pub fn url(&self) -> &str {
-        &self.url
+        self.line.get(self.method_len..).unwrap_or_default()
     }
 
     /// The path part of the target, still percent-encoded, without query or fragment.
@@ -52,7 +59,7 @@ impl Request {
     /// For an absolute-form target (`http://host/chat?x`, as sent to proxies) this is the path
     /// after the authority (`/chat`), or `/` when there is none.
     pub fn path(&self) -> &str {
-        match self.url.get(self.path.clone()) {
+        match self.url().get(self.path.clone()) {
             Some("") | None => "/",
             Some(path) => path,
         }
@@ -71,6 +78,19 @@ impl Request {
     /// The HTTP minor version: 1 for HTTP/1.1, 0 for HTTP/1.0.
     pub fn version(&self) -> u8 {
         self.version
+    }
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method())
+            .field("url", &self.url())
+            .field("path", &self.path())
+            .field("version", &self.version)
+            .field("query", &self.query)
+            .field("headers", &self.headers)
+            .finish()
     }
 }
 

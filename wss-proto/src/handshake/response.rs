@@ -1,7 +1,7 @@
 //! HTTP responses a WebSocket server sends: the 101 and the refusals.
 
-use super::accept_key;
 use super::server::UpgradeRequest;
+use super::{accept_key_bytes, ACCEPT_KEY_LEN};
 
 /// An HTTP/1.1 response, ready to be encoded onto the wire.
 ///
@@ -45,12 +45,45 @@ impl Response {
         upgrade: &UpgradeRequest,
         extra_headers: &[(String, String)],
     ) -> Response {
+        let accept = accept_key_bytes(&upgrade.key);
         let mut response = Response::new(101)
             .header("Upgrade", "websocket")
             .header("Connection", "Upgrade")
-            .header("Sec-WebSocket-Accept", &accept_key(&upgrade.key));
+            .header("Sec-WebSocket-Accept", &String::from_utf8_lossy(&accept));
         response.headers.extend_from_slice(extra_headers);
         response
+    }
+
+    /// Appends to `out` exactly what `Response::switching_protocols(upgrade, extra_headers)`
+    /// would encode, without building that response: a server writes one 101 per
+    /// connection, and the intermediate response costs seven allocations (the accept key and
+    /// each name and value) that the bytes do not need.
+    pub fn encode_switching_protocols(
+        upgrade: &UpgradeRequest,
+        extra_headers: &[(String, String)],
+        out: &mut Vec<u8>,
+    ) {
+        const HEAD: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\n\
+            Upgrade: websocket\r\n\
+            Connection: Upgrade\r\n\
+            Sec-WebSocket-Accept: ";
+        let accept = accept_key_bytes(&upgrade.key);
+        let extra: usize = extra_headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum();
+        out.reserve(HEAD.len() + ACCEPT_KEY_LEN + 4 + extra);
+        out.extend_from_slice(HEAD);
+        out.extend_from_slice(&accept);
+        out.extend_from_slice(b"\r\n");
+        // A 1xx carries no Content-Length, whatever the extra headers say.
+        for (name, value) in extra_headers {
+            push_sanitized(out, name);
+            out.extend_from_slice(b": ");
+            push_sanitized(out, value);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
     }
 
     /// A refusal: `Connection: close` and, when `text` is not empty, `text` as a `text/plain`
@@ -183,6 +216,31 @@ pub fn reason_phrase(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn direct_101_matches_the_built_response() {
+        let upgrade = UpgradeRequest {
+            key: "dGhlIHNhbXBsZSBub25jZQ==".to_owned(),
+            protocols: Vec::new(),
+            extensions: Vec::new(),
+        };
+        for extra in [
+            Vec::new(),
+            vec![
+                ("Sec-WebSocket-Protocol".to_owned(), "chat".to_owned()),
+                ("Set-Cookie".to_owned(), "a=b\r\nX: y".to_owned()),
+            ],
+        ] {
+            let mut direct = b"before".to_vec();
+            Response::encode_switching_protocols(&upgrade, &extra, &mut direct);
+            let mut built = b"before".to_vec();
+            Response::switching_protocols(&upgrade, &extra).encode(&mut built);
+            assert_eq!(
+                String::from_utf8_lossy(&direct),
+                String::from_utf8_lossy(&built)
+            );
+        }
+    }
 
     #[test]
     fn decimal_digits() {
