@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use wss_proto::close::CloseCode;
@@ -12,7 +11,7 @@ use wss_proto::error::ProtocolError;
 use wss_proto::handshake::{Request, Response, UpgradeRequest};
 use wss_proto::DeflateParams;
 
-use crate::inbound::{Credit, Inbound};
+use crate::inbound::{Buffered, Credit, Inbound};
 
 /// Process-wide-unique id of one accepted TCP connection.
 ///
@@ -31,12 +30,21 @@ impl ConnId {
         )
     }
 
+    /// An id from its parts, as a loop makes them. For tests of the layers above (a table
+    /// keyed by [`slot`](Self::slot) must ignore an older generation); real ids come from
+    /// the loops.
+    #[doc(hidden)]
+    pub fn from_parts(loop_index: usize, generation: u32, slot: usize) -> ConnId {
+        ConnId::new(loop_index, generation, slot)
+    }
+
     /// The raw value, stable for the life of the connection (for logs and maps).
     pub fn as_u64(self) -> u64 {
         self.0
     }
 
-    pub(crate) fn loop_index(self) -> usize {
+    /// The index of the loop that owns the connection (0 up to the loop count).
+    pub fn loop_index(self) -> usize {
         (self.0 >> 56) as usize
     }
 
@@ -44,7 +52,11 @@ impl ConnId {
         ((self.0 >> 32) & 0xff_ffff) as u32
     }
 
-    pub(crate) fn slot(self) -> usize {
+    /// The connection's slot in its loop's table. Slots are dense (a loop reuses the slot of
+    /// an ended connection), so the layer above can index a table of its own by loop and
+    /// slot instead of hashing ids; it must then compare the whole id, as a later
+    /// connection gets the same slot with another generation.
+    pub fn slot(self) -> usize {
         (self.0 & 0xffff_ffff) as usize
     }
 }
@@ -201,7 +213,7 @@ pub enum NetEvent {
         peer: SocketAddr,
         /// Bytes queued for this connection and not yet written to the socket, kept current by
         /// the loop (it is what `bufferedAmount` reports).
-        buffered: Arc<AtomicUsize>,
+        buffered: Buffered,
         /// The permessage-deflate parameters agreed in the handshake, `None` when the
         /// connection runs uncompressed. Receivers with equal parameters can share one
         /// compressed broadcast frame

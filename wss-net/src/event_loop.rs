@@ -166,6 +166,7 @@ impl EventLoop {
         // memory: pages are touched only as connections fill them, and the slab never doubles
         // (copying every connection, leaving up to half its pages as slack) while under load.
         let share = (config.max_connections / config.loop_count() + 64).min(RESERVE_CAP);
+        let now = Instant::now();
         EventLoop {
             poll,
             rx,
@@ -173,9 +174,10 @@ impl EventLoop {
             conns: Slab::with_capacity(share),
             ctx: Ctx {
                 index,
-                now: Instant::now(),
+                now,
                 read_buf: vec![0; READ_BUF_SIZE],
-                timers: Timers::with_capacity(share),
+                // Every deadline the loop sets is computed from a turn's `now`, never earlier.
+                timers: Timers::with_capacity(share, now),
                 config,
                 service,
                 admission,
@@ -366,14 +368,13 @@ impl EventLoop {
     }
 
     fn run_timers(&mut self) {
-        while let Some((at, slot, generation)) = self.ctx.timers.pop_due(self.ctx.now) {
-            let Some(conn) = self.conns.get_mut(slot) else {
+        while let Some((at, id)) = self.ctx.timers.pop_due(self.ctx.now) {
+            let Some(conn) = self.conns.get_mut(id.slot()) else {
                 continue;
             };
-            if conn.generation != generation {
+            if conn.generation != id.generation() {
                 continue;
             }
-            let id = ConnId::new(self.ctx.index, generation, slot);
             let step = conn.on_timer(&mut self.ctx, id, at);
             self.settle(id, step);
         }

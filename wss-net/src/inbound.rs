@@ -24,7 +24,7 @@
 //! share one word) and two per loop turn on the sink's; the consumer pays one atomic update per
 //! release. Nothing is allocated per message.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use wss_proto::connection::Message;
@@ -257,40 +257,92 @@ impl Inbound {
     }
 }
 
-/// One connection's share, shared by its loop and the consumer.
+/// Flag bits of `ConnFlow::flags`.
+///
+/// The loop stopped reading for this connection's own backlog; the release that brings it to
+/// low water resumes it.
+const PARKED: u8 = 1;
+/// The consumer dropped its `Credit`: nobody releases any more, so no limit applies.
+const DETACHED: u8 = 2;
+/// Loop-only: the connection is in its loop's list of those stopped on the sink's total.
+const LISTED: u8 = 4;
+/// The loop holds the connection's close frame until the consumer's release.
+const CLOSE_HELD: u8 = 8;
+
+/// What an upgraded connection's loop shares with the consumer: the bytes queued for the
+/// socket (`bufferedAmount`), and its share of the sink's backlog when the sink has one.
+///
+/// One allocation per connection for both, sized for the allocator: 40 bytes, so that with
+/// the reference counts it takes a 64-byte chunk (a `usize` counter and separate flags would
+/// make it 80; two allocations took 96).
 pub(crate) struct ConnFlow {
-    pub(crate) inbound: Arc<Inbound>,
+    /// Bytes queued and not yet written, saturating at `u32::MAX` (4 GiB, far past any
+    /// `max_outgoing`: the connection is dropped past that bound anyway).
+    buffered: AtomicU32,
+    /// `PARKED`, `DETACHED`, `LISTED`, `CLOSE_HELD`: updated with read-modify-writes only,
+    /// as the loop and the consumer both change bits of it.
+    flags: AtomicU8,
     /// Packed backlog (see `pack`).
     pending: AtomicU64,
-    /// The loop stopped reading for this connection's own backlog; the release that brings it
-    /// to low water resumes it.
-    parked: AtomicBool,
-    /// The consumer dropped its `Credit`: nobody releases any more, so no limit applies.
-    detached: AtomicBool,
-    /// Loop-only: the connection is in its loop's list of those stopped on the sink's total.
-    listed: AtomicBool,
-    /// The loop holds the connection's close frame until the consumer's release.
-    close_held: AtomicBool,
+    /// `None` when the sink keeps no backlog: then no limit applies and only `buffered` is used.
+    link: Option<FlowLink>,
+}
+
+/// Where a flow-controlled connection's backlog counts and who resumes it.
+struct FlowLink {
+    inbound: Arc<Inbound>,
     at: Arc<LoopShared>,
     id: ConnId,
 }
 
 impl ConnFlow {
-    pub(crate) fn new(inbound: Arc<Inbound>, at: Arc<LoopShared>, id: ConnId) -> ConnFlow {
+    /// A connection's shared state; `link`: the sink's backlog, the connection's loop and id,
+    /// when the sink has a backlog.
+    pub(crate) fn new(link: Option<(Arc<Inbound>, Arc<LoopShared>, ConnId)>) -> ConnFlow {
         ConnFlow {
-            inbound,
+            buffered: AtomicU32::new(0),
+            flags: AtomicU8::new(0),
             pending: AtomicU64::new(0),
-            parked: AtomicBool::new(false),
-            detached: AtomicBool::new(false),
-            listed: AtomicBool::new(false),
-            close_held: AtomicBool::new(false),
-            at,
-            id,
+            link: link.map(|(inbound, at, id)| FlowLink { inbound, at, id }),
+        }
+    }
+
+    /// Whether the sink keeps a backlog (then the consumer gets a [`Credit`]).
+    pub(crate) fn is_limited(&self) -> bool {
+        self.link.is_some()
+    }
+
+    /// The sink's backlog, when it has one.
+    pub(crate) fn inbound(&self) -> Option<&Arc<Inbound>> {
+        self.link.as_ref().map(|l| &l.inbound)
+    }
+
+    /// Loop side: `n` bytes are queued for the socket now.
+    pub(crate) fn set_buffered(&self, n: usize) {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        // Most flushes leave it as it was (0 after an echo): no store then, so the cache line
+        // the consumer updates on each release is not taken from it for nothing.
+        if self.buffered.load(Ordering::Relaxed) != n {
+            self.buffered.store(n, Ordering::Relaxed);
         }
     }
 
     fn pending(&self) -> Backlog {
         unpack(self.pending.load(Ordering::SeqCst))
+    }
+
+    fn has(&self, flag: u8) -> bool {
+        self.flags.load(Ordering::SeqCst) & flag != 0
+    }
+
+    /// Sets `flag`; returns whether it was set before.
+    fn raise(&self, flag: u8) -> bool {
+        self.flags.fetch_or(flag, Ordering::SeqCst) & flag != 0
+    }
+
+    /// Clears `flag`; returns whether it was set before.
+    fn lower(&self, flag: u8) -> bool {
+        self.flags.fetch_and(!flag, Ordering::SeqCst) & flag != 0
     }
 }
 
@@ -309,7 +361,7 @@ pub(crate) enum Verdict {
 /// The loop's view of one connection's flow while it hands messages over: read once per
 /// pump, counted locally, committed with one atomic add.
 pub(crate) struct Gate<'a> {
-    flow: Option<&'a ConnFlow>,
+    flow: Option<(&'a ConnFlow, &'a FlowLink)>,
     /// The connection's backlog when the pump began, plus what it took since.
     conn: Backlog,
     /// The sink's backlog plus what this loop read for it this turn, plus what it took since.
@@ -320,10 +372,14 @@ pub(crate) struct Gate<'a> {
 impl<'a> Gate<'a> {
     /// `unsent`: what this loop's turn already holds for the connection's sink (asked only
     /// when the connection is flow-controlled).
-    pub(crate) fn open(flow: Option<&'a ConnFlow>, unsent: impl FnOnce() -> Backlog) -> Gate<'a> {
-        let flow = flow.filter(|f| !f.detached.load(Ordering::Relaxed));
+    pub(crate) fn open(flow: &'a ConnFlow, unsent: impl FnOnce() -> Backlog) -> Gate<'a> {
+        let flow = flow
+            .link
+            .as_ref()
+            .filter(|_| !flow.has(DETACHED))
+            .map(|link| (flow, link));
         let (conn, total) = match flow {
-            Some(f) => (f.pending(), f.inbound.backlog().plus(unsent())),
+            Some((f, link)) => (f.pending(), link.inbound.backlog().plus(unsent())),
             None => Default::default(),
         };
         Gate {
@@ -336,11 +392,11 @@ impl<'a> Gate<'a> {
 
     /// Whether the connection must stop taking messages now.
     pub(crate) fn closed(&self) -> bool {
-        let Some(f) = self.flow else {
+        let Some((_, link)) = self.flow else {
             return false;
         };
-        let l = &f.inbound.limits;
-        over(self.conn, l.connection_bytes, l.connection_messages) || f.inbound.over(self.total)
+        let l = &link.inbound.limits;
+        over(self.conn, l.connection_bytes, l.connection_messages) || link.inbound.over(self.total)
     }
 
     /// Counts a message handed over.
@@ -355,7 +411,7 @@ impl<'a> Gate<'a> {
     /// Publishes what was taken. Then, if the connection must stop, arranges for it to be
     /// resumed. `unsent`: what this loop's turn holds for the sink now.
     pub(crate) fn commit(self, unsent: Backlog) -> Verdict {
-        let Some(f) = self.flow else {
+        let Some((f, link)) = self.flow else {
             return Verdict::Go;
         };
         let mut conn = self.conn;
@@ -363,9 +419,9 @@ impl<'a> Gate<'a> {
             let prev = f.pending.fetch_add(pack(self.taken), Ordering::SeqCst);
             conn = unpack(prev).plus(self.taken);
         }
-        let l = &f.inbound.limits;
+        let l = &link.inbound.limits;
         if over(conn, l.connection_bytes, l.connection_messages) {
-            f.parked.store(true, Ordering::SeqCst);
+            f.raise(PARKED);
             // Either the consumer sees `parked`, or this load sees its release.
             let now = f.pending();
             if !at_low_water(now, l.connection_bytes, l.connection_messages) {
@@ -373,18 +429,18 @@ impl<'a> Gate<'a> {
             }
             // Caught up meanwhile: go on. If the consumer took `parked` first, the resume it
             // sends finds the connection reading and does nothing.
-            f.parked.store(false, Ordering::SeqCst);
+            f.lower(PARKED);
             return Verdict::Go;
         }
-        if !f.inbound.over(self.total) {
+        if !link.inbound.over(self.total) {
             return Verdict::Go;
         }
-        let first = !f.listed.swap(true, Ordering::Relaxed);
-        if !f.inbound.wait(&f.at, unsent) {
+        let first = !f.raise(LISTED);
+        if !link.inbound.wait(&link.at, unsent) {
             // Caught up meanwhile. The loop's registration stays: a spurious resume later
             // is harmless.
             if first {
-                f.listed.store(false, Ordering::Relaxed);
+                f.lower(LISTED);
             }
             return Verdict::Go;
         }
@@ -399,13 +455,13 @@ impl<'a> Gate<'a> {
 /// Loop side: the connection's entry in the loop's list of those stopped on the total is
 /// being taken out.
 pub(crate) fn unlist(flow: &ConnFlow) {
-    flow.listed.store(false, Ordering::Relaxed);
+    flow.lower(LISTED);
 }
 
 /// Loop side: the connection's close frame is held until the consumer releases it. Set before
 /// the connection's `Closed` is handed over, so the consumer sees it when it handles that.
 pub(crate) fn note_close_held(flow: &ConnFlow) {
-    flow.close_held.store(true, Ordering::Release);
+    flow.raise(CLOSE_HELD);
 }
 
 /// A connection's share of its sink's backlog, handed to the consumer in
@@ -420,8 +476,11 @@ pub struct Credit {
 }
 
 impl Credit {
-    pub(crate) fn new(flow: Arc<ConnFlow>) -> Credit {
-        Credit { flow }
+    /// The consumer's credit on `flow`; `None` when its sink keeps no backlog.
+    pub(crate) fn new(flow: &Arc<ConnFlow>) -> Option<Credit> {
+        flow.is_limited().then(|| Credit {
+            flow: Arc::clone(flow),
+        })
     }
 
     /// The consumer is done with messages that counted for `done`. If that brings the
@@ -432,6 +491,9 @@ impl Credit {
             return;
         }
         let f = &*self.flow;
+        let Some(link) = &f.link else {
+            return;
+        };
         let sub = |v: u64| {
             let b = unpack(v);
             pack(Backlog {
@@ -444,12 +506,12 @@ impl Credit {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| Some(sub(v)))
             .unwrap_or_else(|v| v);
         let after = unpack(sub(prev));
-        let l = &f.inbound.limits;
+        let l = &link.inbound.limits;
         if at_low_water(after, l.connection_bytes, l.connection_messages)
-            && f.parked.load(Ordering::SeqCst)
-            && f.parked.swap(false, Ordering::SeqCst)
+            && f.has(PARKED)
+            && f.lower(PARKED)
         {
-            f.at.send(Command::Resume(f.id));
+            link.at.send(Command::Resume(link.id));
         }
     }
 
@@ -465,7 +527,35 @@ impl Credit {
     /// [`NetEvent::Closed`](crate::NetEvent::Closed) is handed over: a consumer handling that
     /// event releases the connection when this is true, and need not otherwise.
     pub fn holds_close(&self) -> bool {
-        self.flow.close_held.load(Ordering::Acquire)
+        self.flow.has(CLOSE_HELD)
+    }
+}
+
+/// Bytes queued for one connection and not yet written to its socket, kept current by its
+/// loop: what `bufferedAmount` reports. Handed over in
+/// [`NetEvent::Opened`](crate::NetEvent::Opened); cheap to clone, readable from any thread.
+#[derive(Clone)]
+pub struct Buffered {
+    flow: Arc<ConnFlow>,
+}
+
+impl Buffered {
+    pub(crate) fn new(flow: &Arc<ConnFlow>) -> Buffered {
+        Buffered {
+            flow: Arc::clone(flow),
+        }
+    }
+
+    /// The bytes queued now (a snapshot: the loop updates it after each write). Saturates at
+    /// `u32::MAX`, far past any outgoing bound (the connection is dropped past that bound).
+    pub fn get(&self) -> usize {
+        self.flow.buffered.load(Ordering::Relaxed) as usize
+    }
+}
+
+impl std::fmt::Debug for Buffered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Buffered").field(&self.get()).finish()
     }
 }
 
@@ -481,7 +571,7 @@ impl std::fmt::Debug for Inbound {
 impl std::fmt::Debug for Credit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credit")
-            .field("conn", &self.flow.id)
+            .field("conn", &self.flow.link.as_ref().map(|l| l.id))
             .field("backlog", &self.backlog())
             .finish_non_exhaustive()
     }
@@ -490,9 +580,11 @@ impl std::fmt::Debug for Credit {
 impl Drop for Credit {
     fn drop(&mut self) {
         let f = &*self.flow;
-        f.detached.store(true, Ordering::SeqCst);
-        if f.parked.swap(false, Ordering::SeqCst) {
-            f.at.send(Command::Resume(f.id));
+        f.raise(DETACHED);
+        if f.lower(PARKED) {
+            if let Some(link) = &f.link {
+                link.at.send(Command::Resume(link.id));
+            }
         }
     }
 }
@@ -500,6 +592,14 @@ impl Drop for Credit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// With its reference counts (16 bytes) the shared state must stay within a 64-byte
+    /// allocator chunk: glibc rounds `size + 8` up to 16, so at most 56 bytes of `ArcInner`.
+    #[test]
+    fn the_shared_state_fits_a_64_byte_chunk() {
+        let size = std::mem::size_of::<ConnFlow>();
+        assert!(size + 16 <= 56, "ConnFlow is {size} bytes");
+    }
 
     #[test]
     fn packing_keeps_both_counts() {

@@ -121,7 +121,7 @@ mod wake;
 pub use api::{ConnError, ConnId, ConnInfo, Decision, EventSink, NetEvent, Outgoing, Service};
 pub use config::{default_max_connections, NetConfig};
 pub use handle::{NetHandle, NetStats};
-pub use inbound::{Backlog, Credit, Inbound, InboundLimits};
+pub use inbound::{Backlog, Buffered, Credit, Inbound, InboundLimits};
 pub use net::{Listen, Net};
 
 /// rustls, re-exported so users can name [`rustls::ServerConfig`] for [`NetConfig::tls`]

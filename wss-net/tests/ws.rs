@@ -296,7 +296,7 @@ fn buffered_amount_follows_the_queue() {
             .send(conn, Outgoing::Binary(vec![1u8; 1 << 20]));
     }
     let deadline = Instant::now() + WAIT;
-    while buffered.load(Ordering::Relaxed) < 4 << 20 {
+    while buffered.get() < 4 << 20 {
         assert!(Instant::now() < deadline, "buffered never grew");
         thread::sleep(Duration::from_millis(5));
     }
@@ -308,7 +308,7 @@ fn buffered_amount_follows_the_queue() {
         got += s.read(&mut buf).unwrap();
     }
     let deadline = Instant::now() + WAIT;
-    while buffered.load(Ordering::Relaxed) != 0 {
+    while buffered.get() != 0 {
         assert!(Instant::now() < deadline, "buffered never drained");
         thread::sleep(Duration::from_millis(5));
     }

@@ -3,10 +3,10 @@
 
 use std::any::Any;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use wss_net::{ConnId, Outgoing};
+use wss_net::{Buffered, ConnId, Outgoing};
 use wss_proto::close::{truncate_reason, CloseCode};
 use wss_proto::DeflateParams;
 
@@ -59,7 +59,7 @@ pub(crate) struct ConnInner {
     /// permessage-deflate as agreed in the handshake (`None` when it runs uncompressed;
     /// broadcasts read it to pick the frame this receiver gets). One cell for both, boxed
     /// parameters: 16 bytes per connection less than two cells.
-    opened: OnceLock<(Arc<AtomicUsize>, Option<Box<DeflateParams>>)>,
+    opened: OnceLock<(Buffered, Option<Box<DeflateParams>>)>,
     pub(crate) server: WebSocketServer,
     handler_any: Arc<dyn Any + Send + Sync>,
     /// Rooms and presence name (see `topics`), boxed on first use.
@@ -88,7 +88,7 @@ impl ConnInner {
     }
 
     /// The network opened the connection: its queued-bytes counter and deflate parameters.
-    pub(crate) fn set_opened(&self, buffered: Arc<AtomicUsize>, deflate: Option<DeflateParams>) {
+    pub(crate) fn set_opened(&self, buffered: Buffered, deflate: Option<DeflateParams>) {
         let _ = self.opened.set((buffered, deflate.map(Box::new)));
     }
 
@@ -229,10 +229,7 @@ impl WebSocketConnection {
 
     /// Bytes queued for this connection and not yet written to its socket.
     pub fn buffered_amount(&self) -> usize {
-        self.inner
-            .opened
-            .get()
-            .map_or(0, |(b, _)| b.load(Ordering::Relaxed))
+        self.inner.opened.get().map_or(0, |(b, _)| b.get())
     }
 }
 

@@ -186,9 +186,9 @@ pub(crate) fn flush_if_worker(server: &ServerInner) {
     }
 }
 
-/// What the worker keeps per connection: 32 bytes (a table entry is 40 with its key), as it
-/// is most of an idle connection's cost on this side. The handler's `Any` half lives in the
-/// connection handle; whether `on_open` ran (and the open deadline) in `Worker::opening`,
+/// What the worker keeps per connection: 32 bytes, its entry in the worker's `SlotTable`, as
+/// it is most of an idle connection's cost on this side. The handler's `Any` half lives in
+/// the connection handle; whether `on_open` ran (and the open deadline) in `Worker::opening`,
 /// only while it matters.
 struct Slot {
     ws: WebSocketConnection,
@@ -198,8 +198,125 @@ struct Slot {
     credit: Option<Credit>,
 }
 
+/// What a `SlotTable` entry is keyed by: the id of the connection it stands for.
+trait Keyed {
+    fn conn(&self) -> ConnId;
+}
+
+impl Keyed for Slot {
+    fn conn(&self) -> ConnId {
+        self.ws.inner.conn
+    }
+}
+
+/// Entries per page of a `SlotTable` (a page of `Slot`s is 16 KiB).
+const PAGE: usize = 512;
+
+/// `PAGE` entries of a `SlotTable`, each `None` or a connection's.
+type Page<T> = Box<[Option<T>]>;
+
+/// The worker's connections, indexed by loop and slot: the loops keep their slots dense, so
+/// an entry costs its 32 bytes and no hash table overhead (a `HashMap` of 10 000 entries has
+/// 16 384 buckets of key, value and control byte: 67 bytes per connection).
+///
+/// Pages are allocated as slots are first used and kept, as the loops keep their slabs, so a
+/// table never doubles and copies. An entry is found by its whole id: a slot reused by a later
+/// connection (another generation) never answers for an earlier one. The network reuses a
+/// slot as soon as a connection ends, and a handshake can reach the worker before the end
+/// of the connection that had its slot: that one is moved to `spill` (usually empty) until its
+/// `Closed` arrives.
+struct SlotTable<T> {
+    /// Per loop, its pages; `None` for a page no slot has used yet.
+    loops: Vec<Vec<Option<Page<T>>>>,
+    /// Entries displaced from the table by a newer connection on their slot.
+    spill: IdMap<T>,
+    len: usize,
+}
+
+impl<T: Keyed> SlotTable<T> {
+    fn new() -> SlotTable<T> {
+        SlotTable {
+            loops: Vec::new(),
+            spill: IdMap::default(),
+            len: 0,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The table cell for `conn`'s slot, if its page exists.
+    fn cell(&self, conn: ConnId) -> Option<&Option<T>> {
+        let pages = self.loops.get(conn.loop_index())?;
+        let page = pages.get(conn.slot() / PAGE)?.as_deref()?;
+        page.get(conn.slot() % PAGE)
+    }
+
+    fn cell_mut(&mut self, conn: ConnId) -> Option<&mut Option<T>> {
+        let pages = self.loops.get_mut(conn.loop_index())?;
+        let page = pages.get_mut(conn.slot() / PAGE)?.as_deref_mut()?;
+        page.get_mut(conn.slot() % PAGE)
+    }
+
+    fn get(&self, conn: ConnId) -> Option<&T> {
+        let here = self.cell(conn).and_then(Option::as_ref);
+        match here.filter(|e| e.conn() == conn) {
+            Some(e) => Some(e),
+            None => self.spill.get(&conn),
+        }
+    }
+
+    fn get_mut(&mut self, conn: ConnId) -> Option<&mut T> {
+        let here = self.cell(conn).and_then(Option::as_ref);
+        if here.is_some_and(|e| e.conn() == conn) {
+            return self.cell_mut(conn).and_then(Option::as_mut);
+        }
+        self.spill.get_mut(&conn)
+    }
+
+    /// Adds the entry of a new connection (one per id: the worker inserts each id once).
+    fn insert(&mut self, entry: T) {
+        let conn = entry.conn();
+        let (l, p) = (conn.loop_index(), conn.slot() / PAGE);
+        if self.loops.len() <= l {
+            self.loops.resize_with(l + 1, Vec::new);
+        }
+        let pages = &mut self.loops[l];
+        if pages.len() <= p {
+            pages.resize_with(p + 1, || None);
+        }
+        let page = pages[p].get_or_insert_with(|| (0..PAGE).map(|_| None).collect());
+        let cell = &mut page[conn.slot() % PAGE];
+        if let Some(older) = cell.replace(entry) {
+            self.spill.insert(older.conn(), older);
+        }
+        self.len += 1;
+    }
+
+    fn remove(&mut self, conn: ConnId) -> Option<T> {
+        let removed = match self.cell_mut(conn) {
+            Some(cell) if cell.as_ref().is_some_and(|e| e.conn() == conn) => cell.take(),
+            _ => self.spill.remove(&conn),
+        };
+        if removed.is_some() {
+            self.len -= 1;
+        }
+        removed
+    }
+
+    /// The ids of every entry.
+    fn ids(&self) -> Vec<ConnId> {
+        let mut ids = Vec::with_capacity(self.len);
+        let pages = self.loops.iter().flatten().flatten();
+        ids.extend(pages.flat_map(|page| page.iter().flatten().map(Keyed::conn)));
+        ids.extend(self.spill.keys().copied());
+        ids
+    }
+}
+
 /// Hashes a `ConnId` with one multiplication. Ids are chosen by the loops, not by peers, so
-/// no flooding attack can aim at the table: SipHash would only cost time on every message.
+/// no flooding attack can aim at the table: SipHash would only cost time on every lookup.
 #[derive(Default)]
 struct IdHasher(u64);
 
@@ -222,6 +339,7 @@ impl Hasher for IdHasher {
     }
 }
 
+/// The small maps the worker keeps by id: connections being opened, displaced entries.
 type IdMap<V> = HashMap<ConnId, V, BuildHasherDefault<IdHasher>>;
 
 struct Term {
@@ -237,7 +355,7 @@ pub(crate) struct Worker {
     /// Network events.
     data: Receiver<WorkerMsg>,
     sink: Arc<dyn EventSink>,
-    slots: IdMap<Slot>,
+    slots: SlotTable<Slot>,
     /// Accepted connections not opened yet, with the instant they are forgotten after (their
     /// client left during the handshake). Usually empty: searched on every wake-up.
     opening: IdMap<Instant>,
@@ -262,7 +380,7 @@ impl Worker {
             rx,
             data,
             sink,
-            slots: IdMap::default(),
+            slots: SlotTable::new(),
             opening: IdMap::default(),
             term: None,
             net_gone: false,
@@ -410,14 +528,11 @@ impl Worker {
         if let Some(protocol) = event.selected_protocol() {
             extra_headers.push(("Sec-WebSocket-Protocol".into(), protocol.to_owned()));
         }
-        self.slots.insert(
-            p.conn,
-            Slot {
-                ws,
-                handler: stored.cell,
-                credit: None,
-            },
-        );
+        self.slots.insert(Slot {
+            ws,
+            handler: stored.cell,
+            credit: None,
+        });
         let open_by = Instant::now() + self.inner().handshake_timeout + OPEN_GRACE;
         self.opening.insert(p.conn, open_by);
         net.decide(
@@ -439,7 +554,7 @@ impl Worker {
                 credit,
                 ..
             } => {
-                let Some(slot) = self.slots.get_mut(&conn) else {
+                let Some(slot) = self.slots.get_mut(conn) else {
                     // Forgotten meanwhile (terminate, open timeout): nobody will serve it.
                     self.inner().net.abort(conn);
                     return;
@@ -468,7 +583,7 @@ impl Worker {
                 if self.opening.contains_key(&conn) {
                     return;
                 }
-                let Some(slot) = self.slots.get(&conn) else {
+                let Some(slot) = self.slots.get(conn) else {
                     return;
                 };
                 let cost = Backlog::of(&message);
@@ -495,7 +610,7 @@ impl Worker {
                 // Whether the net holds the close reply behind the messages of the read that
                 // brought the peer's close (failures are held without asking: see below).
                 let mut held = false;
-                if let Some(slot) = self.slots.remove(&conn) {
+                if let Some(slot) = self.slots.remove(conn) {
                     held = slot.credit.as_ref().map_or(true, Credit::holds_close);
                     let local = slot.ws.inner.closed_locally();
                     let outcome = close_outcome(
@@ -569,7 +684,7 @@ impl Worker {
         let net = self.server.inner.net.clone();
         let unopened: Vec<ConnId> = self.opening.drain().map(|(c, _)| c).collect();
         for conn in unopened {
-            if let Some(slot) = self.slots.remove(&conn) {
+            if let Some(slot) = self.slots.remove(conn) {
                 net.abort(conn);
                 self.end(slot, false, None);
             }
@@ -577,8 +692,8 @@ impl Worker {
         if span.is_zero() || self.net_gone {
             return; // on_timers aborts at once.
         }
-        for conn in self.slots.keys() {
-            net.close(*conn, code, String::new());
+        for conn in self.slots.ids() {
+            net.close(conn, code, String::new());
         }
     }
 
@@ -591,7 +706,7 @@ impl Worker {
             .collect();
         for conn in stale {
             self.opening.remove(&conn);
-            if let Some(slot) = self.slots.remove(&conn) {
+            if let Some(slot) = self.slots.remove(conn) {
                 self.server.inner.net.abort(conn);
                 self.end(slot, false, None);
             }
@@ -603,8 +718,8 @@ impl Worker {
             term.aborted_at = Some(now);
             flush_if_worker(&self.server.inner);
             if !self.net_gone {
-                for conn in self.slots.keys() {
-                    self.server.inner.net.abort(*conn);
+                for conn in self.slots.ids() {
+                    self.server.inner.net.abort(conn);
                 }
             }
         }
@@ -613,10 +728,10 @@ impl Worker {
             .is_some_and(|a| self.net_gone || now >= a + ABORT_GRACE);
         if give_up {
             // The network will not report these any more: end them as destroyed (A15, A16).
-            let rest: Vec<ConnId> = self.slots.keys().copied().collect();
+            let rest = self.slots.ids();
             for conn in rest {
                 let opened = self.opening.remove(&conn).is_none();
-                if let Some(slot) = self.slots.remove(&conn) {
+                if let Some(slot) = self.slots.remove(conn) {
                     self.end(slot, opened, None);
                 }
             }
@@ -813,10 +928,78 @@ mod tests {
     #[test]
     fn per_connection_state_stays_small() {
         let slot = std::mem::size_of::<Slot>();
+        let entry = std::mem::size_of::<Option<Slot>>();
         let inner = std::mem::size_of::<ConnInner>();
-        eprintln!("Slot {slot} ConnInner {inner}");
-        assert!(slot <= 32, "Slot is {slot} bytes");
+        eprintln!("Slot {slot} (table entry {entry}) ConnInner {inner}");
+        assert!(entry <= 32, "a table entry is {entry} bytes");
         assert!(inner <= 88, "ConnInner is {inner} bytes");
+    }
+
+    /// A table entry standing for whatever connection `id` names.
+    struct Entry(ConnId, &'static str);
+
+    impl Keyed for Entry {
+        fn conn(&self) -> ConnId {
+            self.0
+        }
+    }
+
+    #[test]
+    fn a_stale_id_never_reaches_the_connection_on_its_slot() {
+        let old = ConnId::from_parts(1, 7, 600);
+        let new = ConnId::from_parts(1, 8, 600);
+        let mut table = SlotTable::new();
+        table.insert(Entry(new, "new"));
+        assert!(table.get(old).is_none());
+        assert!(table.get_mut(old).is_none());
+        assert!(table.remove(old).is_none());
+        assert_eq!(table.get(new).map(|e| e.1), Some("new"));
+        // Another loop's connection on the same slot is another connection too.
+        assert!(table.get(ConnId::from_parts(0, 8, 600)).is_none());
+        assert_eq!(table.remove(new).map(|e| e.1), Some("new"));
+        assert!(table.is_empty());
+    }
+
+    #[test]
+    fn a_slot_reused_before_the_old_end_keeps_both() {
+        // The handshake of the slot's next connection can reach the worker before the
+        // `Closed` of the one that had it.
+        let old = ConnId::from_parts(0, 1, 3);
+        let new = ConnId::from_parts(0, 2, 3);
+        let mut table = SlotTable::new();
+        table.insert(Entry(old, "old"));
+        table.insert(Entry(new, "new"));
+        assert_eq!(table.get(old).map(|e| e.1), Some("old"));
+        assert_eq!(table.get(new).map(|e| e.1), Some("new"));
+        let mut ids = table.ids();
+        ids.sort();
+        assert_eq!(ids, vec![old, new]);
+        assert_eq!(table.remove(old).map(|e| e.1), Some("old"));
+        assert_eq!(table.get(new).map(|e| e.1), Some("new"));
+        assert_eq!(table.remove(new).map(|e| e.1), Some("new"));
+        assert!(table.is_empty() && table.ids().is_empty());
+    }
+
+    #[test]
+    fn slots_on_several_pages_and_loops_are_all_listed() {
+        let mut table = SlotTable::new();
+        let ids: Vec<ConnId> = [(0, 0), (0, PAGE + 1), (2, 5 * PAGE), (2, 0)]
+            .iter()
+            .map(|&(l, s)| ConnId::from_parts(l, 1, s))
+            .collect();
+        for &id in &ids {
+            table.insert(Entry(id, "x"));
+        }
+        for &id in &ids {
+            assert!(table.get(id).is_some(), "{id:?}");
+        }
+        let mut listed = table.ids();
+        listed.sort();
+        let mut want = ids.clone();
+        want.sort();
+        assert_eq!(listed, want);
+        // Pages no slot used are not allocated.
+        assert!(table.loops[2][1..5].iter().all(Option::is_none));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use wss_proto::DeflateParams;
 use super::{Conn, Pending, Phase, Step, Ws};
 use crate::api::{ConnInfo, Decision, NetEvent};
 use crate::event_loop::Ctx;
-use crate::inbound::{ConnFlow, Credit};
+use crate::inbound::{Buffered, ConnFlow, Credit};
 use crate::ConnId;
 
 /// Past this many unwritten response bytes, pipelined requests wait (and nothing more is read)
@@ -200,21 +200,25 @@ impl Conn {
             } => {
                 let peer = self.peer().map_err(Some)?;
                 let deflate = negotiate_deflate(ctx, &upgrade, &mut extra_headers);
-                let response = Response::switching_protocols(&upgrade, &extra_headers);
-                self.out.push_with(|v| response.encode(v));
+                self.out.push_with(|v| {
+                    Response::encode_switching_protocols(&upgrade, &extra_headers, v);
+                });
                 let mut config = ctx.config.proto.clone();
                 config.deflate.clone_from(&deflate);
                 let ws = Connection::new(Role::Server, config, ctx.now);
-                let flow = crate::guard::inbound(&*sink)
-                    .map(|inbound| Arc::new(ConnFlow::new(inbound, Arc::clone(&ctx.shared), id)));
-                let credit = flow.as_ref().map(|f| Credit::new(Arc::clone(f)));
+                // Always allocated: the queued-bytes count lives there even without flow control.
+                let link = crate::guard::inbound(&*sink)
+                    .map(|inbound| (inbound, Arc::clone(&ctx.shared), id));
+                let flow = Arc::new(ConnFlow::new(link));
+                let credit = Credit::new(&flow);
+                let buffered = Buffered::new(&flow);
                 let w = Ws::new(ws, sink, flow);
                 ctx.emit(
                     &w.sink,
                     NetEvent::Opened {
                         conn: id,
                         peer,
-                        buffered: Arc::clone(&w.buffered),
+                        buffered,
                         deflate,
                         credit,
                     },

@@ -21,6 +21,7 @@ use mio::net::TcpStream;
 use crate::api::ConnError;
 use crate::event_loop::Ctx;
 use crate::outq::OutQueue;
+use crate::timers::Tick;
 use crate::ConnId;
 
 pub(crate) use head::Head;
@@ -61,19 +62,44 @@ pub(crate) struct Pending {
     client_keep_alive: bool,
 }
 
+/// A connection's socket state, as flags.
+#[derive(Clone, Copy)]
+struct Io(u8);
+
+impl Io {
+    /// Readiness as last reported by the kernel (edge-triggered: cleared only on WouldBlock).
+    const READABLE: u8 = 1;
+    const WRITABLE: u8 = 2;
+    /// The peer closed its side (read returned 0).
+    const EOF: u8 = 4;
+    /// The kernel reported the peer's FIN (or an error) with the last readiness: a short read
+    /// does not prove the socket drained then, so reading goes on until `WouldBlock` or EOF.
+    const READ_CLOSED: u8 = 8;
+
+    fn has(self, flag: u8) -> bool {
+        self.0 & flag != 0
+    }
+
+    /// Sets `flag` when `on` (never clears it).
+    fn raise(&mut self, flag: u8, on: bool) {
+        if on {
+            self.0 |= flag;
+        }
+    }
+
+    fn clear(&mut self, flag: u8) {
+        self.0 &= !flag;
+    }
+}
+
 pub(crate) struct Conn {
     stream: TcpStream,
     pub(crate) generation: u32,
-    /// Readiness as last reported by the kernel (edge-triggered: cleared only on WouldBlock).
-    readable: bool,
-    writable: bool,
-    /// The peer closed its side (read returned 0).
-    eof: bool,
-    /// The kernel reported the peer's FIN (or an error) with the last readiness: a short read
-    /// does not prove the socket drained then, so reading goes on until `WouldBlock` or EOF.
-    read_closed: bool,
+    /// Readiness and end of input: one byte of flags rather than four bools, which keeps the
+    /// slot 8 bytes smaller (the slot is rounded to 8).
+    io: Io,
     /// Earliest deadline this connection has in the loop's timer heap.
-    pub(crate) scheduled: Option<Instant>,
+    pub(crate) scheduled: Option<Tick>,
     out: OutQueue,
     phase: Phase,
     /// `Some` on a TLS listener's socket; boxed, so a plain socket pays 8 bytes for it.
@@ -101,10 +127,7 @@ impl Conn {
             flush_listed: false,
             stream,
             generation,
-            readable: false,
-            writable: true,
-            eof: false,
-            read_closed: false,
+            io: Io(Io::WRITABLE),
             scheduled: None,
             out: OutQueue::default(),
             phase: Phase::Head(Box::new(Head::new(ctx))),
@@ -123,9 +146,9 @@ impl Conn {
 
     /// The kernel reported readiness; `read_closed`: the peer's FIN or an error came with it.
     pub(crate) fn set_ready(&mut self, readable: bool, writable: bool, read_closed: bool) {
-        self.readable |= readable;
-        self.writable |= writable;
-        self.read_closed |= read_closed;
+        self.io.raise(Io::READABLE, readable);
+        self.io.raise(Io::WRITABLE, writable);
+        self.io.raise(Io::READ_CLOSED, read_closed);
     }
 
     pub(crate) fn is_upgraded(&self) -> bool {
@@ -140,7 +163,7 @@ impl Conn {
     /// responses are backed up, while the consumer of a WebSocket's messages is behind, and
     /// after EOF).
     fn wants_read(&self) -> bool {
-        if self.eof {
+        if self.io.has(Io::EOF) {
             return false;
         }
         match &self.phase {
@@ -159,7 +182,7 @@ impl Conn {
         // A few rounds, because writing can unblock held input and input can produce output.
         for _ in 0..4 {
             let replayed = self.replay_held(ctx, id)?;
-            if self.readable && self.wants_read() {
+            if self.io.has(Io::READABLE) && self.wants_read() {
                 self.read(ctx, id)?;
             }
             self.flush(ctx)?;
@@ -186,7 +209,7 @@ impl Conn {
 
     fn read_into(&mut self, ctx: &mut Ctx, id: ConnId, buf: &mut [u8]) -> Step {
         let mut budget = READ_BUDGET;
-        while self.readable && self.wants_read() {
+        while self.io.has(Io::READABLE) && self.wants_read() {
             if budget == 0 {
                 // Still readable: come back next turn, after the other sockets.
                 ctx.ready.push(id);
@@ -194,8 +217,8 @@ impl Conn {
             }
             match (&self.stream).read(buf) {
                 Ok(0) => {
-                    self.readable = false;
-                    self.eof = true;
+                    self.io.clear(Io::READABLE);
+                    self.io.raise(Io::EOF, true);
                     return self.on_eof();
                 }
                 Ok(n) => {
@@ -204,12 +227,12 @@ impl Conn {
                     // bytes arriving later raise a new edge, so the read that would only
                     // return `WouldBlock` (one syscall per message at low load) is skipped.
                     // Not when a FIN was reported: its EOF must still be read.
-                    if n < buf.len() && !self.read_closed {
-                        self.readable = false;
+                    if n < buf.len() && !self.io.has(Io::READ_CLOSED) {
+                        self.io.clear(Io::READABLE);
                     }
                     self.on_bytes(ctx, id, buf.get(..n).unwrap_or_default())?;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear(Io::READABLE),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(Some(io_error(&e))),
             }
@@ -259,10 +282,10 @@ impl Conn {
         if self.tls.is_some() {
             self.flush_tls()?;
         } else {
-            while self.writable && !self.out.is_empty() {
+            while self.io.has(Io::WRITABLE) && !self.out.is_empty() {
                 match self.out.write_to(&mut &self.stream) {
                     Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear(Io::WRITABLE),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(Some(io_error(&e))),
                 }
@@ -292,12 +315,12 @@ impl Conn {
             }
         ) && self.out.is_empty();
         // TLS: `close_notify` first, so the peer can tell our end from a truncation.
-        if ready_for_fin && !self.eof && !self.tls_close_notify()? {
+        if ready_for_fin && !self.io.has(Io::EOF) && !self.tls_close_notify()? {
             return Ok(());
         }
         if let Phase::Finishing { fin_sent, .. } = &mut self.phase {
             if !*fin_sent && self.out.is_empty() {
-                if self.eof {
+                if self.io.has(Io::EOF) {
                     return Err(None);
                 }
                 *fin_sent = true;
@@ -333,14 +356,13 @@ impl Conn {
 
     fn schedule(&mut self, ctx: &mut Ctx, id: ConnId) {
         if let Some(at) = self.deadline() {
-            ctx.timers
-                .schedule(&mut self.scheduled, at, id.slot(), self.generation);
+            ctx.timers.schedule(&mut self.scheduled, at, id);
         }
     }
 
-    /// A timer entry for this connection came due. `at` is the entry's instant: only the
+    /// A timer entry for this connection came due. `at` is the entry's deadline: only the
     /// connection's current entry counts, stale ones are skipped.
-    pub(crate) fn on_timer(&mut self, ctx: &mut Ctx, id: ConnId, at: Instant) -> Step {
+    pub(crate) fn on_timer(&mut self, ctx: &mut Ctx, id: ConnId, at: Tick) -> Step {
         if self.scheduled != Some(at) {
             return Ok(());
         }
@@ -401,28 +423,39 @@ mod tests {
     use super::*;
 
     /// Every slab slot is this big, whatever the phase, and an idle upgraded connection costs
-    /// its slot plus two small shared counters (`Ws::buffered`, the flow share) and a timer
-    /// entry. Past the protocol state (`wss_proto::Connection`, measured apart so its size is
-    /// charged to its crate), the loop's own part is bounded here: the socket, flags, the
-    /// timer record, an 8-byte output queue, the sink, the counters and the TLS pointer.
+    /// its slot plus one small shared allocation (`ConnFlow`: the queued-bytes count and the
+    /// flow share, 64 bytes with the allocator's header) and a 16-byte timer entry. Past the
+    /// protocol state (`wss_proto::Connection`, measured apart so its size is charged to its
+    /// crate), the loop's own part is bounded here: in `Ws` the sink, the shared state's
+    /// pointer and three flags; in `Conn` the phase (its tag in a niche of `Ws`), the socket
+    /// (4 bytes in a release build, more with mio's debug assertions), the timer record, an
+    /// 8-byte output queue, the TLS pointer, the generation, the address slot and one byte of
+    /// socket flags with two more flags.
     #[test]
     fn connection_state_stays_small() {
         let conn = std::mem::size_of::<Conn>();
         let ws = std::mem::size_of::<Ws>();
+        let phase = std::mem::size_of::<Phase>();
+        let stream = std::mem::size_of::<TcpStream>();
         let proto = std::mem::size_of::<wss_proto::Connection>();
-        eprintln!("Conn {conn} Ws {ws} wss_proto::Connection {proto}");
+        eprintln!("Conn {conn} Phase {phase} Ws {ws} wss_proto::Connection {proto}");
         assert_eq!(
             std::mem::size_of::<OutQueue>(),
             8,
             "an empty queue is one pointer"
         );
+        assert_eq!(
+            std::mem::size_of::<Option<Tick>>(),
+            8,
+            "the timer record is 8 bytes"
+        );
         assert!(
-            ws <= proto + 40,
+            ws <= proto + 32,
             "Ws is {ws} bytes (wss_proto::Connection: {proto})"
         );
         assert!(
-            conn <= proto + 112,
-            "Conn is {conn} bytes (wss_proto::Connection: {proto})"
+            conn <= ws + stream + 40,
+            "Conn is {conn} bytes (Ws: {ws}, Phase: {phase}, TcpStream: {stream})"
         );
     }
 }

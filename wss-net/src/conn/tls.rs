@@ -15,7 +15,7 @@ use std::io::{self, Read};
 
 use rustls::ServerConnection;
 
-use super::{io_error, Conn, Phase, Step, READ_BUDGET};
+use super::{io_error, Conn, Io, Phase, Step, READ_BUDGET};
 use crate::api::ConnError;
 use crate::event_loop::Ctx;
 use crate::tls::TlsFailure;
@@ -70,7 +70,7 @@ impl Conn {
     /// wanting input, or the budget is spent.
     pub(super) fn read_tls_into(&mut self, ctx: &mut Ctx, id: ConnId, buf: &mut [u8]) -> Step {
         let mut budget = READ_BUDGET;
-        while self.readable && self.wants_read() {
+        while self.io.has(Io::READABLE) && self.wants_read() {
             if budget == 0 {
                 ctx.ready.push(id);
                 return Ok(());
@@ -100,7 +100,7 @@ impl Conn {
                 Ok(0) => {}
                 Ok(n) => budget = budget.saturating_sub(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.readable = false;
+                    self.io.clear(Io::READABLE);
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -114,8 +114,8 @@ impl Conn {
     }
 
     fn tls_eof(&mut self) -> Step {
-        self.readable = false;
-        self.eof = true;
+        self.io.clear(Io::READABLE);
+        self.io.raise(Io::EOF, true);
         self.on_eof()
     }
 
@@ -165,7 +165,7 @@ impl Conn {
             stream,
             out,
             tls,
-            writable,
+            io: state,
             ..
         } = self;
         let Some(tls) = tls.as_deref_mut() else {
@@ -182,13 +182,13 @@ impl Conn {
                     Err(e) => return Err(Some(io_error(&e))),
                 }
             }
-            if !tls.session.wants_write() || !*writable {
+            if !tls.session.wants_write() || !state.has(Io::WRITABLE) {
                 return Ok(());
             }
             match tls.session.write_tls(&mut &*stream) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    *writable = false;
+                    state.clear(Io::WRITABLE);
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -1,7 +1,6 @@
 //! The upgraded phase: a `wss_proto::Connection` per socket, its events turned into
 //! `NetEvent`s, and the rules for when the socket ends.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,9 +27,9 @@ const CLOSE_HOLD: Duration = Duration::from_secs(1);
 pub(crate) struct Ws {
     ws: Connection,
     pub(crate) sink: Arc<dyn EventSink>,
-    pub(crate) buffered: Arc<AtomicUsize>,
-    /// The connection's share of its sink's backlog, when the sink has one.
-    flow: Option<Arc<ConnFlow>>,
+    /// What the consumer shares: the queued-bytes count, and the connection's share of its
+    /// sink's backlog when the sink has one.
+    flow: Arc<ConnFlow>,
     /// permessage-deflate with a compressor that keeps history between messages: shared
     /// frames queued past it must cut that history.
     takes_context_over: bool,
@@ -50,13 +49,12 @@ enum End {
 }
 
 impl Ws {
-    pub(crate) fn new(ws: Connection, sink: Arc<dyn EventSink>, flow: Option<Arc<ConnFlow>>) -> Ws {
+    pub(crate) fn new(ws: Connection, sink: Arc<dyn EventSink>, flow: Arc<ConnFlow>) -> Ws {
         let takes_context_over = ws.deflate().is_some_and(|p| !p.server_no_context_takeover);
         Ws {
             takes_context_over,
             ws,
             sink,
-            buffered: Arc::new(AtomicUsize::new(0)),
             flow,
             blocked: false,
             closed_reported: false,
@@ -86,7 +84,7 @@ impl Ws {
     }
 
     pub(crate) fn set_buffered(&self, n: usize) {
-        self.buffered.store(n, Ordering::Relaxed);
+        self.flow.set_buffered(n);
     }
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
@@ -119,9 +117,7 @@ impl Conn {
                 let wait = CLOSE_HOLD.min(ctx.config.proto.close_timeout);
                 // Only the close is held: pongs queued before it go out as usual.
                 if w.ws.hold_close(ctx.now + wait) {
-                    if let Some(flow) = &w.flow {
-                        inbound::note_close_held(flow);
-                    }
+                    inbound::note_close_held(&w.flow);
                 }
             }
         }
@@ -144,9 +140,7 @@ impl Conn {
             return Ok(());
         };
         if listed {
-            if let Some(flow) = &w.flow {
-                inbound::unlist(flow);
-            }
+            inbound::unlist(&w.flow);
         }
         if !w.blocked {
             return Ok(());
@@ -166,8 +160,8 @@ impl Conn {
         let mut drained = false;
         while !w.blocked && !drained {
             let sink = &w.sink;
-            let mut gate = Gate::open(w.flow.as_deref(), || ctx.turn_cost(sink));
-            let inbound = w.flow.as_ref().map(|f| &f.inbound);
+            let mut gate = Gate::open(&w.flow, || ctx.turn_cost(sink));
+            let inbound = w.flow.inbound();
             loop {
                 if gate.closed() {
                     break;
