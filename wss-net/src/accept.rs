@@ -135,11 +135,15 @@ impl Acceptor {
                                 continue;
                             }
                         };
+                        // On Linux the socket inherits TCP_NODELAY from the listener
+                        // (`net::listen_on`): one setsockopt less per connection.
+                        #[cfg(not(target_os = "linux"))]
                         if let Err(e) = stream.set_nodelay(true) {
                             log::debug!("TCP_NODELAY on {peer}: {e}");
                         }
                         let adopted = Adopted {
                             stream,
+                            peer,
                             tls,
                             addr_slot,
                         };

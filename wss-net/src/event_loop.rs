@@ -329,10 +329,12 @@ impl EventLoop {
         }
         let mut conn = self.conns.remove(slot);
         conn.on_destroy(&mut self.ctx, id, error);
-        if let Err(e) = self.poll.registry().deregister(conn.stream_mut()) {
-            log::debug!("{id}: deregister: {e}");
-        }
         self.release(conn.addr_slot, conn.handshaking);
+        // No `deregister`: dropping `conn` closes the socket's only descriptor (it is never
+        // duplicated, and it is registered in this loop's poll alone: the accepting loop hands
+        // sockets over unregistered), and closing it takes it out of the epoll set. That saves
+        // an `epoll_ctl` per connection.
+        drop(conn);
     }
 
     fn run_commands(&mut self) {
@@ -443,6 +445,7 @@ impl EventLoop {
     pub(crate) fn adopt(&mut self, adopted: Adopted) {
         let Adopted {
             mut stream,
+            peer,
             tls,
             addr_slot,
         } = adopted;
@@ -484,7 +487,7 @@ impl EventLoop {
         self.ctx.generation = self.ctx.generation.wrapping_add(1) & 0xff_ffff;
         let generation = self.ctx.generation;
         let id = ConnId::new(self.ctx.index, generation, slot);
-        let mut conn = Conn::new(stream, generation, &self.ctx, tls, addr_slot);
+        let mut conn = Conn::new(stream, peer, generation, &self.ctx, tls, addr_slot);
         // Readiness arrives as an event right after registration; only the timer is needed now.
         let step = conn.drive(&mut self.ctx, id);
         entry.insert(conn);

@@ -240,3 +240,33 @@ fn listen_on(addr: SocketAddr) -> io::Result<(mio::net::TcpListener, SocketAddr)
     let local = std_listener.local_addr()?;
     Ok((mio::net::TcpListener::from_std(std_listener), local))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The accepting loop does not set TCP_NODELAY on Linux (`accept.rs`): it must come from
+    /// the listener.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn accepted_socket_inherits_nodelay_from_the_listener() {
+        let (listener, addr) = listen_on("127.0.0.1:0".parse().unwrap()).unwrap();
+        let client = std::net::TcpStream::connect(addr).unwrap();
+        assert!(!client.nodelay().unwrap(), "a fresh socket has Nagle on");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let accepted = loop {
+            match listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "no connection to accept"
+                    );
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        assert!(accepted.nodelay().unwrap(), "TCP_NODELAY inherited");
+    }
+}

@@ -7,6 +7,7 @@
 //! or the sender finds the flag and wakes it. While the loop is busy the flag is down, so a
 //! burst of commands costs one channel push each and no syscall.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -37,6 +38,9 @@ pub(crate) enum Command {
 /// An accepted, admitted socket on its way to the loop that will own it.
 pub(crate) struct Adopted {
     pub(crate) stream: mio::net::TcpStream,
+    /// The client's address as `accept` gave it: carried through the handshake so that no
+    /// `getpeername` is needed.
+    pub(crate) peer: SocketAddr,
     /// It came to a TLS listener.
     pub(crate) tls: bool,
     /// Its entry in the per-address counts (`limits::NO_ADDR` if none).

@@ -1,6 +1,7 @@
 //! The HTTP phase: request heads, plain responses (keep-alive, pipelining), and the switch to
 //! WebSocket.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,6 +22,10 @@ const PIPELINE_PAUSE: usize = 256 * 1024;
 
 /// State of a connection reading request heads.
 pub(crate) struct Head {
+    /// The client's address as `accept` gave it. Kept here, in the boxed handshake state, not
+    /// in `Conn`: an upgraded connection does not carry it, and no request head costs a
+    /// `getpeername`.
+    peer: SocketAddr,
     parser: RequestParser,
     /// Handshake deadline of the current request.
     deadline: Instant,
@@ -31,8 +36,9 @@ pub(crate) struct Head {
 }
 
 impl Head {
-    pub(crate) fn new(ctx: &Ctx) -> Head {
+    pub(crate) fn new(ctx: &Ctx, peer: SocketAddr) -> Head {
         Head {
+            peer,
             parser: RequestParser::new(ctx.config.head_limits),
             deadline: ctx.now + ctx.config.handshake_timeout,
             started: false,
@@ -107,12 +113,13 @@ impl Conn {
                 Ok(Some((request, used))) => {
                     data = data.get(used..).unwrap_or_default();
                     let keep = client_keeps_alive(&request);
+                    let peer = h.peer;
                     let info = ConnInfo {
-                        peer: self.peer().map_err(Some)?,
+                        peer,
                         tls: self.tls.is_some(),
                     };
                     let decision = crate::guard::on_request(&*ctx.service, id, &info, request);
-                    self.apply_decision(ctx, id, decision, keep)?;
+                    self.apply_decision(ctx, id, peer, decision, keep)?;
                 }
                 Err(e) => {
                     log::debug!("{id}: bad request head: {e:?}");
@@ -158,11 +165,13 @@ impl Conn {
     }
 
     /// Acts on the layer above's answer to a request head, the phase being `Head` (answer
-    /// given at once) or `Pending` (answer given later).
+    /// given at once) or `Pending` (answer given later). `peer` is the client's address that
+    /// phase carries.
     fn apply_decision(
         &mut self,
         ctx: &mut Ctx,
         id: ConnId,
+        peer: SocketAddr,
         decision: Decision,
         client_keep_alive: bool,
     ) -> Step {
@@ -188,7 +197,7 @@ impl Conn {
                 }
                 self.out.push_with(|v| response.encode(v));
                 if keep {
-                    self.next_request(ctx);
+                    self.next_request(ctx, peer);
                 } else {
                     self.finish(ctx.now);
                 }
@@ -198,7 +207,6 @@ impl Conn {
                 mut extra_headers,
                 sink,
             } => {
-                let peer = self.peer().map_err(Some)?;
                 let deflate = negotiate_deflate(ctx, &upgrade, &mut extra_headers);
                 self.out.push_with(|v| {
                     Response::encode_switching_protocols(&upgrade, &extra_headers, v);
@@ -232,6 +240,7 @@ impl Conn {
                     _ => ctx.now,
                 };
                 self.phase = Phase::Pending(Box::new(Pending {
+                    peer,
                     held: Vec::new(),
                     deadline,
                     client_keep_alive,
@@ -243,7 +252,7 @@ impl Conn {
 
     /// Back to reading heads after a kept-alive response: fresh deadline, parser reset (it
     /// keeps no large buffer).
-    fn next_request(&mut self, ctx: &Ctx) {
+    fn next_request(&mut self, ctx: &Ctx, peer: SocketAddr) {
         let deadline = ctx.now + ctx.config.handshake_timeout;
         match &mut self.phase {
             Phase::Head(h) => {
@@ -252,7 +261,7 @@ impl Conn {
                 h.started = false;
             }
             _ => {
-                let mut h = Head::new(ctx);
+                let mut h = Head::new(ctx, peer);
                 h.deadline = deadline;
                 self.phase = Phase::Head(Box::new(h));
             }
@@ -269,7 +278,8 @@ impl Conn {
         };
         let held = std::mem::take(&mut p.held);
         let keep = p.client_keep_alive;
-        self.apply_decision(ctx, id, decision, keep)?;
+        let peer = p.peer;
+        self.apply_decision(ctx, id, peer, decision, keep)?;
         match &self.phase {
             Phase::Head(_) => self.head_bytes(ctx, id, &held),
             _ => self.on_bytes_after_head(ctx, id, &held),

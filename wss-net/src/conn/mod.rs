@@ -56,6 +56,8 @@ pub(crate) enum Phase {
 }
 
 pub(crate) struct Pending {
+    /// The client's address (from `accept`), for the decision's `Opened` and the next head.
+    peer: SocketAddr,
     /// Bytes that followed the head, replayed once decided.
     held: Vec<u8>,
     deadline: Instant,
@@ -115,6 +117,7 @@ pub(crate) struct Conn {
 impl Conn {
     pub(crate) fn new(
         stream: TcpStream,
+        peer: SocketAddr,
         generation: u32,
         ctx: &Ctx,
         tls: Option<Box<Tls>>,
@@ -130,18 +133,8 @@ impl Conn {
             io: Io(Io::WRITABLE),
             scheduled: None,
             out: OutQueue::default(),
-            phase: Phase::Head(Box::new(Head::new(ctx))),
+            phase: Phase::Head(Box::new(Head::new(ctx, peer))),
         }
-    }
-
-    /// The client's address, asked of the kernel when needed rather than stored: 32 bytes
-    /// less per connection, one syscall per request head.
-    fn peer(&self) -> Result<SocketAddr, ConnError> {
-        self.stream.peer_addr().map_err(|e| io_error(&e))
-    }
-
-    pub(crate) fn stream_mut(&mut self) -> &mut TcpStream {
-        &mut self.stream
     }
 
     /// The kernel reported readiness; `read_closed`: the peer's FIN or an error came with it.
