@@ -21,7 +21,7 @@ use crate::error::{ProtocolError, SendError};
 use crate::frame::{encode_frame, FrameHeader, Opcode, MAX_CONTROL_PAYLOAD};
 use crate::handshake::deflate::DeflateParams;
 pub use crate::message::{Message, MessageRef};
-use decoder::{Decoder, Item, Limits};
+use decoder::{Decoder, Inflater, Item, Limits};
 use events::EventQueue;
 use receive::{ControlEvent, InPlace, Mode, Owned};
 use timer::{Due, Timers};
@@ -187,9 +187,11 @@ pub enum State {
 /// # Memory
 /// A connection is kept small because a server holds one per client, most of them idle:
 /// the [`Config`] is shared (connections made on one thread with equal configs point to one
-/// copy), compression state and the error are boxed, and no buffer keeps capacity once
-/// drained. An idle connection is `size_of::<Connection>()` bytes (224 on 64-bit targets,
-/// checked by a test) and owns no heap memory, unless permessage-deflate is on.
+/// copy), compression state and the error are boxed, each timer is an 8-byte tick, no buffer
+/// keeps capacity once drained, and what is needed only while a frame is part-way across reads
+/// or while events wait to be taken lives in boxes lent from small per-thread pools (bounded)
+/// while in use. An idle connection is `size_of::<Connection>()` bytes (80 on 64-bit
+/// targets, checked by a test) and owns no heap memory, unless permessage-deflate is on.
 #[derive(Debug)]
 pub struct Connection {
     config: Arc<Config>,
@@ -217,6 +219,10 @@ struct Rare {
     /// Compresses what we send, once permessage-deflate was negotiated.
     #[cfg(feature = "deflate")]
     deflater: Option<Deflater>,
+    /// Inflates what we receive, once permessage-deflate was negotiated: RSV1 then marks
+    /// compressed messages. Lent to the decoder on each receive.
+    #[cfg(feature = "deflate")]
+    inflater: Option<Inflater>,
     /// Where the close frame we queued on our own (after a failure, or in reply to the
     /// peer's close) stands, while the caller may still want to hold it.
     auto_close: AutoClose,
@@ -240,8 +246,21 @@ impl Rare {
             mask_state: config.mask_seed,
             #[cfg(feature = "deflate")]
             deflater: None,
+            #[cfg(feature = "deflate")]
+            inflater: None,
             auto_close: AutoClose::None,
         })
+    }
+}
+
+/// The connection's inflater, when permessage-deflate was negotiated.
+fn inflater_of(rare: &mut Option<Box<Rare>>) -> Option<&mut Inflater> {
+    #[cfg(feature = "deflate")]
+    return rare.as_deref_mut()?.inflater.as_mut();
+    #[cfg(not(feature = "deflate"))]
+    {
+        let _ = rare;
+        None
     }
 }
 
@@ -281,31 +300,25 @@ impl Connection {
     /// connections.
     pub fn new_shared(role: Role, config: Arc<Config>, now: Instant) -> Connection {
         #[allow(unused_mut)]
-        let mut decoder = Decoder::default();
+        let mut rare = None;
         #[cfg(feature = "deflate")]
-        let deflater = config.deflate.as_ref().map(|params| {
+        if let Some(params) = config.deflate.as_ref() {
             let peer = match role {
                 Role::Server => Role::Client,
                 Role::Client => Role::Server,
             };
-            let (peer_resets, peer_bits) = params.sender(peer);
-            decoder.enable_inflate(peer_bits, peer_resets);
-            let (resets, bits) = params.sender(role);
-            Deflater::new(params.level, bits, resets, params.threshold)
-        });
-        #[allow(unused_mut)]
-        let mut rare = None;
-        #[cfg(feature = "deflate")]
-        if deflater.is_some() {
             let mut fresh = Rare::new(&config);
-            fresh.deflater = deflater;
+            let (peer_resets, peer_bits) = params.sender(peer);
+            fresh.inflater = Some(Inflater::new(peer_bits, peer_resets));
+            let (resets, bits) = params.sender(role);
+            fresh.deflater = Some(Deflater::new(params.level, bits, resets, params.threshold));
             rare = Some(fresh);
         }
         let mut timers = Timers::default();
         let ping_armed = timers.received(now, config.idle_timeout);
         Connection {
             config,
-            decoder,
+            decoder: Decoder::default(),
             events: EventQueue::default(),
             out: Vec::new(),
             timers,
@@ -406,7 +419,9 @@ impl Connection {
             }
             let (used, item) = match self.decoder.whole_message(input, limits) {
                 Some((used, item)) => (used, Some(item)),
-                None => self.decoder.step(input, limits),
+                None => self
+                    .decoder
+                    .step(input, limits, inflater_of(&mut self.rare)),
             };
             match item {
                 None => mode.advance(used),
@@ -889,16 +904,208 @@ fn next_mask(state: &mut u64) -> [u8; 4] {
 
 #[cfg(test)]
 mod size_tests {
-    use super::Connection;
+    use super::*;
 
     /// A server holds one `Connection` per client, most of them idle: this is most of what
     /// an idle client costs. It was 384 bytes before the config was shared and the rare
-    /// state boxed.
+    /// state boxed, and 224 before the partial receive state and the event queue were lent
+    /// from pools and the timers became ticks. Run with `--nocapture` for the parts.
     #[cfg(target_pointer_width = "64")]
     #[test]
     fn connection_stays_small() {
-        let size = std::mem::size_of::<Connection>();
-        let limit = if cfg!(feature = "deflate") { 224 } else { 216 };
+        use std::mem::size_of;
+        let size = size_of::<Connection>();
+        println!(
+            "Connection {size} = config {} + decoder {} + events {} + out {} + timers {} + \
+             rare {} + role, state, 2 flags",
+            size_of::<Arc<Config>>(),
+            size_of::<Decoder>(),
+            size_of::<EventQueue>(),
+            size_of::<Vec<u8>>(),
+            size_of::<Timers>(),
+            size_of::<Option<Box<Rare>>>(),
+        );
+        let limit = 80;
         assert!(size <= limit, "Connection is {size} bytes, limit {limit}");
+    }
+}
+
+/// The per-thread pools behind the decoder's partial state and the event queue: what one
+/// connection leaves in a lent box must never reach the next connection that borrows it.
+#[cfg(test)]
+mod pool_tests {
+    use super::*;
+
+    const KEY: [u8; 4] = [9, 8, 7, 6];
+
+    fn frame(fin: bool, opcode: Opcode, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_frame(&mut out, fin, opcode, payload, Some(KEY));
+        out
+    }
+
+    fn server(now: Instant) -> Connection {
+        Connection::new(Role::Server, Config::default(), now)
+    }
+
+    fn events(conn: &mut Connection) -> Vec<Event> {
+        std::iter::from_fn(|| conn.poll_event()).collect()
+    }
+
+    /// Another connection on this thread, fed a fragmented text, a ping and a binary message
+    /// in reads of `piece` bytes, must see exactly them.
+    fn assert_next_connection_decodes(now: Instant, piece: usize) {
+        let mut wire = frame(false, Opcode::Text, b"he");
+        wire.extend(frame(true, Opcode::Ping, b"ping"));
+        wire.extend(frame(true, Opcode::Continuation, b"llo"));
+        wire.extend(frame(true, Opcode::Binary, &[5; 300]));
+        let mut conn = server(now);
+        let mut seen = Vec::new();
+        for chunk in wire.chunks(piece) {
+            conn.receive(now, chunk);
+            seen.extend(events(&mut conn));
+        }
+        assert_eq!(
+            seen,
+            [
+                Event::Ping(b"ping".to_vec()),
+                Event::Message(Message::Text("hello".into())),
+                Event::Message(Message::Binary(vec![5; 300])),
+            ],
+            "reads of {piece} bytes"
+        );
+        assert!(conn.error().is_none());
+    }
+
+    #[test]
+    fn a_connection_dropped_mid_header_leaves_nothing_behind() {
+        let now = Instant::now();
+        let mut dropped = server(now);
+        // The first two bytes of a header announcing a 16-bit length.
+        dropped.receive(now, &[0x82, 0xfe]);
+        drop(dropped);
+        assert_next_connection_decodes(now, 1);
+        assert_next_connection_decodes(now, 7);
+    }
+
+    #[test]
+    fn a_connection_dropped_mid_frame_and_mid_message_leaves_nothing_behind() {
+        let now = Instant::now();
+        // In the middle of a ping's payload.
+        let ping = frame(true, Opcode::Ping, b"0123456789");
+        let mut dropped = server(now);
+        dropped.receive(now, &ping[..9]);
+        drop(dropped);
+        assert_next_connection_decodes(now, 3);
+        // In a fragmented message, in the middle of its second frame.
+        let mut wire = frame(false, Opcode::Text, b"abc");
+        let second = frame(false, Opcode::Continuation, b"defghij");
+        wire.extend(&second[..second.len() - 2]);
+        let mut dropped = server(now);
+        dropped.receive(now, &wire);
+        drop(dropped);
+        assert_next_connection_decodes(now, 5);
+    }
+
+    #[test]
+    fn a_connection_that_failed_mid_message_leaves_nothing_behind() {
+        let now = Instant::now();
+        let mut wire = frame(false, Opcode::Text, b"ok so far");
+        // Invalid UTF-8 in a continuation split across reads.
+        let bad = frame(true, Opcode::Continuation, &[0xff, 0xfe, b'a', b'b']);
+        wire.extend(&bad[..bad.len() - 1]);
+        let mut failed = server(now);
+        failed.receive(now, &wire);
+        failed.receive(now, &bad[bad.len() - 1..]);
+        assert_eq!(failed.error(), Some(&ProtocolError::InvalidUtf8));
+        // Failing in the middle of a header: a control frame over 125 bytes.
+        let mut failed_header = server(now);
+        failed_header.receive(now, &[0x89]);
+        failed_header.receive(now, &[0xfe, 0, 200, 1, 2, 3, 4]);
+        assert!(failed_header.error().is_some());
+        drop(failed);
+        drop(failed_header);
+        assert_next_connection_decodes(now, 2);
+        assert_next_connection_decodes(now, 1000);
+    }
+
+    #[test]
+    fn events_left_queued_survive_other_connections_on_the_thread() {
+        let now = Instant::now();
+        let mut blocked = server(now);
+        let mut wire = Vec::new();
+        for n in 0..3u8 {
+            wire.extend(frame(true, Opcode::Binary, &[n; 10]));
+        }
+        blocked.receive(now, &wire);
+        // The caller takes one event, then stops (its consumer is behind).
+        assert_eq!(
+            blocked.poll_event(),
+            Some(Event::Message(Message::Binary(vec![0; 10])))
+        );
+        for _ in 0..5 {
+            assert_next_connection_decodes(now, 4);
+            let mut dropped = server(now);
+            dropped.receive(now, &wire);
+            drop(dropped);
+        }
+        assert_eq!(
+            events(&mut blocked),
+            [
+                Event::Message(Message::Binary(vec![1; 10])),
+                Event::Message(Message::Binary(vec![2; 10])),
+            ]
+        );
+        assert_eq!(blocked.poll_event(), None);
+    }
+
+    #[test]
+    fn idle_timers_never_fire_early() {
+        // Odd durations and starting points: every deadline must be exact to the nanosecond.
+        let base = Instant::now();
+        for (start, idle) in [
+            (0u64, 10_000_000_001u64),
+            (1, 3),
+            (999_999_999, 7_777),
+            (13, 1),
+        ] {
+            let t0 = base + Duration::from_nanos(start);
+            let idle = Duration::from_nanos(idle);
+            let config = Config {
+                idle_timeout: Some(idle),
+                ..Config::default()
+            };
+            let mut conn = Connection::new(Role::Server, config, t0);
+            let ping_at = t0 + idle / 2;
+            assert_eq!(conn.poll_timeout(), Some(ping_at));
+            conn.handle_timeout(ping_at - Duration::from_nanos(1));
+            assert!(!conn.wants_write(), "ping before its deadline");
+            conn.handle_timeout(ping_at);
+            assert!(conn.wants_write(), "ping at its deadline");
+            let idle_at = t0 + idle;
+            assert_eq!(conn.poll_timeout(), Some(idle_at));
+            conn.handle_timeout(idle_at - Duration::from_nanos(1));
+            assert_eq!(conn.poll_event(), None, "timed out before the deadline");
+            conn.handle_timeout(idle_at);
+            assert_eq!(conn.poll_event(), Some(Event::TimedOut(Timeout::Idle)));
+        }
+    }
+
+    #[test]
+    fn the_close_timer_never_fires_early() {
+        let t0 = Instant::now() + Duration::from_nanos(123_456_789);
+        let config = Config {
+            close_timeout: Duration::from_nanos(5_000_000_007),
+            ..Config::default()
+        };
+        let at = t0 + config.close_timeout;
+        let mut conn = Connection::new(Role::Server, config, t0);
+        assert_eq!(conn.poll_timeout(), None);
+        conn.close(t0, CloseCode::NORMAL, "").unwrap();
+        assert_eq!(conn.poll_timeout(), Some(at));
+        conn.handle_timeout(at - Duration::from_nanos(1));
+        assert_eq!(conn.poll_event(), None);
+        conn.handle_timeout(at);
+        assert_eq!(conn.poll_event(), Some(Event::TimedOut(Timeout::Close)));
     }
 }

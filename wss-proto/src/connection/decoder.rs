@@ -9,14 +9,21 @@
 //! A compressed message (permessage-deflate, RSV1 on its first frame) is inflated as its
 //! bytes arrive, unmasked a few KiB at a time on the stack: only the inflated message is
 //! stored, and inflating stops one byte past `max_message`.
+//!
+//! Between frames, which is where an idle connection sits, the decoder is one null pointer:
+//! everything that only matters while a header, a frame or a message is part-way across reads
+//! lives in a [`Partial`] box that exists only then. Boxes are lent from a small per-thread
+//! pool and given back (cleared) as soon as nothing is partial, so a frame split across reads
+//! costs no allocation once the thread has seen one.
+
+use std::cell::RefCell;
 
 use crate::connection::Role;
 #[cfg(feature = "deflate")]
-use crate::deflate::Inflater;
+pub(crate) use crate::deflate::Inflater;
 use crate::error::ProtocolError;
 use crate::frame::MAX_CONTROL_PAYLOAD;
 use crate::frame::{FrameHeader, Opcode, RSV1};
-use crate::mask::extend_masked;
 use crate::message::Message;
 use crate::text::{self, Kind, MessageBuf};
 #[cfg(feature = "deflate")]
@@ -94,29 +101,110 @@ struct Inflating {
     utf8: Utf8Validator,
 }
 
+/// Without the `deflate` feature no inflater exists: the decoder's `Option<&mut Inflater>`
+/// argument is always `None`.
+#[cfg(not(feature = "deflate"))]
+#[derive(Debug)]
+pub(crate) enum Inflater {}
+
+/// The receive state of one connection.
+///
+/// The permessage-deflate inflater is not in here but passed to each call (`None` when
+/// compression was not negotiated): the connection keeps it in its rarely used box, so that a
+/// decoder is one pointer.
 #[derive(Debug, Default)]
 pub(crate) struct Decoder {
+    /// Present exactly while something is partial; lent from [`POOL`].
+    partial: Option<Box<Partial>>,
+}
+
+/// What is part-way across reads: a header, a frame's payload, a fragmented message, or the
+/// payload of a control frame not yet taken.
+#[derive(Debug)]
+struct Partial {
     frame: Option<Frame>,
     message: Option<Assembling>,
-    control: Vec<u8>,
+    /// The unmasked payload of a control frame read across calls.
+    control: [u8; MAX_CONTROL_PAYLOAD],
+    control_len: u8,
     header: [u8; FrameHeader::MAX_SIZE],
     header_len: u8,
-    /// Present once permessage-deflate was negotiated: RSV1 then marks compressed messages.
-    #[cfg(feature = "deflate")]
-    inflater: Option<Box<Inflater>>,
+}
+
+impl Partial {
+    fn new() -> Box<Partial> {
+        Box::new(Partial {
+            frame: None,
+            message: None,
+            control: [0; MAX_CONTROL_PAYLOAD],
+            control_len: 0,
+            header: [0; FrameHeader::MAX_SIZE],
+            header_len: 0,
+        })
+    }
+
+    /// Nothing is part-way: the box can go back to the pool.
+    fn is_empty(&self) -> bool {
+        self.frame.is_none()
+            && self.message.is_none()
+            && self.header_len == 0
+            && self.control_len == 0
+    }
+
+    /// Forgets everything, dropping a message buffer (so a pooled box owns no heap memory and
+    /// carries nothing from one connection to the next).
+    fn clear(&mut self) {
+        self.frame = None;
+        self.message = None;
+        self.control_len = 0;
+        self.header_len = 0;
+    }
+}
+
+/// Partial boxes each thread keeps for its connections' next split frame. A cleared box owns
+/// nothing but itself (about 250 bytes), so the pool costs at most `POOL_MAX` of those per
+/// thread; it only needs to cover the connections that are mid-frame at once on a thread.
+const POOL_MAX: usize = 64;
+
+thread_local! {
+    // Boxes on purpose: a decoder holds its partial state boxed, and lending one moves a
+    // pointer.
+    #[allow(clippy::vec_box)]
+    static POOL: RefCell<Vec<Box<Partial>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A cleared partial state: one from this thread's pool, or a new one.
+fn lend() -> Box<Partial> {
+    POOL.try_with(|pool| pool.try_borrow_mut().ok()?.pop())
+        .ok()
+        .flatten()
+        .unwrap_or_else(Partial::new)
+}
+
+/// Clears `partial` and keeps it in this thread's pool, unless the pool is full (or the
+/// thread is ending): then it is freed.
+fn give_back(mut partial: Box<Partial>) {
+    partial.clear();
+    let _ = POOL.try_with(|pool| {
+        if let Ok(mut pool) = pool.try_borrow_mut() {
+            if pool.len() < POOL_MAX {
+                pool.push(partial);
+            }
+        }
+    });
+}
+
+impl Drop for Decoder {
+    fn drop(&mut self) {
+        if let Some(partial) = self.partial.take() {
+            give_back(partial);
+        }
+    }
 }
 
 /// Compressed input is unmasked into a stack buffer of this size before inflating.
 #[cfg(feature = "deflate")]
 const UNMASK_PIECE: usize = 4096;
-
-/// Appends `src`, unmasking it when the frame is masked.
-fn copy_payload(dst: &mut Vec<u8>, src: &[u8], mask: Option<[u8; 4]>, phase: u8) {
-    match mask {
-        Some(key) => extend_masked(dst, src, key, usize::from(phase)),
-        None => dst.extend_from_slice(src),
-    }
-}
 
 fn kind_of(opcode: Opcode) -> Kind {
     if opcode == Opcode::Text {
@@ -134,18 +222,26 @@ fn finish(buf: MessageBuf) -> Item {
 }
 
 impl Decoder {
-    /// permessage-deflate was negotiated: RSV1 on a first frame means compressed, inflated
-    /// with a window of 2^`bits` bytes, reset after each message when `reset_each`.
-    #[cfg(feature = "deflate")]
-    pub(crate) fn enable_inflate(&mut self, bits: u8, reset_each: bool) {
-        self.inflater = Some(Box::new(Inflater::new(bits, reset_each)));
+    /// The partial state, lent from the pool if there was none.
+    fn partial(&mut self) -> &mut Partial {
+        self.partial.get_or_insert_with(lend)
     }
 
-    fn deflate_on(&self) -> bool {
-        #[cfg(feature = "deflate")]
-        return self.inflater.is_some();
-        #[cfg(not(feature = "deflate"))]
-        return false;
+    /// Gives the partial state back to the pool once nothing in it is partial any more.
+    fn release_if_empty(&mut self) {
+        if self.partial.as_ref().is_some_and(|p| p.is_empty()) {
+            if let Some(partial) = self.partial.take() {
+                give_back(partial);
+            }
+        }
+    }
+
+    fn frame_in_progress(&self) -> bool {
+        self.partial.as_ref().is_some_and(|p| p.frame.is_some())
+    }
+
+    fn message_in_progress(&self) -> Option<&Assembling> {
+        self.partial.as_ref()?.message.as_ref()
     }
 
     /// The common case, decided from the first bytes without building a header: `input`
@@ -155,7 +251,7 @@ impl Decoder {
     /// included) to [`step`](Self::step).
     #[inline]
     pub(crate) fn whole_message(&mut self, input: &[u8], limits: Limits) -> Option<(usize, Item)> {
-        if self.frame.is_some() || self.header_len != 0 || self.message.is_some() {
+        if self.partial.is_some() {
             return None;
         }
         let kind = match *input.first()? {
@@ -203,22 +299,42 @@ impl Decoder {
 
     /// Reads from `input` until one item completes, an error occurs, or `input` is used up.
     /// Returns the bytes consumed. After an error the decoder must not be used again.
+    /// `inflater` is the connection's, when permessage-deflate was negotiated.
     #[inline]
-    pub(crate) fn step(&mut self, input: &[u8], limits: Limits) -> (usize, Option<Item>) {
-        if self.frame.is_some() {
-            return self.read_payload(input, limits);
+    pub(crate) fn step(
+        &mut self,
+        input: &[u8],
+        limits: Limits,
+        inflater: Option<&mut Inflater>,
+    ) -> (usize, Option<Item>) {
+        let stepped = self.step_inner(input, limits, inflater);
+        if self.partial.is_some() {
+            self.release_if_empty();
+        }
+        stepped
+    }
+
+    fn step_inner(
+        &mut self,
+        input: &[u8],
+        limits: Limits,
+        inflater: Option<&mut Inflater>,
+    ) -> (usize, Option<Item>) {
+        if self.frame_in_progress() {
+            return self.read_payload(input, limits, inflater);
         }
         let (used, header) = match self.read_header(input) {
             Ok(Some(found)) => found,
             Ok(None) => return (input.len(), None),
             Err(e) => return (input.len(), Some(Item::Failed(e))),
         };
-        if let Err(e) = self.check(&header, limits) {
+        let deflate_on = inflater.is_some();
+        if let Err(e) = self.check(&header, limits, deflate_on) {
             return (used, Some(Item::Failed(e)));
         }
         let rest = input.get(used..).unwrap_or_default();
         let data = matches!(header.opcode, Opcode::Text | Opcode::Binary);
-        let compressed = header.rsv & RSV1 != 0 && self.deflate_on();
+        let compressed = header.rsv & RSV1 != 0 && deflate_on;
         // A whole unfragmented message or control frame already in the input is left where
         // it is for the caller (`whole_message` takes the usual shapes of a data frame
         // before the header is even built; this takes the rest).
@@ -252,79 +368,71 @@ impl Decoder {
                 );
             }
         }
+        let partial = self.partial();
         if data {
-            self.message = Some(self.start_message(header.opcode, compressed, limits.recycle));
+            partial.message = Some(start_message(header.opcode, compressed, limits.recycle));
         }
-        self.frame = Some(Frame {
+        partial.frame = Some(Frame {
             opcode: header.opcode,
             fin: header.fin,
             phase: 0,
             mask: header.mask,
             remaining: header.payload_len,
         });
-        let (more, item) = self.read_payload(rest, limits);
+        let (more, item) = self.read_payload(rest, limits, inflater);
         (used + more, item)
-    }
-
-    fn start_message(&self, opcode: Opcode, compressed: bool, recycle: bool) -> Assembling {
-        let buf = if recycle {
-            text::take_spare()
-        } else {
-            Vec::new()
-        };
-        #[cfg(feature = "deflate")]
-        if compressed {
-            return Assembling::Inflating(Box::new(Inflating {
-                text: opcode == Opcode::Text,
-                buf,
-                utf8: Utf8Validator::new(),
-            }));
-        }
-        let _ = compressed;
-        Assembling::Plain(MessageBuf::reusing(kind_of(opcode), buf))
     }
 
     /// The unmasked payload of the control frame just reported as
     /// [`Item::ControlBuffered`], copied out so that the decoder keeps no buffer.
     pub(crate) fn take_control(&mut self) -> ([u8; MAX_CONTROL_PAYLOAD], usize) {
-        let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
-        let len = self.control.len().min(MAX_CONTROL_PAYLOAD);
-        payload[..len].copy_from_slice(&self.control[..len]);
-        self.control = Vec::new();
+        let Some(partial) = self.partial.as_mut() else {
+            // An empty payload: nothing was kept.
+            return ([0u8; MAX_CONTROL_PAYLOAD], 0);
+        };
+        let payload = partial.control;
+        let len = usize::from(partial.control_len);
+        partial.control_len = 0;
+        self.release_if_empty();
         (payload, len)
     }
 
     /// Gathers a header, possibly across calls. Returns the bytes of `input` it used.
     fn read_header(&mut self, input: &[u8]) -> Result<Option<(usize, FrameHeader)>, ProtocolError> {
-        if self.header_len == 0 {
+        let had = self
+            .partial
+            .as_ref()
+            .map_or(0, |p| usize::from(p.header_len));
+        if had == 0 {
             return match FrameHeader::parse(input)? {
                 Some((header, len)) => Ok(Some((len, header))),
                 None => {
                     // Incomplete, so shorter than a maximal header.
                     let n = input.len().min(FrameHeader::MAX_SIZE);
-                    self.header[..n].copy_from_slice(&input[..n]);
-                    self.header_len = n as u8;
+                    let partial = self.partial();
+                    partial.header[..n].copy_from_slice(&input[..n]);
+                    partial.header_len = n as u8;
                     Ok(None)
                 }
             };
         }
-        let had = usize::from(self.header_len);
+        let partial = self.partial();
         let take = (FrameHeader::MAX_SIZE - had).min(input.len());
-        self.header[had..had + take].copy_from_slice(&input[..take]);
+        partial.header[had..had + take].copy_from_slice(&input[..take]);
         let have = had + take;
-        self.header_len = have as u8;
-        match FrameHeader::parse(&self.header[..have])? {
+        partial.header_len = have as u8;
+        match FrameHeader::parse(&partial.header[..have])? {
             Some((header, len)) => {
-                self.header_len = 0;
+                partial.header_len = 0;
                 Ok(Some((len.saturating_sub(had), header)))
             }
             None => Ok(None),
         }
     }
 
-    /// The rules that depend on the connection rather than on the header alone.
-    fn check(&self, h: &FrameHeader, limits: Limits) -> Result<(), ProtocolError> {
-        let deflate = self.deflate_on();
+    /// The rules that depend on the connection rather than on the header alone. `deflate`:
+    /// permessage-deflate was negotiated.
+    fn check(&self, h: &FrameHeader, limits: Limits, deflate: bool) -> Result<(), ProtocolError> {
         let allowed = if deflate {
             limits.allowed_rsv | RSV1
         } else {
@@ -341,7 +449,7 @@ impl Decoder {
             (Role::Client, true) => return Err(ProtocolError::MaskedFrameFromServer),
             _ => {}
         }
-        let so_far = match (h.opcode, &self.message) {
+        let so_far = match (h.opcode, self.message_in_progress()) {
             (Opcode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
             (Opcode::Text | Opcode::Binary, Some(_)) => {
                 return Err(ProtocolError::ExpectedContinuation)
@@ -370,8 +478,19 @@ impl Decoder {
     }
 
     /// Moves payload bytes of the current frame from `input` into their buffer.
-    fn read_payload(&mut self, input: &[u8], limits: Limits) -> (usize, Option<Item>) {
-        let Some(frame) = self.frame.as_mut() else {
+    fn read_payload(
+        &mut self,
+        input: &[u8],
+        limits: Limits,
+        inflater: Option<&mut Inflater>,
+    ) -> (usize, Option<Item>) {
+        // Reborrowed for a compressed piece, then passed on to end the frame.
+        #[cfg(feature = "deflate")]
+        let mut inflater = inflater;
+        let Some(partial) = self.partial.as_deref_mut() else {
+            return (0, None);
+        };
+        let Some(frame) = partial.frame.as_mut() else {
             return (0, None);
         };
         let take = usize::try_from(frame.remaining)
@@ -379,9 +498,19 @@ impl Decoder {
             .min(input.len());
         let chunk = input.get(..take).unwrap_or_default();
         if frame.opcode.is_control() {
-            copy_payload(&mut self.control, chunk, frame.mask, frame.phase);
+            // The header check bounds a control payload to 125 bytes.
+            let have = usize::from(partial.control_len);
+            let end = (have + take).min(MAX_CONTROL_PAYLOAD);
+            if let Some(dst) = partial.control.get_mut(have..end) {
+                let src = chunk.get(..dst.len()).unwrap_or_default();
+                dst.copy_from_slice(src);
+                if let Some(key) = frame.mask {
+                    crate::mask::apply_mask_offset(dst, key, usize::from(frame.phase));
+                }
+            }
+            partial.control_len = end as u8;
         } else {
-            match self.message.as_mut() {
+            match partial.message.as_mut() {
                 Some(Assembling::Plain(buf)) => {
                     buf.grow_for(take, frame.remaining);
                     // Validated as the bytes arrive so a bad text fails on its first bad
@@ -394,10 +523,10 @@ impl Decoder {
                     }
                 }
                 #[cfg(feature = "deflate")]
-                Some(Assembling::Inflating(partial)) => {
-                    if let Some(inflater) = self.inflater.as_mut() {
+                Some(Assembling::Inflating(inflating)) => {
+                    if let Some(inflater) = inflater.as_deref_mut() {
                         let max = limits.max_message;
-                        if let Err(e) = inflate_piece(inflater, partial, chunk, frame, max) {
+                        if let Err(e) = inflate_piece(inflater, inflating, chunk, frame, max) {
                             return (take, Some(Item::Failed(e)));
                         }
                     }
@@ -405,29 +534,41 @@ impl Decoder {
                 None => {}
             }
         }
-        let _ = limits;
+        (take, self.frame_read(take, limits, inflater))
+    }
+
+    /// `take` more payload bytes of the current frame were stored: ends the frame (and the
+    /// message) when they were its last.
+    fn frame_read(
+        &mut self,
+        take: usize,
+        limits: Limits,
+        inflater: Option<&mut Inflater>,
+    ) -> Option<Item> {
+        let frame = self.partial.as_mut()?.frame.as_mut()?;
         frame.remaining -= take as u64;
         frame.phase = ((usize::from(frame.phase) + take) & 3) as u8;
         if frame.remaining > 0 {
-            return (take, None);
+            return None;
         }
-        (take, self.end_frame(limits))
+        self.end_frame(limits, inflater)
     }
 
-    fn end_frame(&mut self, limits: Limits) -> Option<Item> {
-        let frame = self.frame.take()?;
+    fn end_frame(&mut self, limits: Limits, inflater: Option<&mut Inflater>) -> Option<Item> {
+        let partial = self.partial.as_deref_mut()?;
+        let frame = partial.frame.take()?;
         if frame.opcode.is_control() {
             return Some(Item::ControlBuffered(frame.opcode));
         }
         if !frame.fin {
             return None;
         }
-        let _ = limits;
-        match self.message.take()? {
+        let _ = (limits, &inflater);
+        match partial.message.take()? {
             Assembling::Plain(buf) => Some(finish(buf)),
             #[cfg(feature = "deflate")]
             Assembling::Inflating(mut partial) => {
-                let inflater = self.inflater.as_mut()?;
+                let inflater = inflater?;
                 let utf8 = partial.text.then_some(&mut partial.utf8);
                 if let Err(e) = inflater.finish(&mut partial.buf, limits.max_message, utf8) {
                     return Some(Item::Failed(e));
@@ -450,6 +591,25 @@ impl Decoder {
             }
         }
     }
+}
+
+/// A buffer for a data message that starts with a frame not whole in the input.
+fn start_message(opcode: Opcode, compressed: bool, recycle: bool) -> Assembling {
+    let buf = if recycle {
+        text::take_spare()
+    } else {
+        Vec::new()
+    };
+    #[cfg(feature = "deflate")]
+    if compressed {
+        return Assembling::Inflating(Box::new(Inflating {
+            text: opcode == Opcode::Text,
+            buf,
+            utf8: Utf8Validator::new(),
+        }));
+    }
+    let _ = compressed;
+    Assembling::Plain(MessageBuf::reusing(kind_of(opcode), buf))
 }
 
 /// Inflates one received piece of a compressed frame, unmasking it on the stack first.
@@ -514,10 +674,10 @@ mod tests {
         }
         .encode(&mut bytes);
         bytes.extend_from_slice(&[0u8; 100]);
-        let (used, item) = d.step(&bytes, SERVER);
+        let (used, item) = d.step(&bytes, SERVER, None);
         assert_eq!(used, bytes.len());
         assert!(item.is_none());
-        let Some(Assembling::Plain(buf)) = d.message.take() else {
+        let Some(Assembling::Plain(buf)) = d.partial.as_mut().and_then(|p| p.message.take()) else {
             panic!("a plain message is assembling")
         };
         let Ok(Message::Binary(held)) = buf.into_message() else {
@@ -531,6 +691,50 @@ mod tests {
     }
 
     #[test]
+    fn the_partial_state_exists_only_while_something_is_partial_and_is_reused() {
+        let mut d = Decoder::default();
+        let mut bytes = Vec::new();
+        encode_frame(
+            &mut bytes,
+            true,
+            Opcode::Binary,
+            b"abcdef",
+            Some([1, 2, 3, 4]),
+        );
+        // A header split across reads: its first byte is kept.
+        let (used, item) = d.step(&bytes[..1], SERVER, None);
+        assert_eq!((used, item.is_none()), (1, true));
+        let lent: *const Partial = d.partial.as_deref().map_or(std::ptr::null(), |p| p);
+        assert!(!lent.is_null(), "a header byte is kept");
+        let (used, item) = d.step(&bytes[1..], SERVER, None);
+        assert_eq!(used, bytes.len() - 1);
+        assert!(matches!(item, Some(Item::Whole { len: 6, .. })));
+        assert!(d.partial.is_none(), "given back once the header is read");
+        // A payload split across reads borrows the same box, cleared.
+        let (used, item) = d.step(&bytes[..8], SERVER, None);
+        assert_eq!((used, item.is_none()), (8, true));
+        let again: *const Partial = d.partial.as_deref().map_or(std::ptr::null(), |p| p);
+        assert_eq!(lent, again, "the pooled box came back");
+        let (_, item) = d.step(&bytes[8..], SERVER, None);
+        assert!(matches!(item, Some(Item::Message(Message::Binary(ref b))) if b == b"abcdef"));
+        assert!(d.partial.is_none(), "given back once the message is out");
+    }
+
+    #[test]
+    fn a_split_control_frame_keeps_its_payload_until_taken() {
+        let mut d = Decoder::default();
+        let mut bytes = Vec::new();
+        encode_frame(&mut bytes, true, Opcode::Ping, b"hello", Some([9, 8, 7, 6]));
+        let _ = d.step(&bytes[..7], SERVER, None);
+        let (_, item) = d.step(&bytes[7..], SERVER, None);
+        assert!(matches!(item, Some(Item::ControlBuffered(Opcode::Ping))));
+        assert!(d.partial.is_some(), "the payload waits to be taken");
+        let (payload, len) = d.take_control();
+        assert_eq!(&payload[..len], b"hello");
+        assert!(d.partial.is_none());
+    }
+
+    #[test]
     fn step_stops_after_each_complete_item() {
         let mut d = Decoder::default();
         let client = Limits {
@@ -540,7 +744,7 @@ mod tests {
         let mut bytes = Vec::new();
         encode_frame(&mut bytes, true, Opcode::Text, b"ab", None);
         encode_frame(&mut bytes, true, Opcode::Ping, b"c", None);
-        let (used, item) = d.step(&bytes, client);
+        let (used, item) = d.step(&bytes, client, None);
         assert_eq!(used, 4);
         assert!(matches!(
             item,
@@ -551,7 +755,7 @@ mod tests {
                 mask: None
             })
         ));
-        let (used, item) = d.step(&bytes[4..], client);
+        let (used, item) = d.step(&bytes[4..], client, None);
         assert_eq!(used, 3);
         assert!(matches!(
             item,
@@ -576,7 +780,7 @@ mod tests {
             text.as_bytes(),
             Some([5, 6, 7, 8]),
         );
-        let (used, item) = d.step(&bytes, SERVER);
+        let (used, item) = d.step(&bytes, SERVER, None);
         assert_eq!(used, bytes.len());
         let Some(Item::Whole {
             kind,
