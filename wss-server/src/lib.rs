@@ -97,6 +97,7 @@ mod event;
 mod fanout;
 mod frame;
 mod handler;
+mod mailbox;
 mod options;
 mod origin;
 mod router;

@@ -188,7 +188,7 @@ impl Router {
             tls,
         ) {
             let origin = headers.get("origin").unwrap_or("");
-            if server.tx.len() <= MAX_MAILBOX_FOR_HANDSHAKES {
+            if server.tx.control_len() <= MAX_MAILBOX_FOR_HANDSHAKES {
                 let _ = server.tx.send(WorkerMsg::Error(ErrorInfo::new(
                     codes::ORIGIN_REFUSED,
                     format!("WebSocket handshake from origin {origin:?} refused (cross-origin)"),
@@ -197,7 +197,7 @@ impl Router {
             }
             return refusal(403);
         }
-        if server.tx.len() > MAX_MAILBOX_FOR_HANDSHAKES {
+        if server.tx.control_len() > MAX_MAILBOX_FOR_HANDSHAKES {
             log::warn!("worker mailbox full: handshake refused with 503");
             return refusal(503);
         }

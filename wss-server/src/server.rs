@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
 use wss_net::{Backlog, Inbound, NetHandle};
 use wss_proto::close::CloseCode;
 
@@ -17,6 +16,7 @@ use crate::data::{Data, DataType};
 use crate::error::ServerError;
 use crate::frame::Frame;
 use crate::handler::{store_server, HandlerRef, ServerHandler};
+use crate::mailbox::{self, Sender};
 use crate::options::ServerOptions;
 use crate::router::Router;
 use crate::topics::Rooms;
@@ -166,8 +166,7 @@ impl WebSocketServer {
         let stored = store_server(handler);
         // Unbounded, yet bounded in practice: control messages by the handshakes in progress
         // (the router refuses past a cap), network batches by `inbound`'s limits.
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let (data_tx, data_rx) = crossbeam_channel::unbounded();
+        let (tx, data_tx, mail) = mailbox::mailbox();
         let inbound = Arc::new(Inbound::new(options.inbound));
         let topic = Topic::server(options.path.as_deref());
         let inner = Arc::new_cyclic(|me| ServerInner {
@@ -195,7 +194,7 @@ impl WebSocketServer {
         web.router().register(&inner)?;
         inner.broker.subscribe(&inner.topic, &inner.inbox());
         let server = WebSocketServer { inner };
-        let worker = Worker::new(server.clone(), stored, rx, data_rx);
+        let worker = Worker::new(server.clone(), stored, mail);
         let spawned = std::thread::Builder::new()
             .name(format!("wss-worker-{}", server.inner.path().unwrap_or("*")))
             .spawn(move || worker.run());

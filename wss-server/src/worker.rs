@@ -9,7 +9,6 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select_biased, Receiver, RecvTimeoutError, Sender};
 use wss_net::{
     Backlog, ConnError, ConnId, Credit, Decision, EventSink, Inbound, NetEvent, Outgoing,
 };
@@ -25,6 +24,7 @@ use crate::event::{
     TerminateEvent,
 };
 use crate::handler::{self, ConnectionHandler, ErasedServer, Stored};
+use crate::mailbox::{Receiver, RecvError, Sender};
 use crate::server::{ServerInner, WebSocketServer};
 use crate::topics;
 
@@ -87,6 +87,7 @@ impl EventSink for Sink {
             inbound: Arc::clone(&self.inbound),
             cost: Backlog::of_batch(&events),
         };
+        // Refused once the worker is gone: the batch drops here and releases its cost.
         let _ = self.tx.send(WorkerMsg::Net(NetBatch { events, release }));
     }
 
@@ -350,10 +351,8 @@ struct Term {
 pub(crate) struct Worker {
     server: WebSocketServer,
     handler: Stored<dyn ErasedServer>,
-    /// Control mailbox: read first.
-    rx: Receiver<WorkerMsg>,
-    /// Network events.
-    data: Receiver<WorkerMsg>,
+    /// Both mailboxes: control messages come out first, then network events.
+    mail: Receiver<WorkerMsg>,
     sink: Arc<dyn EventSink>,
     slots: SlotTable<Slot>,
     /// Accepted connections not opened yet, with the instant they are forgotten after (their
@@ -367,8 +366,7 @@ impl Worker {
     pub(crate) fn new(
         server: WebSocketServer,
         handler: Stored<dyn ErasedServer>,
-        rx: Receiver<WorkerMsg>,
-        data: Receiver<WorkerMsg>,
+        mail: Receiver<WorkerMsg>,
     ) -> Worker {
         let sink: Arc<dyn EventSink> = Arc::new(Sink {
             tx: server.inner.data_tx.clone(),
@@ -377,8 +375,7 @@ impl Worker {
         Worker {
             server,
             handler,
-            rx,
-            data,
+            mail,
             sink,
             slots: SlotTable::new(),
             opening: IdMap::default(),
@@ -400,11 +397,13 @@ impl Worker {
             })
         });
         loop {
-            match self.next_msg() {
+            // Control first; waits until the next deadline at most.
+            let deadline = self.next_deadline();
+            match self.mail.recv(deadline) {
                 Ok(m) => self.handle(m),
-                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvError::Timeout) => {}
                 // Unreachable while we hold the server (it owns a sender); treat as gone.
-                Err(RecvTimeoutError::Disconnected) => self.handle(WorkerMsg::NetGone),
+                Err(RecvError::Disconnected) => self.handle(WorkerMsg::NetGone),
             }
             self.on_timers(Instant::now());
             flush_if_worker(&self.server.inner);
@@ -415,30 +414,9 @@ impl Worker {
         self.finish();
     }
 
-    /// The next message, control first; waits until the next deadline at most.
-    fn next_msg(&self) -> Result<WorkerMsg, RecvTimeoutError> {
-        if let Ok(m) = self.rx.try_recv() {
-            return Ok(m);
-        }
-        let gone = |_| RecvTimeoutError::Disconnected;
-        match self.next_deadline() {
-            None => select_biased! {
-                recv(self.rx) -> m => m.map_err(gone),
-                recv(self.data) -> m => m.map_err(gone),
-            },
-            Some(t) => select_biased! {
-                recv(self.rx) -> m => m.map_err(gone),
-                recv(self.data) -> m => m.map_err(gone),
-                default(t.saturating_duration_since(Instant::now())) => {
-                    Err(RecvTimeoutError::Timeout)
-                }
-            },
-        }
-    }
-
     /// Handles whatever control messages wait (between two network events).
     fn run_control(&mut self) {
-        while let Ok(m) = self.rx.try_recv() {
+        while let Some(m) = self.mail.try_control() {
             self.handle(m);
         }
     }
@@ -468,7 +446,7 @@ impl Worker {
                 for event in events {
                     self.net_event(event);
                     // A handshake must not wait for the rest of a large batch.
-                    if !self.rx.is_empty() {
+                    if self.mail.has_control() {
                         self.run_control();
                     }
                 }
@@ -738,7 +716,7 @@ impl Worker {
         }
     }
 
-    fn finish(self) {
+    fn finish(mut self) {
         let server = self.server.clone();
         call_server(&self.handler, &server, "on_terminate", |h| {
             h.on_terminate(&server, &ServerTerminateEvent)
@@ -752,7 +730,9 @@ impl Worker {
         }
         // Handshakes that reached the mailbox after the end still wait for an answer.
         let net = server.inner.net.clone();
-        for msg in self.rx.try_iter().chain(self.data.try_iter()) {
+        // Closed first, so nothing can slip in after this drain unanswered: later sends fail
+        // and their senders answer (the router refuses the handshake).
+        for msg in self.mail.close() {
             match msg {
                 WorkerMsg::Connect(p) => net.decide(p.conn, refusal(503)),
                 WorkerMsg::Net(batch) => {
