@@ -545,8 +545,9 @@ impl Worker {
                     h.on_open(ws, &OpenEvent)
                 });
                 if let Some(term) = &self.term {
-                    // Accepted just before terminate(): close it like the others.
-                    if term.aborted_at.is_none() {
+                    // Accepted just before terminate() and not closed by it (its handshake
+                    // reached us after): close it like the others.
+                    if term.aborted_at.is_none() && !slot.ws.inner.closed_locally() {
                         flush_if_worker(&self.server.inner);
                         slot.ws.inner.begin_local_close();
                         self.server
@@ -660,15 +661,24 @@ impl Worker {
         });
         flush_if_worker(&self.server.inner);
         let net = self.server.inner.net.clone();
-        let unopened: Vec<ConnId> = self.opening.drain().map(|(c, _)| c).collect();
-        for conn in unopened {
-            if let Some(slot) = self.slots.remove(conn) {
-                net.abort(conn);
-                self.end(slot, false, None);
-            }
-        }
         if span.is_zero() || self.net_gone {
-            return; // on_timers aborts at once.
+            // Nobody waits for a close frame: the unopened go now, on_timers aborts the rest.
+            let unopened: Vec<ConnId> = self.opening.drain().map(|(c, _)| c).collect();
+            for conn in unopened {
+                if let Some(slot) = self.slots.remove(conn) {
+                    net.abort(conn);
+                    self.end(slot, false, None);
+                }
+            }
+            return;
+        }
+        // Accepted but not opened here yet: their 101 is on its way (the net applies our
+        // accept before this close), so the client is a WebSocket peer and gets the same close
+        // frame as everyone else, not a dropped socket. Their `Opened` still runs `on_open`.
+        for (conn, _) in &self.opening {
+            if let Some(slot) = self.slots.get(*conn) {
+                slot.ws.inner.begin_local_close();
+            }
         }
         for conn in self.slots.ids() {
             net.close(conn, code, String::new());

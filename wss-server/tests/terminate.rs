@@ -161,3 +161,55 @@ fn a_graceful_web_stop_sends_1001() {
     assert!(log.wait_for("terminate:").unwrap().contains(":1001:"));
     assert_eq!(log.count("error:"), 0);
 }
+
+/// Accepts the connection, then terminates the server from inside `on_connection`: the
+/// terminate (a control message) reaches the worker before the connection's `Opened`.
+struct TerminatesWhileAccepting {
+    terminated: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+struct OpensLate {
+    terminated: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ServerHandler for TerminatesWhileAccepting {
+    type Connection = OpensLate;
+    fn on_connection(&mut self, wss: &WebSocketServer, _: &ConnectionEvent) -> Option<OpensLate> {
+        wss.terminate(None);
+        Some(OpensLate {
+            terminated: self.terminated.clone(),
+        })
+    }
+}
+
+impl ConnectionHandler for OpensLate {
+    fn on_message(&mut self, _: &WebSocketConnection, _: &MessageEvent) {}
+    fn on_terminate(&mut self, _: &WebSocketConnection, e: &TerminateEvent) {
+        assert_eq!(
+            e.code, 1000,
+            "the close terminate started, answered by the peer"
+        );
+        self.terminated
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_connection_accepted_as_terminate_starts_gets_a_close_frame_not_a_dropped_socket() {
+    let web = web();
+    let terminated = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let handler = TerminatesWhileAccepting {
+        terminated: terminated.clone(),
+    };
+    let wss = WebSocketServer::new(&web, handler, ServerOptions::default()).unwrap();
+    let mut raw = raw_handshake(web.local_addr(), "/", &[]);
+    assert!(raw.head.starts_with("HTTP/1.1 101"), "{}", raw.head);
+    // The client got its 101, so it is a WebSocket peer: it is owed a close frame.
+    assert_eq!(read_close(&mut raw.stream), Some(Some(1000)));
+    write_frame(&mut raw.stream, 8, &1000u16.to_be_bytes());
+    assert!(wss.wait_terminated(Some(WAIT)));
+    assert_eq!(
+        terminated.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "on_open ran, so on_terminate runs once"
+    );
+}
