@@ -675,7 +675,7 @@ impl Worker {
         // Accepted but not opened here yet: their 101 is on its way (the net applies our
         // accept before this close), so the client is a WebSocket peer and gets the same close
         // frame as everyone else, not a dropped socket. Their `Opened` still runs `on_open`.
-        for (conn, _) in &self.opening {
+        for conn in self.opening.keys() {
             if let Some(slot) = self.slots.get(*conn) {
                 slot.ws.inner.begin_local_close();
             }
