@@ -30,8 +30,14 @@ const READ_BUF_SIZE: usize = 256 * 1024;
 /// Most connection slots reserved up front per loop (see `EventLoop::new`).
 const RESERVE_CAP: usize = 1 << 20;
 
-/// Room made for a sink's events of one turn (the batch is handed over, so it cannot be reused).
+/// Least room made for a sink's events of one turn. The batch is handed over, so it cannot
+/// be reused: the next one is sized after the largest of the turn before (up to
+/// `EVENTS_HINT_MAX`), because growing a batch of hundreds of events by doubling copied it
+/// several times per turn under load.
 const EVENTS_HINT: usize = 32;
+
+/// Most room made up front for a sink's events of one turn.
+const EVENTS_HINT_MAX: usize = 1024;
 
 /// Commands taken per turn, so a flood of sends cannot starve the sockets.
 const COMMANDS_PER_TURN: usize = 16 * 1024;
@@ -53,6 +59,8 @@ pub(crate) struct Ctx {
     dirty: Vec<ConnId>,
     /// This turn's events, one batch per sink (usually one or two sinks: a linear scan).
     batches: Vec<SinkBatch>,
+    /// Room for a new batch: the largest of the last turn that delivered, with a margin.
+    events_hint: usize,
     /// Connections stopped because their sink's backlog is past its total: read again, all
     /// together, when a sink this loop waits on catches up (`Command::ResumeWaiting`).
     pub(crate) total_blocked: Vec<ConnId>,
@@ -83,7 +91,7 @@ impl Ctx {
             self.batches.push(SinkBatch {
                 sink: Arc::clone(sink),
                 // One allocation per turn for most batches, instead of a doubling per push.
-                events: Vec::with_capacity(EVENTS_HINT),
+                events: Vec::with_capacity(self.events_hint),
                 inbound: None,
                 cost: Backlog::default(),
             });
@@ -184,6 +192,7 @@ impl EventLoop {
                 ready: Vec::new(),
                 dirty: Vec::new(),
                 batches: Vec::new(),
+                events_hint: EVENTS_HINT,
                 total_blocked: Vec::new(),
                 shared,
                 shutting_down: false,
@@ -394,6 +403,8 @@ impl EventLoop {
             let mut failed = Vec::new();
             // Taken and given back, so the list keeps its allocation from turn to turn.
             let mut batches = std::mem::take(&mut self.ctx.batches);
+            let largest = batches.iter().map(|b| b.events.len()).max().unwrap_or(0);
+            self.ctx.events_hint = (largest + largest / 4).clamp(EVENTS_HINT, EVENTS_HINT_MAX);
             for b in batches.drain(..) {
                 // Counted before the consumer can see (and release) it.
                 if let Some(inbound) = &b.inbound {

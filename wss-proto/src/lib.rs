@@ -94,6 +94,7 @@ pub mod frame;
 pub mod handshake;
 pub mod mask;
 pub mod message;
+pub mod pool;
 mod text;
 pub mod utf8;
 

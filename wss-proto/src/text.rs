@@ -45,6 +45,7 @@ pub(crate) struct MessageBuf {
 
 impl MessageBuf {
     /// An empty buffer with room for `capacity` bytes.
+    #[cfg(test)]
     pub(crate) fn with_capacity(kind: Kind, capacity: usize) -> Self {
         MessageBuf {
             bytes: Vec::with_capacity(capacity),
@@ -140,7 +141,7 @@ impl MessageBuf {
 }
 
 /// The message whose whole payload is `src` (masked with `mask` when given), in one
-/// allocation of exactly its size.
+/// buffer of at least its size (a recycled one when this thread has one that fits).
 ///
 /// # Errors
 /// [`Utf8Error`] for a text that is not UTF-8.
@@ -152,11 +153,11 @@ pub(crate) fn whole_message(
 ) -> Result<Message, Utf8Error> {
     if kind == Kind::Text && src.len() > BLOCK {
         // Validate block by block while each is in cache.
-        let mut buf = MessageBuf::with_capacity(kind, src.len());
+        let mut buf = MessageBuf::reusing(kind, crate::pool::take(src.len()));
         buf.append(src, mask, 0)?;
         return buf.into_message();
     }
-    let mut bytes = Vec::with_capacity(src.len());
+    let mut bytes = crate::pool::take(src.len());
     copy(&mut bytes, src, mask, 0);
     match kind {
         Kind::Binary => Ok(Message::Binary(bytes)),

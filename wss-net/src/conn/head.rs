@@ -124,7 +124,7 @@ impl Conn {
                 Err(e) => {
                     log::debug!("{id}: bad request head: {e:?}");
                     let response = e.response();
-                    self.out.push_with(|v| response.encode(v));
+                    self.out.push_with(0, |v| response.encode(v));
                     self.finish(ctx.now);
                     return Ok(());
                 }
@@ -195,7 +195,7 @@ impl Conn {
                         .headers
                         .push(("Connection".to_owned(), "close".to_owned()));
                 }
-                self.out.push_with(|v| response.encode(v));
+                self.out.push_with(0, |v| response.encode(v));
                 if keep {
                     self.next_request(ctx, peer);
                 } else {
@@ -208,7 +208,7 @@ impl Conn {
                 sink,
             } => {
                 let deflate = negotiate_deflate(ctx, &upgrade, &mut extra_headers);
-                self.out.push_with(|v| {
+                self.out.push_with(0, |v| {
                     Response::encode_switching_protocols(&upgrade, &extra_headers, v);
                 });
                 let mut config = ctx.config.proto.clone();

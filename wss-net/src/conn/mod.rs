@@ -365,7 +365,7 @@ impl Conn {
             Phase::Head(h) if h.deadline() <= now => {
                 if h.started() {
                     let response = wss_proto::handshake::Response::error(408, "Request Timeout");
-                    self.out.push_with(|v| response.encode(v));
+                    self.out.push_with(0, |v| response.encode(v));
                     self.finish(now);
                 } else {
                     return Err(None);
@@ -373,7 +373,7 @@ impl Conn {
             }
             Phase::Pending(p) if p.deadline <= now => {
                 let response = wss_proto::handshake::Response::error(503, "Service Unavailable");
-                self.out.push_with(|v| response.encode(v));
+                self.out.push_with(0, |v| response.encode(v));
                 self.finish(now);
             }
             Phase::Ws(_) => self.ws_timer(ctx, id)?,

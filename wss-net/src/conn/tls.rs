@@ -139,7 +139,7 @@ impl Conn {
                 400,
                 "This port speaks TLS: use https:// or wss://",
             );
-            self.out.push_with(|v| response.encode(v));
+            self.out.push_with(0, |v| response.encode(v));
         } else {
             let mut alert = Vec::new();
             while tls.session.wants_write() {

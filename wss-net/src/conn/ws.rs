@@ -307,11 +307,17 @@ impl Conn {
                 mask: None,
                 payload_len: payload.len() as u64,
             };
-            self.out.push_with(|v| header.encode(v));
+            self.out
+                .push_with(FrameHeader::MAX_SIZE, |v| header.encode(v));
             self.out.push_owned(payload);
         } else {
             self.out
-                .push_with(|v| encode_frame(v, true, opcode, &payload, None));
+                .push_with(FrameHeader::MAX_SIZE + payload.len(), |v| {
+                    encode_frame(v, true, opcode, &payload, None);
+                });
+            // Most often a received message sent back or on: its buffer serves the next
+            // message this loop receives.
+            wss_proto::pool::recycle(payload);
         }
         self.check_bound(ctx)
     }

@@ -370,7 +370,19 @@ impl Decoder {
         }
         let partial = self.partial();
         if data {
-            partial.message = Some(start_message(header.opcode, compressed, limits.recycle));
+            // Room for the whole first frame, but never more than twice what arrived of it:
+            // a peer that announces a large frame and sends it slowly cannot make the
+            // connection hold memory its bytes do not fill.
+            let room = usize::try_from(header.payload_len)
+                .unwrap_or(usize::MAX)
+                .min(rest.len().saturating_mul(2))
+                .min(SPLIT_RESERVE_MAX);
+            partial.message = Some(start_message(
+                header.opcode,
+                compressed,
+                limits.recycle,
+                room,
+            ));
         }
         partial.frame = Some(Frame {
             opcode: header.opcode,
@@ -593,12 +605,20 @@ impl Decoder {
     }
 }
 
-/// A buffer for a data message that starts with a frame not whole in the input.
-fn start_message(opcode: Opcode, compressed: bool, recycle: bool) -> Assembling {
+/// Most room reserved up front for a message whose first frame is not whole in the input.
+/// A frame split across reads then lands in one buffer instead of growing by doubling
+/// (each step a copy of everything so far); past this, it grows.
+const SPLIT_RESERVE_MAX: usize = 1 << 20;
+
+/// A buffer for a data message that starts with a frame not whole in the input, with `room`
+/// bytes reserved (unless compressed: the inflated size is not known).
+fn start_message(opcode: Opcode, compressed: bool, recycle: bool, room: usize) -> Assembling {
     let buf = if recycle {
         text::take_spare()
-    } else {
+    } else if compressed {
         Vec::new()
+    } else {
+        crate::pool::take(room)
     };
     #[cfg(feature = "deflate")]
     if compressed {
