@@ -1,6 +1,6 @@
 //! A private `redis-server` for the cluster tests, on a free loopback port.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -72,6 +72,61 @@ impl Redis {
         s.write_all(b"PING\r\n").is_ok()
             && s.read_exact(&mut answer).is_ok()
             && &answer == b"+PONG\r\n"
+    }
+
+    /// Waits until Redis holds `count` present users of `node` (all topics together): a
+    /// node writes its presence from a thread of its own, a little after the welcome went
+    /// out, and a test that joins another node must not race that write.
+    pub fn wait_present(&self, node: &str, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let keys = self.command(&["KEYS", &format!("*:p:*:{node}")]);
+            let present: usize = keys
+                .iter()
+                .map(|key| self.command(&["HKEYS", key]).len())
+                .sum();
+            if present == count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {node} has {present} present users in Redis, not {count}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Sends one command, returns the bulk strings of its array reply.
+    fn command(&self, args: &[&str]) -> Vec<String> {
+        let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).expect("redis answers");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        s.write_all(req.as_bytes()).expect("command sent");
+        let mut r = BufReader::new(s);
+        let mut line = String::new();
+        r.read_line(&mut line).expect("reply");
+        let n: usize = line
+            .strip_prefix('*')
+            .and_then(|n| n.trim_end().parse().ok())
+            .unwrap_or_else(|| panic!("not an array reply: {line:?}"));
+        (0..n)
+            .map(|_| {
+                line.clear();
+                r.read_line(&mut line).expect("bulk length");
+                let len: usize = line
+                    .strip_prefix('$')
+                    .and_then(|n| n.trim_end().parse().ok())
+                    .unwrap_or_else(|| panic!("not a bulk string: {line:?}"));
+                let mut bytes = vec![0; len + 2];
+                r.read_exact(&mut bytes).expect("bulk string");
+                bytes.truncate(len);
+                String::from_utf8(bytes).expect("UTF-8 name")
+            })
+            .collect()
     }
 
     /// The `redis://` URL to give `wss --redis`.
