@@ -2,8 +2,11 @@
 //!
 //! This is the hottest loop of a server, so it works on 64-byte steps against a key pattern
 //! built once per call (which the compiler turns into SIMD loads, XORs and stores) instead
-//! of byte by byte, and never allocates. Everything here is safe code: `chunks_exact` and
-//! fixed-size arrays let the compiler drop the bounds checks.
+//! of byte by byte, and never allocates. `chunks_exact` and fixed-size arrays let the compiler
+//! drop the bounds checks. The one `unsafe` line is [`extend_masked`]'s `set_len`, after it
+//! wrote the new bytes into the vector's spare capacity.
+
+use std::mem::MaybeUninit;
 
 /// Bytes handled per step: four 16-byte vectors, so the compiler emits straight-line SIMD
 /// loads, XORs and stores for each step, with no per-byte key arithmetic.
@@ -96,33 +99,59 @@ fn xor_step(step: &mut [u8], pattern: &[u8; STEP]) {
 /// Appends `src` to `dst`, XORed with `key` (with `src[0]` being payload byte `offset`).
 ///
 /// This is the one copy a received payload makes: from the caller's input into the
-/// message buffer. Each 64-byte step is loaded, XORed and stored once, so the data crosses
-/// memory in a single pass (a `memcpy` followed by an in-place XOR would read the
-/// destination back, and glibc's `rep movsb` copy is very slow on some CPUs for some
-/// source/destination offsets). `dst` grows by exactly `src.len()`.
+/// message buffer. Each 64-byte step is loaded, XORed and stored once, straight into the
+/// buffer's spare capacity, so the data crosses memory in a single pass (a `memcpy` followed
+/// by an in-place XOR would read the destination back, and glibc's `rep movsb` copy is very
+/// slow on some CPUs for some source/destination offsets). `dst` grows by exactly
+/// `src.len()`.
 pub fn extend_masked(dst: &mut Vec<u8>, src: &[u8], key: [u8; 4], offset: usize) {
     dst.reserve(src.len());
+    let len = dst.len();
+    let Some(spare) = dst.spare_capacity_mut().get_mut(..src.len()) else {
+        unreachable!("reserve made room for src")
+    };
+    write_masked(spare, src, key, offset);
+    // SAFETY: `reserve` made the capacity at least `len + src.len()`, and `write_masked`
+    // initialised each of the `src.len()` bytes after `len` (it writes every byte of `spare`,
+    // which is exactly that range; the tests check the output byte for byte).
+    unsafe { dst.set_len(len + src.len()) };
+}
+
+/// Writes `src ^ key` into `dst` (the same length), every byte of it.
+#[inline]
+fn write_masked(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4], offset: usize) {
     let pattern = key_pattern(key, offset);
+    let mut out = dst.chunks_exact_mut(STEP);
     let mut steps = src.chunks_exact(STEP);
-    for step in &mut steps {
-        // A fixed-size step stays in vector registers: four loads, XORs and stores.
-        let mut out = [0u8; STEP];
-        for ((o, s), k) in out.iter_mut().zip(step).zip(&pattern) {
-            *o = s ^ k;
+    // Fixed-size steps on both sides: four vector loads, XORs and stores each, no bounds checks.
+    for (o, s) in (&mut out).zip(&mut steps) {
+        for ((o, s), k) in o.iter_mut().zip(s).zip(&pattern) {
+            o.write(s ^ k);
         }
-        dst.extend_from_slice(&out);
     }
-    // The tail is XORed at full width in a zeroed step, then only its bytes are kept: cheaper
-    // for short payloads than a byte loop.
-    let tail = steps.remainder();
-    let mut out = [0u8; STEP];
-    if let Some(head) = out.get_mut(..tail.len()) {
-        head.copy_from_slice(tail);
+    // Every full step is a multiple of 4 bytes, so the pattern is still in phase for the tail,
+    // which goes 8 bytes at a time (one load, XOR and store each), then byte by byte.
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&pattern[..8]);
+    let key_word = u64::from_ne_bytes(first);
+    let mut out = out.into_remainder().chunks_exact_mut(8);
+    let mut words = steps.remainder().chunks_exact(8);
+    for (o, s) in (&mut out).zip(&mut words) {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(s);
+        let masked = (u64::from_ne_bytes(bytes) ^ key_word).to_ne_bytes();
+        for (o, b) in o.iter_mut().zip(masked) {
+            o.write(b);
+        }
     }
-    for (o, k) in out.iter_mut().zip(&pattern) {
-        *o ^= k;
+    for ((o, s), k) in out
+        .into_remainder()
+        .iter_mut()
+        .zip(words.remainder())
+        .zip(&pattern)
+    {
+        o.write(s ^ k);
     }
-    dst.extend_from_slice(out.get(..tail.len()).unwrap_or_default());
 }
 
 #[cfg(test)]
@@ -188,6 +217,24 @@ mod tests {
                 assert_eq!(&dst[..3], [7, 7, 7]);
                 assert_eq!(&dst[3..], &expected[..], "len {len} offset {offset}");
             }
+        }
+    }
+
+    #[test]
+    fn extend_masked_into_spare_capacity_keeps_the_prefix_and_sets_the_length() {
+        // Room already there (no reallocation), then none (reserve grows it).
+        let key = [0xde, 0xad, 0xbe, 0xef];
+        let data: Vec<u8> = (0..300).map(|i| (i * 5) as u8).collect();
+        for capacity in [1000, 4] {
+            let mut dst = Vec::with_capacity(capacity);
+            dst.extend_from_slice(&[1, 2, 3, 4]);
+            extend_masked(&mut dst, &data, key, 2);
+            extend_masked(&mut dst, &[], key, 0);
+            let mut expected = data.clone();
+            naive(&mut expected, key, 2);
+            assert_eq!(dst.len(), 304);
+            assert_eq!(&dst[..4], [1, 2, 3, 4]);
+            assert_eq!(&dst[4..], &expected[..]);
         }
     }
 
