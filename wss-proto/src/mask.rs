@@ -31,6 +31,14 @@ fn key_pattern(key: [u8; 4], offset: usize) -> [u8; STEP] {
     pattern
 }
 
+/// The first 8 bytes of a key pattern as one word: the key twice, in phase with the pattern.
+#[inline]
+fn pattern_word(pattern: &[u8; STEP]) -> u64 {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&pattern[..8]);
+    u64::from_ne_bytes(first)
+}
+
 /// XORs `buf` in place with `key`, as if `buf` started at payload byte 0.
 ///
 /// Masking and unmasking are the same operation.
@@ -56,9 +64,7 @@ pub fn apply_mask_offset(buf: &mut [u8], key: [u8; 4], offset: usize) {
     // goes 8 bytes at a time: a 16-byte message is two word XORs instead of a 16-turn byte
     // loop (about 40 instructions of the ~190 a small message cost on the borrowed path).
     let tail = steps.into_remainder();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&pattern[..8]);
-    let key_word = u64::from_ne_bytes(first);
+    let key_word = pattern_word(&pattern);
     let mut words = tail.chunks_exact_mut(8);
     for word in &mut words {
         let mut bytes = [0u8; 8];
@@ -131,9 +137,7 @@ fn write_masked(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4], offset: u
     }
     // Every full step is a multiple of 4 bytes, so the pattern is still in phase for the tail,
     // which goes 8 bytes at a time (one load, XOR and store each), then byte by byte.
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&pattern[..8]);
-    let key_word = u64::from_ne_bytes(first);
+    let key_word = pattern_word(&pattern);
     let mut out = out.into_remainder().chunks_exact_mut(8);
     let mut words = steps.remainder().chunks_exact(8);
     for (o, s) in (&mut out).zip(&mut words) {
