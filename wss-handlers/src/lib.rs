@@ -15,6 +15,8 @@
 //!
 //! [`ChatPage`] is the chat page the `wss` binary serves at `/`, with its security headers.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod address_filter;
 mod assets;

@@ -206,11 +206,26 @@ impl Acceptor {
     }
 }
 
+/// Whether a failed accept ran out of descriptors, buffers or memory (then accepting pauses
+/// instead of spinning), as opposed to a failure of that one connection.
+#[cfg(unix)]
 fn is_exhaustion(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
     )
+}
+
+/// Winsock's codes for the same conditions: `WSAEMFILE` (10024) and `WSAENOBUFS` (10055).
+#[cfg(windows)]
+fn is_exhaustion(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(10024 | 10055)) || e.kind() == io::ErrorKind::OutOfMemory
+}
+
+/// Elsewhere only the portable kind is known.
+#[cfg(not(any(unix, windows)))]
+fn is_exhaustion(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::OutOfMemory
 }
 
 /// Past a limit: a best-effort 503 on the fresh socket when `answer` (its send buffer is

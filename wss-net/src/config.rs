@@ -62,23 +62,39 @@ pub struct NetConfig {
 /// static files) by [`default_max_connections`]: this many, plus 1/16 of the limit.
 const FD_RESERVE: usize = 64;
 
+/// The default `max_connections` where the descriptor limit is unknown or unlimited: the
+/// process's descriptor limit unset (`RLIM_INFINITY`), or a platform without `RLIMIT_NOFILE`
+/// (Windows, whose handle limit is in the millions).
+const UNBOUNDED_DEFAULT: usize = 100_000;
+
 /// The default `max_connections`: the process's soft descriptor limit (`RLIMIT_NOFILE`) less
 /// room for the rest of the process (64 plus 1/16 of the limit), at least 16. One connection
 /// holds one descriptor, so past this value `accept` would start failing with `EMFILE`
 /// instead of the clear refusal a limit gives. Read when called: raise the limit first
-/// (`ulimit -n`, or `setrlimit` at start) to get a higher default.
+/// (`ulimit -n`, or `setrlimit` at start) to get a higher default. Where the limit is
+/// unlimited or cannot be read, and on platforms without one (Windows), 100 000.
 pub fn default_max_connections() -> usize {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes only the struct passed by pointer.
-    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0;
-    if !ok || lim.rlim_cur == libc::RLIM_INFINITY {
-        return 100_000;
+    match soft_descriptor_limit() {
+        Some(soft) => soft.saturating_sub(FD_RESERVE + soft / 16).max(16),
+        None => UNBOUNDED_DEFAULT,
     }
-    let soft = usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX);
-    soft.saturating_sub(FD_RESERVE + soft / 16).max(16)
+}
+
+/// The soft `RLIMIT_NOFILE`, or `None` when it is unlimited or unreadable.
+#[cfg(unix)]
+fn soft_descriptor_limit() -> Option<usize> {
+    match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        Ok((soft, _)) if soft != rlimit::INFINITY => {
+            Some(usize::try_from(soft).unwrap_or(usize::MAX))
+        }
+        _ => None,
+    }
+}
+
+/// No `RLIMIT_NOFILE` on this platform.
+#[cfg(not(unix))]
+fn soft_descriptor_limit() -> Option<usize> {
+    None
 }
 
 impl Default for NetConfig {

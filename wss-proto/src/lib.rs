@@ -84,6 +84,7 @@
 //! Other RSV bits are checked against [`Config::allowed_rsv`], so another extension can claim
 //! them without touching the frame code.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod close;
 pub mod connection;
