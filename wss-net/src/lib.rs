@@ -1,9 +1,4 @@
-//! mio event loops that carry [`wss_proto`] WebSocket connections.
-//!
-//! `wss-net` moves bytes: it accepts TCP connections, reads HTTP request heads, asks the layer
-//! above what to do with each ([`Service`]), runs the upgraded ones through
-//! [`wss_proto::Connection`], and reports what happens ([`EventSink`]). It knows nothing of
-//! handlers or routes; the layer above sends through a [`NetHandle`] from any thread.
+#![doc = include_str!("../README.md")]
 //!
 //! # Design, in claims
 //!

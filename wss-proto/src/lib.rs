@@ -1,43 +1,4 @@
-//! The WebSocket protocol (RFC 6455) as a pure state machine: bytes in, events and bytes out.
-//!
-//! No sockets, no threads, no clock reads: time is an argument. The same code runs under a
-//! blocking loop, mio, an async runtime or a test that plays both ends in memory.
-//!
-//! # The loop
-//!
-//! After the opening handshake ([`handshake`]), a [`Connection`] does the rest. Feed it
-//! what the socket read, take its events, write what it queued, and wake it at its deadline:
-//!
-//! ```
-//! use std::time::Instant;
-//! use wss_proto::frame::encode_frame;
-//! use wss_proto::{Config, Connection, Event, Message, Opcode, Role, State};
-//!
-//! // What a client might send: a masked "hello", then a close.
-//! let mut wire = Vec::new();
-//! encode_frame(&mut wire, true, Opcode::Text, b"hello", Some([1, 2, 3, 4]));
-//! encode_frame(&mut wire, true, Opcode::Close, &1000u16.to_be_bytes(), Some([5, 6, 7, 8]));
-//!
-//! let mut conn = Connection::new(Role::Server, Config::default(), Instant::now());
-//! let mut to_write = Vec::new();
-//! for read in wire.chunks(3) {                      // socket reads, split anywhere
-//!     conn.receive(Instant::now(), read);
-//!     while let Some(event) = conn.poll_event() {
-//!         match event {
-//!             Event::Message(Message::Text(text)) => conn.send_text(&text)?,
-//!             Event::Message(Message::Binary(data)) => conn.send_binary(&data)?,
-//!             Event::CloseReceived { .. } => {}     // the echo is already queued
-//!             Event::Failed(_) | Event::TimedOut(_) => {} // report, flush, drop TCP
-//!             Event::Ping(_) | Event::Pong(_) => {} // pongs are automatic
-//!         }
-//!     }
-//!     conn.poll_transmit(&mut to_write);           // then write `to_write` to the socket
-//! }
-//! // Between reads: sleep until `conn.poll_timeout()`, then `conn.handle_timeout(now)`.
-//! assert_eq!(conn.state(), State::Closed);         // flush `to_write`, then close TCP
-//! assert_eq!(&to_write[..7], [0x81, 0x05, b'h', b'e', b'l', b'l', b'o']);
-//! # Ok::<(), wss_proto::SendError>(())
-//! ```
+#![doc = include_str!("../README.md")]
 //!
 //! # Design
 //!

@@ -1,5 +1,4 @@
-//! A Redis [`Broker`] for `wss-server`: several nodes (web servers, usually processes behind a
-//! load balancer) share broadcasts, rooms and presence through Redis pub/sub.
+#![doc = include_str!("../README.md")]
 //!
 //! # One publishing and one subscribing connection per node
 //!
@@ -28,18 +27,6 @@
 //! - **Redis down at start** is an error ([`StartError::Unreachable`]) unless
 //!   [`RedisConfig::wait_for_redis`] is set, so a wrong address is noticed at once.
 //!
-//! # Example
-//!
-//! ```no_run
-//! use std::sync::Arc;
-//! use wss_redis::{RedisBroker, RedisConfig};
-//! use wss_server::{WebServer, WebServerOptions};
-//!
-//! let broker = RedisBroker::start(RedisConfig::new("redis://127.0.0.1:6379").with_node_id("a"))?;
-//! let web = WebServer::start(WebServerOptions::default().with_broker(Arc::new(broker)))?;
-//! // Every WebSocketServer on `web` now broadcasts to all nodes.
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -116,15 +103,9 @@ impl fmt::Debug for StartError {
     }
 }
 
-impl std::error::Error for StartError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            StartError::InvalidUrl(e) | StartError::Unreachable { source: e, .. } => Some(e),
-            StartError::Spawn(e) => Some(e),
-            StartError::InvalidNodeId(_) => None,
-        }
-    }
-}
+// The cause is part of the Display text and stays reachable as the variant's field, so
+// source() returns None: a report that walks the chain (anyhow's `{:#}`) prints it once.
+impl std::error::Error for StartError {}
 
 /// A node's link to Redis. Give it to `WebServerOptions::with_broker`; dropping the last
 /// handle (with the web server) stops its threads and removes the node's presence.

@@ -108,14 +108,9 @@ impl fmt::Display for BrokerError {
     }
 }
 
-impl std::error::Error for BrokerError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            BrokerError::Backend(e) => Some(&**e),
-            _ => None,
-        }
-    }
-}
+// The cause is part of the Display text and stays reachable as the variant's field, so
+// source() returns None: a report that walks the chain (anyhow's `{:#}`) prints it once.
+impl std::error::Error for BrokerError {}
 
 /// Hands messages from other nodes to the local subscribers of one server. Given to
 /// [`Broker::subscribe`]; cheap to clone; holds the server weakly, so a broker keeping it

@@ -121,6 +121,28 @@ impl ConnInner {
 /// One accepted WebSocket connection. `Clone + Send + Sync`, cheap to clone; usable from any
 /// thread, and after the connection is gone (then `send` drops and reports
 /// [`SendError::Closed`]).
+///
+/// ```
+/// use wss_server::*;
+///
+/// // Echoes, ends the conversation on "bye", and drops a client that stops reading.
+/// struct Careful;
+/// impl ConnectionHandler for Careful {
+///     fn on_message(&mut self, ws: &WebSocketConnection, event: &MessageEvent) {
+///         if ws.buffered_amount() > 1 << 20 {
+///             ws.terminate(Some(4008), Some("you are not reading"));
+///         } else if event.data == Data::Text("bye".into()) {
+///             ws.terminate(Some(1000), Some("goodbye"));
+///         } else if ws.send(&event.data).is_err() {
+///             // Closing or closed: the message was dropped, nothing else to do.
+///         }
+///     }
+///     fn on_terminate(&mut self, ws: &WebSocketConnection, event: &TerminateEvent) {
+///         assert_eq!(ws.status(), Status::Closed);
+///         println!("connection {} closed with {}", ws.id(), event.code);
+///     }
+/// }
+/// ```
 #[derive(Clone)]
 pub struct WebSocketConnection {
     pub(crate) inner: Arc<ConnInner>,
@@ -178,6 +200,20 @@ impl WebSocketConnection {
     /// within 3000..=4999 (then `reason`, cut to 123 bytes, goes with it), else with 1000 and
     /// no reason. The status becomes `Closing`; `on_terminate` follows when the peer answers
     /// or after the close timeout. A no-op unless `Connected`.
+    ///
+    /// ```
+    /// use wss_server::*;
+    ///
+    /// struct OneShot;
+    /// impl ConnectionHandler for OneShot {
+    ///     fn on_message(&mut self, ws: &WebSocketConnection, event: &MessageEvent) {
+    ///         let _ = ws.send(&event.data);
+    ///         // The echo leaves before the close frame: 4000 and the reason go with it.
+    ///         ws.terminate(Some(4000), Some("one message per connection"));
+    ///         assert_eq!(ws.status(), Status::Closing);
+    ///     }
+    /// }
+    /// ```
     pub fn terminate(&self, code: Option<u16>, reason: Option<&str>) {
         if !self.inner.begin_local_close() {
             return;
@@ -200,6 +236,27 @@ impl WebSocketConnection {
     /// subscription ends with the connection. Fails on a connection that is not `Connected`,
     /// a room name that is empty or longer than [`MAX_ROOM_LEN`](crate::MAX_ROOM_LEN) bytes,
     /// or past [`MAX_ROOMS_PER_CONNECTION`](crate::MAX_ROOMS_PER_CONNECTION) rooms.
+    ///
+    /// ```
+    /// use wss_server::*;
+    ///
+    /// // "/join ROOM" enters a room; anything else goes to the others in the sender's rooms.
+    /// struct Rooms;
+    /// impl ConnectionHandler for Rooms {
+    ///     fn on_message(&mut self, ws: &WebSocketConnection, event: &MessageEvent) {
+    ///         let Data::Text(text) = &event.data else { return };
+    ///         if let Some(room) = text.strip_prefix("/join ") {
+    ///             if let Err(e) = ws.subscribe(room) {
+    ///                 let _ = ws.send(format!("cannot join: {e}"));
+    ///             }
+    ///         } else {
+    ///             for room in ws.rooms() {
+    ///                 ws.wss().publish(&room, text, Some(ws.id()));
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn subscribe(&self, room: &str) -> Result<(), TopicError> {
         topics::subscribe(self, room)
     }

@@ -136,14 +136,9 @@ impl fmt::Display for ServerError {
     }
 }
 
-impl std::error::Error for ServerError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ServerError::Spawn(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+// The cause is part of the Display text and stays reachable as the variant's field, so
+// source() returns None: a report that walks the chain (anyhow's `{:#}`) prints it once.
+impl std::error::Error for ServerError {}
 
 /// Why `WebServer::start` failed.
 #[derive(Debug)]
@@ -167,14 +162,9 @@ impl fmt::Display for WebError {
     }
 }
 
-impl std::error::Error for WebError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            WebError::Bind(e) | WebError::Root(e) => Some(e),
-            WebError::Resolve(_) => None,
-        }
-    }
-}
+// The cause is part of the Display text and stays reachable as the variant's field, so
+// source() returns None: a report that walks the chain (anyhow's `{:#}`) prints it once.
+impl std::error::Error for WebError {}
 
 /// Why a `send` was dropped. Dropping is silent otherwise (SPEC A14): nothing is raised and
 /// nothing reaches `on_error`; ignore this unless you care.
@@ -235,3 +225,38 @@ impl fmt::Display for TopicError {
 }
 
 impl std::error::Error for TopicError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::BrokerError;
+    use std::error::Error;
+
+    /// What a report that walks the chain prints (anyhow's `{:#}`): each error's Display,
+    /// joined with ": ".
+    fn chain(e: &dyn Error) -> String {
+        let mut out = e.to_string();
+        let mut next = e.source();
+        while let Some(cause) = next {
+            out.push_str(": ");
+            out.push_str(&cause.to_string());
+            next = cause.source();
+        }
+        out
+    }
+
+    #[test]
+    fn each_cause_is_printed_once_along_the_chain() {
+        let cause = || io::Error::new(io::ErrorKind::AddrInUse, "port 80 taken");
+        let errors: Vec<Box<dyn Error>> = vec![
+            Box::new(WebError::Bind(cause())),
+            Box::new(WebError::Root(cause())),
+            Box::new(ServerError::Spawn(cause())),
+            Box::new(BrokerError::Backend(Box::new(cause()))),
+        ];
+        for e in &errors {
+            let text = chain(e.as_ref());
+            assert_eq!(text.matches("port 80 taken").count(), 1, "{text}");
+        }
+    }
+}

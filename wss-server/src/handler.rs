@@ -17,6 +17,48 @@ use crate::server::WebSocketServer;
 /// All callbacks of one server run on that server's worker thread, one at a time, in arrival
 /// order, so `&mut self` needs no locking (SPEC Part A point 5). A panic inside a callback is
 /// caught and reported to `on_error` (Part A point 7).
+///
+/// ```
+/// use wss_server::*;
+///
+/// // Lets in clients with the right token, speaking the `chat.v1` subprotocol if offered.
+/// struct Gate {
+///     token: String,
+///     admitted: u64,
+/// }
+/// struct Member {
+///     name: String,
+/// }
+///
+/// impl ServerHandler for Gate {
+///     type Connection = Member;
+///     fn on_connection(&mut self, _: &WebSocketServer, event: &ConnectionEvent) -> Option<Member> {
+///         if event.request.query.get("token") != Some(self.token.as_str()) {
+///             return None; // the client gets 403
+///         }
+///         event.select_protocol("chat.v1");
+///         self.admitted += 1; // &mut self: callbacks run one at a time
+///         let name = event.request.query.get("name").unwrap_or("guest").to_owned();
+///         Some(Member { name })
+///     }
+///     fn on_terminate(&mut self, _: &WebSocketServer, _: &ServerTerminateEvent) {
+///         println!("{} clients admitted", self.admitted);
+///     }
+/// }
+///
+/// impl ConnectionHandler for Member {
+///     fn on_message(&mut self, ws: &WebSocketConnection, event: &MessageEvent) {
+///         if let Data::Text(text) = &event.data {
+///             ws.wss().broadcast(format!("{}: {text}", self.name), None);
+///         }
+///     }
+/// }
+///
+/// let web = WebServer::start(WebServerOptions::default().with_address("127.0.0.1", 0))?;
+/// let gate = Gate { token: "s3cret".into(), admitted: 0 };
+/// let _wss = WebSocketServer::new(&web, gate, ServerOptions::default().with_path("/chat"))?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait ServerHandler: Send + 'static {
     /// The connection handler `on_connection` returns. Use `Box<dyn ConnectionHandler>` to
     /// return different handler types.
@@ -54,6 +96,35 @@ pub trait ServerHandler: Send + 'static {
 ///
 /// Order per connection: `on_open` once, then `on_message`s in wire order, then at most one
 /// transport `on_error`, then `on_terminate` once (A11, A12).
+///
+/// ```
+/// use wss_server::*;
+///
+/// // Counts what one client sent and says so when it leaves.
+/// #[derive(Default)]
+/// struct Counted {
+///     messages: usize,
+/// }
+///
+/// impl ConnectionHandler for Counted {
+///     fn on_open(&mut self, ws: &WebSocketConnection, _: &OpenEvent) {
+///         let _ = ws.send("hello");
+///     }
+///     fn on_message(&mut self, ws: &WebSocketConnection, event: &MessageEvent) {
+///         self.messages += 1; // per-connection state, no lock
+///         let _ = ws.send(&event.data);
+///     }
+///     fn on_error(&mut self, ws: &WebSocketConnection, event: &ErrorEvent) {
+///         for e in &event.errors {
+///             eprintln!("connection {}: {} ({})", ws.id(), e.message, e.err_code);
+///         }
+///     }
+///     fn on_terminate(&mut self, ws: &WebSocketConnection, event: &TerminateEvent) {
+///         let reason = event.reason.as_deref().unwrap_or("");
+///         println!("{} left after {} messages: {} {reason}", ws.id(), self.messages, event.code);
+///     }
+/// }
+/// ```
 pub trait ConnectionHandler: Send + 'static {
     /// A message arrived, shaped by the server's data type.
     fn on_message(&mut self, ws: &WebSocketConnection, event: &MessageEvent);

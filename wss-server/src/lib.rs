@@ -1,5 +1,4 @@
-//! The 4D `WebSocketServer` API in Rust: a [`WebServer`], [`WebSocketServer`]s on it, and
-//! [`WebSocketConnection`]s, driven by handler callbacks exactly as in 4D.
+#![doc = include_str!("../README.md")]
 //!
 //! # Callbacks run on the server's own worker
 //!
@@ -8,38 +7,6 @@
 //! worker processing its mailbox). Handlers take `&mut self` and need no locks. The network
 //! threads never run user code; [`WebSocketConnection::send`] and `terminate` only enqueue,
 //! from any thread.
-//!
-//! # The seed's example: an uppercase echo
-//!
-//! ```no_run
-//! use wss_server::*;
-//!
-//! struct MyServerHandler;
-//! struct MyConnectionHandler;
-//!
-//! impl ServerHandler for MyServerHandler {
-//!     type Connection = MyConnectionHandler;
-//!     fn on_connection(&mut self, _wss: &WebSocketServer, _event: &ConnectionEvent)
-//!         -> Option<MyConnectionHandler> {
-//!         Some(MyConnectionHandler)
-//!     }
-//! }
-//!
-//! impl ConnectionHandler for MyConnectionHandler {
-//!     fn on_message(&mut self, ws: &WebSocketConnection, event: &MessageEvent) {
-//!         if let Data::Text(text) = &event.data {
-//!             let _ = ws.send(text.to_uppercase());
-//!         }
-//!     }
-//! }
-//!
-//! let web = WebServer::start(WebServerOptions::default().with_address("127.0.0.1", 8080))?;
-//! let wss = WebSocketServer::new(&web, MyServerHandler, ServerOptions::default())?;
-//! // ... later:
-//! wss.terminate(None);
-//! wss.wait_terminated(None);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
 //!
 //! # The seed's chat
 //!

@@ -137,6 +137,37 @@ impl ServerInner {
 ///
 /// The server keeps running while its web server runs, even when every handle is dropped,
 /// until [`terminate`](Self::terminate) or [`WebServer::stop`] (4D's extra reference rule).
+///
+/// ```
+/// # use wss_server::*;
+/// # struct Echo;
+/// # impl ConnectionHandler for Echo {
+/// #     fn on_message(&mut self, ws: &WebSocketConnection, event: &MessageEvent) {
+/// #         let _ = ws.send(&event.data);
+/// #     }
+/// # }
+/// # struct Accept;
+/// # impl ServerHandler for Accept {
+/// #     type Connection = Echo;
+/// #     fn on_connection(&mut self, _: &WebSocketServer, _: &ConnectionEvent) -> Option<Echo> {
+/// #         Some(Echo)
+/// #     }
+/// # }
+/// // `Accept` is a ServerHandler whose on_connection returns an echo handler.
+/// let web = WebServer::start(WebServerOptions::default().with_address("127.0.0.1", 0))?;
+/// // Two servers on one port, told apart by path.
+/// let echo = WebSocketServer::new(&web, Accept, ServerOptions::default().with_path("/echo"))?;
+/// let _chat = WebSocketServer::new(&web, Accept, ServerOptions::default().with_path("/chat"))?;
+/// assert_eq!(echo.path(), Some("/echo"));
+/// assert!(echo.connections().is_empty());
+///
+/// // One live server per path.
+/// let again = WebSocketServer::new(&web, Accept, ServerOptions::default().with_path("/echo"));
+/// assert!(matches!(again, Err(ServerError::PathTaken(_))));
+/// web.stop(); // terminates both servers
+/// assert!(echo.terminated());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct WebSocketServer {
     pub(crate) inner: Arc<ServerInner>,
@@ -250,6 +281,31 @@ impl WebSocketServer {
     ///
     /// Each connection's `on_terminate` runs, then the server's. Calling again is a no-op
     /// unless it shortens the deadline.
+    ///
+    /// ```
+    /// # use wss_server::*;
+    /// # struct Echo;
+    /// # impl ConnectionHandler for Echo {
+    /// #     fn on_message(&mut self, ws: &WebSocketConnection, event: &MessageEvent) {
+    /// #         let _ = ws.send(&event.data);
+    /// #     }
+    /// # }
+    /// # struct Accept;
+    /// # impl ServerHandler for Accept {
+    /// #     type Connection = Echo;
+    /// #     fn on_connection(&mut self, _: &WebSocketServer, _: &ConnectionEvent) -> Option<Echo> {
+    /// #         Some(Echo)
+    /// #     }
+    /// # }
+    /// use std::time::Duration;
+    ///
+    /// let web = WebServer::start(WebServerOptions::default().with_address("127.0.0.1", 0))?;
+    /// let wss = WebSocketServer::new(&web, Accept, ServerOptions::default())?;
+    /// wss.terminate(None); // close frames (1000), then wait for the peers' answers
+    /// assert!(wss.terminated()); // new handshakes now get 503
+    /// assert!(wss.wait_terminated(Some(Duration::from_secs(10)))); // on_terminate has run
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn terminate(&self, timeout: Option<Duration>) {
         self.inner.request_terminate(timeout, CloseCode::NORMAL);
     }
@@ -269,6 +325,32 @@ impl WebSocketServer {
     ///
     /// `except` is a connection id of this node: the other nodes deliver to all their
     /// connections. Delivery to other nodes is at most once (see the broker's guarantees).
+    ///
+    /// ```
+    /// use wss_server::*;
+    ///
+    /// // A relay: every message to everyone else, encoded once.
+    /// struct Relay;
+    /// impl ConnectionHandler for Relay {
+    ///     fn on_message(&mut self, ws: &WebSocketConnection, event: &MessageEvent) {
+    ///         ws.wss().broadcast(&event.data, Some(ws.id()));
+    ///     }
+    /// }
+    /// # struct Accept;
+    /// # impl ServerHandler for Accept {
+    /// #     type Connection = Relay;
+    /// #     fn on_connection(&mut self, _: &WebSocketServer, _: &ConnectionEvent) -> Option<Relay> {
+    /// #         Some(Relay)
+    /// #     }
+    /// # }
+    ///
+    /// // From outside the callbacks too, from any thread:
+    /// let web = WebServer::start(WebServerOptions::default().with_address("127.0.0.1", 0))?;
+    /// let wss = WebSocketServer::new(&web, Accept, ServerOptions::default())?;
+    /// let queued = wss.broadcast("maintenance at noon", None);
+    /// assert_eq!(queued, 0); // nobody is connected yet
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn broadcast(&self, message: impl Into<Data>, except: Option<u64>) -> usize {
         let frame = Frame::encode(&message.into());
         self.inner.publish_frame(None, &frame, except)

@@ -12,6 +12,45 @@ use serde_json::Value;
 ///
 /// Cheap to clone; clones see the same storage. The id is secret (it authenticates the
 /// browser), so do not log it.
+///
+/// With [`WebServerOptions::with_scalable_session`](crate::WebServerOptions::with_scalable_session)
+/// the web server gives each browser a session cookie; `on_connection` finds the session in
+/// [`Request::session`](crate::Request::session), and code outside the callbacks reaches it
+/// with [`WebServer::session`](crate::WebServer::session).
+///
+/// ```
+/// use wss_server::*;
+/// # struct Echo;
+/// # impl ConnectionHandler for Echo {
+/// #     fn on_message(&mut self, ws: &WebSocketConnection, event: &MessageEvent) {
+/// #         let _ = ws.send(&event.data);
+/// #     }
+/// # }
+///
+/// // Counts each browser's WebSocket connections in its session.
+/// struct Visits;
+/// impl ServerHandler for Visits {
+///     type Connection = Echo;
+///     fn on_connection(&mut self, _: &WebSocketServer, event: &ConnectionEvent) -> Option<Echo> {
+///         let session = event.request.session.as_ref()?; // no session: refused (403)
+///         let visits = session.update_storage(|storage| {
+///             let n = storage["visits"].as_u64().unwrap_or(0) + 1;
+///             storage["visits"] = n.into();
+///             n
+///         });
+///         println!("visit {visits} of this browser");
+///         Some(Echo)
+///     }
+/// }
+///
+/// let options = WebServerOptions::default()
+///     .with_address("127.0.0.1", 0)
+///     .with_scalable_session(true);
+/// let web = WebServer::start(options)?;
+/// let _wss = WebSocketServer::new(&web, Visits, ServerOptions::default())?;
+/// assert!(web.scalable_session());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Session {
     id: Arc<str>,

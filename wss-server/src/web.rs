@@ -105,6 +105,18 @@ impl Drop for WebInner {
 /// requests to the static root, then the built-in files, else 404.
 ///
 /// Dropping the last handle stops the server, as [`stop`](Self::stop) does.
+///
+/// ```
+/// use wss_server::{WebServer, WebServerOptions};
+///
+/// // Port 0: the system picks a free port; local_addr() tells which.
+/// let web = WebServer::start(WebServerOptions::default().with_address("127.0.0.1", 0))?;
+/// println!("serving http://{}/", web.local_addr());
+/// assert!(web.is_running());
+/// web.stop(); // or drop the last handle
+/// assert!(!web.is_running());
+/// # Ok::<(), wss_server::WebError>(())
+/// ```
 #[derive(Clone)]
 pub struct WebServer {
     pub(crate) inner: Arc<WebInner>,

@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct Common {
-    /// Server URL: ws://HOST:PORT/PATH with HOST in 127.0.0.0/8, [::1] or localhost.
+    /// Server URL: ws://HOST:PORT/PATH, HOST in 127.0.0.0/8, localhost or bracketed ::1.
     #[arg(long)]
     url: String,
     /// Free text copied into the JSON line (e.g. the server's name).

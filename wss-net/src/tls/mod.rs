@@ -101,16 +101,9 @@ impl fmt::Display for TlsError {
     }
 }
 
-impl std::error::Error for TlsError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            TlsError::Read { error, .. } => Some(error),
-            TlsError::Pem { error, .. } => Some(error),
-            TlsError::Rejected(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+// The cause is part of the Display text and stays reachable as the variant's field, so
+// source() returns None: a report that walks the chain (anyhow's `{:#}`) prints it once.
+impl std::error::Error for TlsError {}
 
 /// Why an established TLS connection failed (in [`ConnError::Tls`](crate::ConnError::Tls)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -311,6 +304,13 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(err.to_string().contains("/nonexistent/cert.pem"));
+        // The io error is in the message, so it is not also the source (printed once by a
+        // report that walks the chain).
+        let TlsError::Read { error, .. } = &err else {
+            unreachable!()
+        };
+        assert!(err.to_string().ends_with(&error.to_string()), "{err}");
+        assert!(std::error::Error::source(&err).is_none());
     }
 
     #[test]
