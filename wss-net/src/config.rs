@@ -82,13 +82,18 @@ pub fn default_max_connections() -> usize {
 
 /// The soft `RLIMIT_NOFILE`, or `None` when it is unlimited or unreadable.
 #[cfg(unix)]
+#[allow(unsafe_code)] // the crate denies it; this is its one use
 fn soft_descriptor_limit() -> Option<usize> {
-    match rlimit::getrlimit(rlimit::Resource::NOFILE) {
-        Ok((soft, _)) if soft != rlimit::INFINITY => {
-            Some(usize::try_from(soft).unwrap_or(usize::MAX))
-        }
-        _ => None,
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes only the struct passed by pointer, which outlives the call.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0;
+    if !ok || lim.rlim_cur == libc::RLIM_INFINITY {
+        return None;
     }
+    Some(usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX))
 }
 
 /// No `RLIMIT_NOFILE` on this platform.
