@@ -329,10 +329,10 @@ impl EventLoop {
 
     fn destroy(&mut self, id: ConnId, error: Option<ConnError>) {
         let slot = id.slot();
-        if !self
+        if self
             .conns
             .get(slot)
-            .is_some_and(|c| c.generation == id.generation())
+            .is_none_or(|c| c.generation != id.generation())
         {
             return;
         }

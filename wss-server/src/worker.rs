@@ -590,7 +590,7 @@ impl Worker {
                 // brought the peer's close (failures are held without asking: see below).
                 let mut held = false;
                 if let Some(slot) = self.slots.remove(conn) {
-                    held = slot.credit.as_ref().map_or(true, Credit::holds_close);
+                    held = slot.credit.as_ref().is_none_or(Credit::holds_close);
                     let local = slot.ws.inner.closed_locally();
                     let outcome = close_outcome(
                         code.0,
