@@ -14,6 +14,20 @@ use crate::data::Data;
 /// A broadcast encodes its message once into a `Frame`; a broker ships the frame's bytes to the
 /// other nodes, and each node checks them once ([`Frame::from_wire`]) before handing the same
 /// buffer to all its local receivers.
+///
+/// ```
+/// use wss_server::{Data, Frame, WebSocketServer};
+///
+/// // One message to several rooms: framed once, not once per room.
+/// fn announce(wss: &WebSocketServer, rooms: &[&str], text: &str) -> usize {
+///     let frame = Frame::encode(&Data::Text(text.into()));
+///     rooms.iter().map(|room| wss.publish_frame(Some(room), &frame, None)).sum()
+/// }
+///
+/// let frame = Frame::encode(&Data::Text("hi".into()));
+/// assert_eq!(frame.as_bytes(), [0x81, 2, b'h', b'i']); // FIN + text, length 2, unmasked
+/// assert_eq!(Frame::from_wire(frame.as_bytes()), Ok(frame));
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Frame(Arc<[u8]>);
 

@@ -232,6 +232,17 @@ impl OriginPolicy {
 
 /// Settings of [`WebSocketServer::new`](crate::WebSocketServer::new) (4D's `options` plus
 /// this library's own).
+///
+/// ```
+/// use wss_server::{DataType, OriginPolicy, ServerOptions};
+///
+/// // JSON messages on /api, from pages of this site or of the admin console.
+/// let options = ServerOptions::default()
+///     .with_path("/api")
+///     .with_data_type(DataType::Object)
+///     .with_origins(OriginPolicy::allow(["https://admin.example.com"]));
+/// assert_eq!(options.path.as_deref(), Some("/api"));
+/// ```
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
     /// Path served (exact, case-sensitive, query ignored); `None` = every upgrade no other
