@@ -18,6 +18,18 @@ METRICS = [
     ("connect", "handshakes_per_s", True, 1.3, "handshakes/s, 32 workers"),
     ("idle", "rss_per_conn_kib", False, ("abs", 0.5), "RSS KiB per idle conn (10k)"),
     ("broadcast", "deliveries_per_s", True, 2.0, "broadcast to 100: deliveries/s"),
+    # Server CPU per operation in every scenario (the measure issue 24's targets use).
+    ("echo1k", "server_cpu_ns_per_op", False, None, "echo 100x1 KiB x8: server CPU ns/msg"),
+    ("echo64k", "server_cpu_ns_per_op", False, None, "echo 10x64 KiB: server CPU ns/msg"),
+    ("connect", "server_cpu_ns_per_op", False, None, "handshake: server CPU ns"),
+    ("broadcast", "server_cpu_ns_per_op", False, None, "broadcast: server CPU ns/delivery"),
+    # wss in worker dispatch: the worker thread's share. One WebSocket server's callbacks all run
+    # on that thread, so 1e9 / this figure is the most one server carries, whatever the cores.
+    ("echo16", "worker_cpu_ns_per_op", False, None, "echo 16 B: worker thread CPU ns/msg"),
+    ("echo1k", "worker_cpu_ns_per_op", False, None, "echo 1 KiB x8: worker thread CPU ns/msg"),
+    ("echo64k", "worker_cpu_ns_per_op", False, None, "echo 64 KiB: worker thread CPU ns/msg"),
+    ("connect", "worker_cpu_ns_per_op", False, None, "handshake: worker thread CPU ns"),
+    ("broadcast", "worker_cpu_ns_per_op", False, None, "broadcast: worker thread CPU ns/delivery"),
 ]
 OURS = "wss"
 

@@ -21,7 +21,7 @@ use crate::histogram::Histogram;
 use crate::pattern::{wire_seq, Pattern, MAX_DIGITS};
 use crate::reader::{FrameReader, Piece};
 use crate::target::{source_addr, Target};
-use crate::window::{CpuSample, Window};
+use crate::window::{CpuSample, CpuSpent, Window};
 use crate::writer::Tx;
 use crate::BenchError;
 use mio::net::TcpStream;
@@ -101,10 +101,8 @@ pub struct BroadcastResult {
     pub latency: Histogram,
     /// Messages without the bench marker (notices from the server), skipped.
     pub foreign: u64,
-    /// Server CPU seconds over the window, if its pid was given.
-    pub server_cpu: Option<f64>,
-    /// This process's CPU seconds over the window.
-    pub client_cpu: Option<f64>,
+    /// CPU seconds over the window (the server's only if its pid was given).
+    pub cpu: CpuSpent,
 }
 
 struct Shared {
@@ -185,8 +183,7 @@ pub fn run_with(
         elapsed: Duration::ZERO,
         latency: Histogram::new(),
         foreign: 0,
-        server_cpu: None,
-        client_cpu: None,
+        cpu: CpuSpent::default(),
     };
     let mut error = None;
     for h in handles {
@@ -196,9 +193,8 @@ pub fn run_with(
                 out.elapsed = out.elapsed.max(part.elapsed);
                 out.latency.merge(&part.latency);
                 out.foreign += part.foreign;
-                if part.server_cpu.is_some() || part.client_cpu.is_some() {
-                    out.server_cpu = part.server_cpu;
-                    out.client_cpu = part.client_cpu;
+                if part.cpu.is_some() {
+                    out.cpu = part.cpu;
                 }
             }
             Ok(Err(e)) => error = error.or(Some(e)),
@@ -336,8 +332,7 @@ fn run_thread(
         elapsed: config.duration,
         latency: Histogram::new(),
         foreign: 0,
-        server_cpu: None,
-        client_cpu: None,
+        cpu: CpuSpent::default(),
     };
     let mut cpu_start = None;
     let mut last_in_window = clock.start;
@@ -366,8 +361,7 @@ fn run_thread(
             if !shared.stopped.load(Ordering::Relaxed) {
                 if now >= clock.end || s.tx.queued >= limit {
                     if let Some(c) = &cpu_start {
-                        (out.server_cpu, out.client_cpu) =
-                            CpuSample::take(config.server_pid).since(c);
+                        out.cpu = CpuSample::take(config.server_pid).since(c);
                     }
                     shared.stopped.store(true, Ordering::Release);
                 } else {

@@ -14,7 +14,7 @@ use crate::histogram::Histogram;
 use crate::reader::{FrameReader, Piece};
 use crate::target::{source_addr, Target};
 use crate::tls::{self, TlsClient, Transport};
-use crate::window::{CpuSample, Window};
+use crate::window::{CpuSample, CpuSpent, Window};
 use crate::BenchError;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -62,10 +62,8 @@ pub struct ConnectResult {
     pub failures: u64,
     /// Why the first failed cycle failed.
     pub first_failure: Option<BenchError>,
-    /// Server CPU seconds over the window, if its pid was given.
-    pub server_cpu: Option<f64>,
-    /// This process's CPU seconds over the window.
-    pub client_cpu: Option<f64>,
+    /// CPU seconds over the window (the server's only if its pid was given).
+    pub cpu: CpuSpent,
 }
 
 /// Runs a connect benchmark.
@@ -111,8 +109,7 @@ pub fn run(config: &ConnectConfig) -> Result<ConnectResult, BenchError> {
         latency: Histogram::new(),
         failures: 0,
         first_failure: None,
-        server_cpu: None,
-        client_cpu: None,
+        cpu: CpuSpent::default(),
     };
     let mut error = None;
     for h in handles {
@@ -123,9 +120,8 @@ pub fn run(config: &ConnectConfig) -> Result<ConnectResult, BenchError> {
                 out.latency.merge(&part.latency);
                 out.failures += part.failures;
                 out.first_failure = out.first_failure.or(part.first_failure);
-                if part.server_cpu.is_some() || part.client_cpu.is_some() {
-                    out.server_cpu = part.server_cpu;
-                    out.client_cpu = part.client_cpu;
+                if part.cpu.is_some() {
+                    out.cpu = part.cpu;
                 }
             }
             Ok(Err(e)) => error = error.or(Some(e)),
@@ -186,8 +182,7 @@ fn run_thread(
         latency: Histogram::new(),
         failures: 0,
         first_failure: None,
-        server_cpu: None,
-        client_cpu: None,
+        cpu: CpuSpent::default(),
     };
     let mut started_total = 0usize;
     let mut done_total = 0u64;
@@ -227,7 +222,7 @@ fn run_thread(
         if running && (now >= clock.end || done_total >= limit) {
             if index == 0 {
                 if let Some(s) = &cpu_start {
-                    (out.server_cpu, out.client_cpu) = CpuSample::take(config.server_pid).since(s);
+                    out.cpu = CpuSample::take(config.server_pid).since(s);
                 }
             }
             if now < clock.end {

@@ -21,7 +21,7 @@ use crate::echo::{tag, EchoConfig, EchoResult, Phase, DRAIN};
 use crate::histogram::Histogram;
 use crate::pattern::{ChatJson, Pattern};
 use crate::target::{source_addr, Target};
-use crate::window::{CpuSample, Window};
+use crate::window::{CpuSample, CpuSpent, Window};
 use crate::BenchError;
 use mio::{Events, Interest, Poll, Token};
 use serde_json::{json, Map, Value};
@@ -460,8 +460,7 @@ pub fn run_echo(
         sent: 0,
         received: 0,
         pings: 0,
-        server_cpu: None,
-        client_cpu: None,
+        cpu: CpuSpent::default(),
     };
     let mut stats = DeflateStats {
         payload: payload.name(),
@@ -480,8 +479,8 @@ pub fn run_echo(
                 out.sent += part.sent;
                 out.received += part.received;
                 out.pings += part.pings;
-                if part.cpu.0.is_some() || part.cpu.1.is_some() {
-                    (out.server_cpu, out.client_cpu) = part.cpu;
+                if part.cpu.is_some() {
+                    out.cpu = part.cpu;
                 }
                 stats.bytes.add(&part.bytes);
                 stats.response = stats.response.or(part.response);
@@ -512,7 +511,7 @@ struct ThreadOut {
     sent: u64,
     received: u64,
     pings: u64,
-    cpu: (Option<f64>, Option<f64>),
+    cpu: CpuSpent,
     bytes: ByteCounts,
     response: Option<String>,
 }
@@ -569,7 +568,7 @@ fn run_thread(setup: &Setup<'_>, barrier: &Barrier) -> Result<ThreadOut, BenchEr
         sent: 0,
         received: 0,
         pings: 0,
-        cpu: (None, None),
+        cpu: CpuSpent::default(),
         bytes: ByteCounts::default(),
         response,
     };

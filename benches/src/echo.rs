@@ -12,7 +12,7 @@ use crate::pattern::Pattern;
 use crate::reader::{FrameReader, Piece};
 use crate::target::{source_addr, Target};
 use crate::tls::{self, TlsClient, Transport};
-use crate::window::{CpuSample, Window};
+use crate::window::{CpuSample, CpuSpent, Window};
 use crate::writer::Tx;
 use crate::BenchError;
 use mio::net::TcpStream;
@@ -70,10 +70,8 @@ pub struct EchoResult {
     pub received: u64,
     /// Pings the server sent (answered).
     pub pings: u64,
-    /// Server CPU seconds over the window, if its pid was given.
-    pub server_cpu: Option<f64>,
-    /// This process's CPU seconds over the window.
-    pub client_cpu: Option<f64>,
+    /// CPU seconds over the window (the server's only if its pid was given).
+    pub cpu: CpuSpent,
 }
 
 impl EchoConfig {
@@ -123,8 +121,7 @@ pub fn run(config: &EchoConfig) -> Result<EchoResult, BenchError> {
         sent: 0,
         received: 0,
         pings: 0,
-        server_cpu: None,
-        client_cpu: None,
+        cpu: CpuSpent::default(),
     };
     let mut first_error = None;
     for h in handles {
@@ -136,8 +133,8 @@ pub fn run(config: &EchoConfig) -> Result<EchoResult, BenchError> {
                 out.sent += part.sent;
                 out.received += part.received;
                 out.pings += part.pings;
-                if part.cpu.0.is_some() || part.cpu.1.is_some() {
-                    (out.server_cpu, out.client_cpu) = part.cpu;
+                if part.cpu.is_some() {
+                    out.cpu = part.cpu;
                 }
             }
             Ok(Err(e)) => first_error = first_error.or(Some(e)),
@@ -166,7 +163,7 @@ struct ThreadOut {
     sent: u64,
     received: u64,
     pings: u64,
-    cpu: (Option<f64>, Option<f64>),
+    cpu: CpuSpent,
 }
 
 struct Conn {
@@ -221,7 +218,7 @@ fn run_thread(
         sent: 0,
         received: 0,
         pings: 0,
-        cpu: (None, None),
+        cpu: CpuSpent::default(),
     };
     let mut cpu_start = None;
     let mut last_in_window = clock.start;

@@ -29,6 +29,28 @@ pub fn cpu_seconds(pid: u32) -> Result<f64, BenchError> {
     Ok(ticks as f64 / clock_ticks_per_second())
 }
 
+/// CPU time (user + system) so far of the threads of process `pid` whose name starts with
+/// `prefix`, in seconds; `None` when the process has no such thread or /proc cannot be read.
+pub fn threads_cpu_seconds(pid: u32, prefix: &str) -> Option<f64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut ticks = None;
+    for task in tasks.flatten() {
+        // A thread may end between the listing and the read: skip it.
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        if thread_name(&stat).is_some_and(|name| name.starts_with(prefix)) {
+            *ticks.get_or_insert(0) += parse_cpu_ticks(&stat)?;
+        }
+    }
+    Some(ticks? as f64 / clock_ticks_per_second())
+}
+
+/// The command name of a stat line: between the first '(' and the last ')'.
+fn thread_name(stat: &str) -> Option<&str> {
+    stat.get(stat.find('(')? + 1..stat.rfind(')')?)
+}
+
 /// CPU time of this process so far, in seconds.
 pub fn own_cpu_seconds() -> Result<f64, BenchError> {
     cpu_seconds(std::process::id())
@@ -112,6 +134,33 @@ mod tests {
     fn cpu_ticks_survive_a_command_name_with_spaces_and_parens() {
         let stat = "42 (a b) c) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1 0";
         assert_eq!(parse_cpu_ticks(stat), Some(300));
+    }
+
+    #[test]
+    fn thread_name_is_the_parenthesised_field() {
+        let stat = "42 (wss-worker-/ws) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1 0";
+        assert_eq!(thread_name(stat), Some("wss-worker-/ws"));
+        assert_eq!(thread_name("42 (a (b)) c) S"), Some("a (b)) c"));
+        assert_eq!(thread_name("no parens"), None);
+    }
+
+    #[test]
+    fn named_threads_cpu_is_summed_and_absent_names_give_none() {
+        let spin = std::thread::Builder::new()
+            .name("sys-test-spin".into())
+            .spawn(|| {
+                let end = std::time::Instant::now() + std::time::Duration::from_millis(50);
+                let mut x = 0u64;
+                while std::time::Instant::now() < end {
+                    x = x.wrapping_add(1);
+                }
+                x
+            })
+            .unwrap();
+        let pid = std::process::id();
+        assert!(threads_cpu_seconds(pid, "sys-test-spin").is_some());
+        spin.join().unwrap();
+        assert_eq!(threads_cpu_seconds(pid, "no-thread-has-this-name"), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use wss_benches::deflate::MessageArgs;
 use wss_benches::histogram::Histogram;
+use wss_benches::window::CpuSpent;
 use wss_benches::{broadcast, connect, echo, idle, tls, BenchError, Target};
 
 #[derive(Parser)]
@@ -190,13 +191,23 @@ fn round(x: f64, digits: i32) -> f64 {
 }
 
 /// Adds the CPU figures: seconds, and nanoseconds per unit of work (message, handshake, ...).
-fn cpu_json(
-    out: &mut Map<String, Value>,
-    server: Option<f64>,
-    client: Option<f64>,
-    work: u64,
-    elapsed: f64,
-) {
+/// `worker_cpu_ns_per_op` is the CPU of the server's worker threads alone (wss in worker
+/// dispatch): the ceiling of one WebSocket server is 1e9 / that figure operations per second.
+fn cpu_json(out: &mut Map<String, Value>, cpu: CpuSpent, work: u64, elapsed: f64) {
+    let CpuSpent {
+        server,
+        worker,
+        client,
+    } = cpu;
+    if let Some(w) = worker {
+        out.insert("worker_cpu_s".into(), json!(round(w, 3)));
+        if work > 0 {
+            out.insert(
+                "worker_cpu_ns_per_op".into(),
+                json!(round(w * 1e9 / work as f64, 1)),
+            );
+        }
+    }
     if let Some(s) = server {
         out.insert("server_cpu_s".into(), json!(round(s, 3)));
         if work > 0 {
@@ -270,7 +281,7 @@ fn run(mode: &Mode, out: &mut Map<String, Value>) -> Result<(), BenchError> {
             out.insert("sent".into(), json!(r.sent));
             out.insert("received".into(), json!(r.received));
             out.insert("pings".into(), json!(r.pings));
-            cpu_json(out, r.server_cpu, r.client_cpu, r.messages, el);
+            cpu_json(out, r.cpu, r.messages, el);
             if let Some(stats) = stats {
                 stats.add_json(out);
             }
@@ -303,7 +314,7 @@ fn run(mode: &Mode, out: &mut Map<String, Value>) -> Result<(), BenchError> {
             if let Some(e) = &r.first_failure {
                 out.insert("first_failure".into(), json!(e.to_string()));
             }
-            cpu_json(out, r.server_cpu, r.client_cpu, r.handshakes, el);
+            cpu_json(out, r.cpu, r.handshakes, el);
         }
         Mode::Idle {
             common,
@@ -410,7 +421,7 @@ fn run(mode: &Mode, out: &mut Map<String, Value>) -> Result<(), BenchError> {
             out.insert("deliveries_per_s".into(), json!(per_s(r.deliveries, el)));
             out.insert("latency_us".into(), json!(latency_json(&r.latency)));
             out.insert("foreign".into(), json!(r.foreign));
-            cpu_json(out, r.server_cpu, r.client_cpu, r.deliveries, el);
+            cpu_json(out, r.cpu, r.deliveries, el);
         }
     }
     Ok(())
