@@ -762,7 +762,7 @@ impl Worker {
 /// A plain HTTP refusal of a handshake (A2).
 pub(crate) fn refusal(status: u16) -> Decision {
     Decision::Respond {
-        response: Response::error(status, ""),
+        response: crate::clock::dated(Response::error(status, "")),
         keep_alive: false,
     }
 }
