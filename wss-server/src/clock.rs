@@ -16,9 +16,7 @@ thread_local! {
 /// taken and no thread waits for another.
 pub(crate) fn http_date() -> String {
     let now = SystemTime::now();
-    let second = now
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     CACHED.with(|cell| {
         let mut cached = cell.borrow_mut();
         if cached.0 != second {
@@ -51,9 +49,7 @@ mod tests {
         assert_eq!(text.len(), 29, "{text}");
         assert!(text.ends_with(" GMT"), "{text}");
         let parsed = httpdate::parse_http_date(&text).expect("parses back");
-        let age = SystemTime::now()
-            .duration_since(parsed)
-            .unwrap_or_default();
+        let age = SystemTime::now().duration_since(parsed).unwrap_or_default();
         assert!(age.as_secs() <= 2, "{text} is not now");
     }
 

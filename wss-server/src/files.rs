@@ -71,7 +71,11 @@ pub(crate) struct Files {
 
 impl Files {
     /// `root` must already be canonical (see `WebServer::start`).
-    pub(crate) fn new(root: Option<PathBuf>, options: &WebServerOptions, since: SystemTime) -> Files {
+    pub(crate) fn new(
+        root: Option<PathBuf>,
+        options: &WebServerOptions,
+        since: SystemTime,
+    ) -> Files {
         let builtin = options
             .files
             .iter()
@@ -179,7 +183,6 @@ impl Files {
             })
             .map(|_| ())
     }
-
 }
 
 /// The file thread's own bookkeeping: which paths it cached and what they cost, so picking

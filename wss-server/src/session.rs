@@ -198,9 +198,9 @@ impl SessionStore {
     pub(crate) fn get(&self, id: &str, now: Instant) -> Option<Session> {
         let mut lru = self.lock();
         let at = *lru.index.get(id)?;
-        let expired = lru
-            .node(at)
-            .map_or(true, |n| now.saturating_duration_since(n.last_seen) > self.idle);
+        let expired = lru.node(at).map_or(true, |n| {
+            now.saturating_duration_since(n.last_seen) > self.idle
+        });
         if expired {
             let gone = lru.remove_at(at);
             drop(lru);
@@ -345,9 +345,7 @@ mod tests {
     fn expired_sessions_are_dropped_a_few_at_a_time() {
         let store = SessionStore::new(Duration::from_secs(10), 100);
         let t0 = Instant::now();
-        let old: Vec<Session> = (0..6)
-            .map(|_| store.create(t0).expect("entropy"))
-            .collect();
+        let old: Vec<Session> = (0..6).map(|_| store.create(t0).expect("entropy")).collect();
         let later = t0 + Duration::from_secs(60);
         store.create(later).expect("entropy");
         // Two expired ones went, the other four stay until later calls or a lookup.

@@ -30,7 +30,12 @@ pub(crate) struct Ask {
 }
 
 impl Ask {
-    pub(crate) fn of(request: &handshake::Request, head: bool, cookie_name: &str, tls: bool) -> Ask {
+    pub(crate) fn of(
+        request: &handshake::Request,
+        head: bool,
+        cookie_name: &str,
+        tls: bool,
+    ) -> Ask {
         let headers = request.headers();
         let joined = |name: &str| {
             let mut values = headers.get_all(name).peekable();
@@ -249,7 +254,13 @@ mod tests {
     #[test]
     fn if_none_match_lists_are_compared_weakly() {
         let tag = "\"abc\"";
-        for yes in ["\"abc\"", "W/\"abc\"", "\"x\", \"abc\"", "*", " \"x\" ,W/\"abc\" "] {
+        for yes in [
+            "\"abc\"",
+            "W/\"abc\"",
+            "\"x\", \"abc\"",
+            "*",
+            " \"x\" ,W/\"abc\" ",
+        ] {
             assert!(etag_listed(yes, tag), "{yes}");
         }
         for no in ["\"abcd\"", "abc", "\"ab", "", "\"x\",", "W/\"x\""] {

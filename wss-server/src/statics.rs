@@ -82,9 +82,7 @@ impl Entity {
                 None => headers.push((name.clone(), value.clone())),
             }
         }
-        let html = headers
-            .first()
-            .is_some_and(|(_, v)| is_html(v));
+        let html = headers.first().is_some_and(|(_, v)| is_html(v));
         Entity {
             body,
             etag,
@@ -309,7 +307,10 @@ mod tests {
     fn folders_redirect_without_slash_and_serve_their_index_with_it() {
         let root = temp_root("folders");
         assert!(matches!(resolve(&root, "/sub", 1 << 20), Resolved::Folder));
-        assert!(matches!(resolve(&root, "/empty", 1 << 20), Resolved::Folder));
+        assert!(matches!(
+            resolve(&root, "/empty", 1 << 20),
+            Resolved::Folder
+        ));
         match resolve(&root, "/sub/", 1 << 20) {
             Resolved::File(s) => assert!(s.real.ends_with("sub/index.html")),
             other => panic!("{other:?}"),
@@ -341,25 +342,54 @@ mod tests {
     #[test]
     fn entity_headers_are_one_of_each_and_the_etag_is_the_content_hash() {
         let extra = vec![
-            ("Content-Type".to_string(), "text/html; charset=utf-8".to_string()),
+            (
+                "Content-Type".to_string(),
+                "text/html; charset=utf-8".to_string(),
+            ),
             ("x-content-type-options".to_string(), "nosniff".to_string()),
             ("Cache-Control".to_string(), "max-age=60".to_string()),
             ("Content-Length".to_string(), "1".to_string()),
             ("Date".to_string(), "then".to_string()),
-            ("Content-Security-Policy".to_string(), "default-src 'none'".to_string()),
+            (
+                "Content-Security-Policy".to_string(),
+                "default-src 'none'".to_string(),
+            ),
         ];
-        let e = Entity::new(b"abc".to_vec(), SystemTime::now(), "text/plain", "no-cache", &extra, None);
-        let names: Vec<String> = e.headers.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+        let e = Entity::new(
+            b"abc".to_vec(),
+            SystemTime::now(),
+            "text/plain",
+            "no-cache",
+            &extra,
+            None,
+        );
+        let names: Vec<String> = e
+            .headers
+            .iter()
+            .map(|(n, _)| n.to_ascii_lowercase())
+            .collect();
         assert_eq!(
             names,
-            ["content-type", "x-content-type-options", "cache-control", "content-security-policy"]
+            [
+                "content-type",
+                "x-content-type-options",
+                "cache-control",
+                "content-security-policy"
+            ]
         );
         assert_eq!(e.headers[0].1, "text/html; charset=utf-8");
         assert_eq!(e.headers[2].1, "max-age=60");
         assert!(e.html);
         // SHA-1("abc") = a9993e36 4706816a ba3e2571 7850c26c 9cd0d89d
         assert_eq!(e.etag, "\"a9993e364706816aba3e25717850c26c\"");
-        let same = Entity::new(b"abc".to_vec(), UNIX_EPOCH, "text/plain", "no-cache", &[], None);
+        let same = Entity::new(
+            b"abc".to_vec(),
+            UNIX_EPOCH,
+            "text/plain",
+            "no-cache",
+            &[],
+            None,
+        );
         assert_eq!(same.etag, e.etag);
         assert_eq!(same.last_modified, "Thu, 01 Jan 1970 00:00:00 GMT");
     }
@@ -386,7 +416,10 @@ mod tests {
             "/sub/app.js%00".to_string(),
             "/%zz".to_string(),
         ] {
-            assert!(lookup(&root, &path, 1 << 20).is_none(), "{path} must be 404");
+            assert!(
+                lookup(&root, &path, 1 << 20).is_none(),
+                "{path} must be 404"
+            );
         }
         let _ = fs::remove_file(outside);
     }
@@ -404,7 +437,10 @@ mod tests {
         assert!(lookup(&root, "/link.html", 1 << 20).is_none());
         assert!(lookup(&root, "/linkdir/index.html", 1 << 20).is_none());
         assert!(lookup(&root, "/linkdir/", 1 << 20).is_none());
-        assert!(matches!(resolve(&root, "/linkdir", 1 << 20), Resolved::Missing));
+        assert!(matches!(
+            resolve(&root, "/linkdir", 1 << 20),
+            Resolved::Missing
+        ));
         assert!(lookup(&root, "/inside.html", 1 << 20).is_some());
     }
 

@@ -11,10 +11,10 @@ use wss_proto::handshake::HeadLimits;
 
 use crate::broker::Broker;
 use crate::error::WebError;
-use crate::options::WebServerOptions;
-use crate::router::Router;
 use crate::files::Files;
 use crate::hosts::HostPolicy;
+use crate::options::WebServerOptions;
+use crate::router::Router;
 use crate::session::{Session, SessionStore};
 use crate::site::Site;
 use crate::worker::WorkerMsg;

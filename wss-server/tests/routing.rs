@@ -112,7 +112,12 @@ fn static_files_are_served_with_content_type_and_never_outside_the_root() {
             ),
     );
     let addr = web.local_addr();
-    let get = |path: &str| http(addr, &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+    let get = |path: &str| {
+        http(
+            addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+        )
+    };
     let page = get("/");
     assert_eq!(status_of(&page), 200, "{page}");
     assert!(page.contains("Content-Type: text/html; charset=utf-8"));
@@ -152,7 +157,10 @@ fn builtin_files_are_served_without_a_root() {
                 .with_header("Content-Security-Policy", "default-src 'self'"),
         ),
     );
-    let r = http(web.local_addr(), "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let r = http(
+        web.local_addr(),
+        "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    );
     assert_eq!(status_of(&r), 200);
     assert!(r.contains("Content-Security-Policy: default-src 'self'"));
     assert!(r.ends_with("<p>chat</p>"));
@@ -233,7 +241,10 @@ fn only_a_page_served_to_a_get_opens_a_session() {
     // A script, and a HEAD of the page: served, but nothing a handler could use.
     let script = http(addr, "GET /app.js HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert_eq!(status_of(&script), 200);
-    assert!(cookie_of(&script).is_none(), "a script set a cookie: {script}");
+    assert!(
+        cookie_of(&script).is_none(),
+        "a script set a cookie: {script}"
+    );
     let head = http(addr, "HEAD / HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert_eq!(status_of(&head), 200);
     assert!(cookie_of(&head).is_none(), "a HEAD set a cookie: {head}");
