@@ -287,6 +287,9 @@ impl FileThread {
 }
 
 #[cfg(test)]
+mod tests;
+
+#[cfg(test)]
 pub(crate) mod test_gate {
     use std::sync::{Condvar, Mutex};
     use std::time::{Duration, Instant};

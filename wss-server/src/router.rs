@@ -61,6 +61,11 @@ impl Router {
         self.site.session(id)
     }
 
+    #[cfg(test)]
+    pub(crate) fn site(&self) -> &Arc<Site> {
+        &self.site
+    }
+
     /// Claims the server's path (A6, A7). A terminated server's path may be taken over.
     pub(crate) fn register(&self, server: &Arc<ServerInner>) -> Result<(), ServerError> {
         let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
