@@ -35,7 +35,7 @@ struct Cached {
 /// A request waiting for the file thread.
 pub(crate) struct Job {
     conn: ConnId,
-    ask: Ask,
+    ask: Box<Ask>,
 }
 
 /// What the network thread can do with a path.
@@ -133,7 +133,7 @@ impl Files {
 
     /// On a network thread: queues `ask` for the file thread. `Err` gives the request back
     /// when too many already wait.
-    pub(crate) fn enqueue(&self, conn: ConnId, ask: Ask) -> Result<(), Ask> {
+    pub(crate) fn enqueue(&self, conn: ConnId, ask: Box<Ask>) -> Result<(), Box<Ask>> {
         match self.jobs.try_send(Job { conn, ask }) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => Err(job.ask),

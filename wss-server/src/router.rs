@@ -249,7 +249,7 @@ impl Router {
         let response = match lookup {
             Lookup::Ready(entity) => self.site.answer(&entity, &ask),
             Lookup::Missing => not_found(&ask),
-            Lookup::Disk => match self.site.files.enqueue(conn, ask) {
+            Lookup::Disk => match self.site.files.enqueue(conn, Box::new(ask)) {
                 Ok(()) => return Decision::Pending,
                 Err(ask) => busy(&ask),
             },

@@ -219,7 +219,7 @@ fn files_carry_validators_and_answer_304_without_a_body() {
             .get("Last-Modified")
             .expect("Last-Modified")
             .to_owned();
-        assert_recent_date(&first.get("Date").unwrap().to_owned());
+        assert_recent_date(first.get("Date").unwrap());
         let expect_cache = if path == "/app.js" {
             "no-cache"
         } else {
