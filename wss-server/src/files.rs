@@ -12,9 +12,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use wss_net::{ConnId, Decision, NetHandle};
 
-use crate::clock::dated;
 use crate::options::WebServerOptions;
-use crate::site::{folder_redirect, not_found, Ask, Site};
+use crate::site::{finished, folder_redirect, not_found, Ask, Site};
 use crate::statics::{resolve, Entity, Resolved};
 
 /// A cached root file younger than this is served without looking at the disk; an older one
@@ -175,7 +174,7 @@ impl Files {
                     net.decide(
                         job.conn,
                         Decision::Respond {
-                            response: dated(response),
+                            response: finished(response),
                             keep_alive: true,
                         },
                     );

@@ -10,7 +10,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use wss_net::{ConnId, ConnInfo, Decision, Service};
 use wss_proto::handshake::{self, is_upgrade_request, validate_upgrade, Response};
 
-use crate::clock::dated;
 use crate::error::{codes, ErrorInfo, ServerError};
 use crate::event::{Pairs, Request};
 use crate::files::Lookup;
@@ -18,7 +17,7 @@ use crate::hosts::refusal_text;
 use crate::origin;
 use crate::server::ServerInner;
 use crate::session::Session;
-use crate::site::{busy, not_found, text, Ask, Site};
+use crate::site::{busy, finished, not_found, text, Ask, Site};
 use crate::worker::{refusal, PendingConnect, WorkerMsg};
 
 /// Past this many unread control messages a server answers new handshakes with 503 (and stops
@@ -309,7 +308,7 @@ impl Router {
                 response,
                 keep_alive,
             } => Decision::Respond {
-                response: dated(response),
+                response: finished(response),
                 keep_alive,
             },
             other => other,

@@ -6,6 +6,7 @@ use std::time::{Instant, SystemTime};
 
 use wss_proto::handshake::{self, Response};
 
+use crate::clock::dated;
 use crate::files::Files;
 use crate::hosts::HostPolicy;
 use crate::session::{cookie_value, set_cookie_value, Session, SessionStore};
@@ -161,6 +162,20 @@ impl Site {
         let s = store.create(Instant::now())?;
         Some(set_cookie_value(&self.cookie_name, s.id(), ask.tls))
     }
+}
+
+/// The last touch on every answer the web server writes: a `Date`, and `nosniff` beside a
+/// `Content-Type` that lacks it (the handshake refusals of `wss-proto` carry none).
+pub(crate) fn finished(response: Response) -> Response {
+    let mut response = dated(response);
+    let has =
+        |r: &Response, name: &str| r.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    if has(&response, "content-type") && !has(&response, "x-content-type-options") {
+        response
+            .headers
+            .push(("X-Content-Type-Options".into(), "nosniff".into()));
+    }
+    response
 }
 
 /// `404` with a short text body.

@@ -183,19 +183,40 @@ fn every_response_has_one_of_each_header_and_a_date() {
     );
     assert_eq!((r.status, r.count("Allow")), (405, 1));
     assert_eq!(r.get("Allow"), Some("GET, HEAD"));
-    // A refused WebSocket request is dated too.
-    let refused = raw_handshake(addr, "/nowhere", &[]);
-    assert_eq!(status_of(&refused.head), 404);
-    assert_eq!(
-        refused
-            .head
-            .lines()
-            .filter(|l| l.starts_with("Date: "))
-            .count(),
-        1,
-        "{}",
-        refused.head
-    );
+    // Refused WebSocket requests too: no server on the path (the router's 404), and a key
+    // that is not 16 bytes (wss-proto's 400).
+    let _wss = WebSocketServer::new(
+        &web,
+        Rec::new(&Log::default()),
+        ServerOptions::default().with_path("/ws"),
+    )
+    .unwrap();
+    for (path, extra, status) in [
+        ("/nowhere", "", 404),
+        ("/ws", "Sec-WebSocket-Key: c2hvcnQ=\r\n", 400),
+    ] {
+        let key = if extra.is_empty() {
+            format!("Sec-WebSocket-Key: {KEY}\r\n")
+        } else {
+            extra.to_string()
+        };
+        let r = exchange(
+            addr,
+            &format!(
+                "GET {path} HTTP/1.1\r\n{host}Upgrade: websocket\r\nConnection: Upgrade\r\n\
+                 {key}Sec-WebSocket-Version: 13\r\n\r\n"
+            ),
+        );
+        assert_eq!(r.status, status, "{path}");
+        assert_eq!(r.count("Date"), 1, "{path}: {:?}", r.headers);
+        assert_eq!(r.count("Content-Type"), 1, "{path}: {:?}", r.headers);
+        assert_eq!(
+            r.count("X-Content-Type-Options"),
+            1,
+            "{path}: {:?}",
+            r.headers
+        );
+    }
 }
 
 #[test]
