@@ -52,6 +52,9 @@ impl std::fmt::Debug for Session {
 /// holds the lock for work that grows with the store.
 const EXPIRED_PER_CALL: usize = 2;
 
+/// Most entries reserved when the store is made (see [`Lru::new`]).
+const MAX_RESERVED: usize = 1 << 20;
+
 /// Marks "no neighbour" in the intrusive list.
 const NIL: usize = usize::MAX;
 
@@ -78,10 +81,13 @@ struct Lru {
 }
 
 impl Lru {
-    fn new() -> Self {
+    /// Room for `capacity` entries, reserved up front: growing the table or the slab later
+    /// would rehash or copy every entry while the lock is held. Only the table's control bytes
+    /// are touched now; the rest is paged in as sessions arrive.
+    fn new(capacity: usize) -> Self {
         Lru {
-            index: HashMap::new(),
-            slots: Vec::new(),
+            index: HashMap::with_capacity(capacity),
+            slots: Vec::with_capacity(capacity),
             free: Vec::new(),
             newest: NIL,
             oldest: NIL,
@@ -183,10 +189,12 @@ pub(crate) struct SessionStore {
 
 impl SessionStore {
     pub(crate) fn new(idle: Duration, max: usize) -> Self {
+        let max = max.max(1);
         SessionStore {
-            entries: Mutex::new(Lru::new()),
+            // Past a million, the rare growth of a larger store is accepted instead.
+            entries: Mutex::new(Lru::new(max.min(MAX_RESERVED))),
             idle,
-            max: max.max(1),
+            max,
         }
     }
 
