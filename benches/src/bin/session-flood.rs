@@ -6,7 +6,9 @@
 //! connections. Every answer must open a new session (a `Set-Cookie`), so past
 //! `--max-sessions` GETs each one also evicts the least recently seen session. Prints one JSON
 //! line: the cost per GET (wall time / GETs, all connections together) of the first 10 000,
-//! after the store is full (every GET past `--max-sessions`), and their ratio.
+//! after the store is full (every GET past `--max-sessions`; also the median and the worst
+//! 10 000-GET batch), and the ratio full / first; then the same as CPU time spent by the
+//! server's threads per GET, which other loads on the machine do not inflate.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -33,6 +35,23 @@ struct Args {
     /// The store's bound (`WebServerOptions::max_sessions`).
     #[arg(long, default_value_t = 100_000)]
     max_sessions: usize,
+}
+
+/// Nanoseconds the server's own threads (`wss-*`: the network loop, the listener) have spent
+/// on a CPU so far, from `/proc/self/task/*/schedstat`; `None` where there is no such file.
+/// Unlike wall time, this does not grow when other processes take the CPU away.
+fn server_cpu_ns() -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let path = task.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if !comm.starts_with("wss-") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(path.join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
 }
 
 /// One GET and its answer; returns whether the answer opened a session.
@@ -90,7 +109,7 @@ fn main() -> ExitCode {
     let next = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
     let cookies = Arc::new(AtomicU64::new(0));
-    // (GETs completed, when): one mark per batch.
+    // (GETs completed, when, server CPU ns): one mark per batch.
     let marks = Arc::new(Mutex::new(Vec::with_capacity(
         (args.gets / BATCH) as usize + 1,
     )));
@@ -98,7 +117,7 @@ fn main() -> ExitCode {
     marks
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push((0, start));
+        .push((0, start, server_cpu_ns()));
     let threads: Vec<_> = (0..args.connections)
         .map(|_| {
             let (next, done, cookies, marks) =
@@ -115,10 +134,11 @@ fn main() -> ExitCode {
                     }
                     let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                     if n % BATCH == 0 {
-                        marks
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push((n, Instant::now()));
+                        marks.lock().unwrap_or_else(|e| e.into_inner()).push((
+                            n,
+                            Instant::now(),
+                            server_cpu_ns(),
+                        ));
                     }
                 }
                 Ok(())
@@ -145,6 +165,10 @@ fn main() -> ExitCode {
         let (a, b) = (marks.get(from)?, marks.get(to)?);
         Some(b.1.duration_since(a.1).as_secs_f64() * 1e6 / (b.0 - a.0) as f64)
     };
+    let cpu_per_get = |from: usize, to: usize| -> Option<f64> {
+        let (a, b) = (marks.get(from)?, marks.get(to)?);
+        Some(b.2?.saturating_sub(a.2?) as f64 / 1e3 / (b.0 - a.0) as f64)
+    };
     let first = per_get(0, 1).unwrap_or(f64::NAN);
     // The first mark at or past the point where the store is full.
     let full_from = marks
@@ -156,16 +180,27 @@ fn main() -> ExitCode {
         .filter_map(|i| per_get(i, i + 1))
         .collect();
     let worst = batches.iter().cloned().fold(f64::NAN, f64::max);
+    // The median batch says what a typical GET costs, whatever the other loads on the machine
+    // did to a few batches.
+    let mut sorted = batches.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
+    let cpu_first = cpu_per_get(0, 1).unwrap_or(f64::NAN);
+    let cpu_full = cpu_per_get(full_from, marks.len() - 1).unwrap_or(f64::NAN);
     let minted = cookies.load(Ordering::Relaxed);
     println!(
         "{{\"bench\":\"session-flood\",\"gets\":{},\"connections\":{},\"max_sessions\":{},\
          \"sessions_opened\":{minted},\"first_10k_us_per_get\":{first:.2},\
-         \"full_store_us_per_get\":{full:.2},\"worst_full_batch_us_per_get\":{worst:.2},\
-         \"ratio\":{:.3},\"seconds\":{:.1}}}",
+         \"full_store_us_per_get\":{full:.2},\"median_full_batch_us_per_get\":{median:.2},\
+         \"worst_full_batch_us_per_get\":{worst:.2},\
+         \"ratio\":{:.3},\"server_cpu_first_10k_us_per_get\":{cpu_first:.2},\
+         \"server_cpu_full_store_us_per_get\":{cpu_full:.2},\"server_cpu_ratio\":{:.3},\
+         \"seconds\":{:.1}}}",
         args.gets,
         args.connections,
         args.max_sessions,
         full / first,
+        cpu_full / cpu_first,
         total.as_secs_f64()
     );
     if minted != args.gets {
