@@ -104,7 +104,13 @@ impl Drop for WebInner {
 ///
 /// Request routing runs on the network threads and never runs user code: upgrades go to the
 /// server whose path matches exactly, else to the catch-all server, else 404; other GET/HEAD
-/// requests to the static root, then the built-in files, else 404.
+/// requests to the static root, then the built-in files, else 404. Before any of that, a
+/// request naming a host the server does not answer to gets 403
+/// ([`WebServerOptions::allowed_hosts`]).
+///
+/// Files are served from memory with `ETag`, `Last-Modified` and `304`s: built-in files are
+/// prepared here, root files are read and hashed by a file thread (`wss-files`) into a bounded
+/// cache ([`WebServerOptions::file_cache_bytes`]), so no network thread waits for the disk.
 ///
 /// Dropping the last handle stops the server, as [`stop`](Self::stop) does.
 #[derive(Clone)]
