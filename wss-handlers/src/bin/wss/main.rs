@@ -172,7 +172,7 @@ struct Cli {
     allow_origin: Vec<String>,
 
     /// A host name the server answers to (repeatable; "*" allows any; "*.example.com" its
-    /// subdomains). localhost, *.localhost, 127.0.0.1 and [::1] always are. Without it: only
+    /// subdomains). localhost, *.localhost, 127.0.0.1 and ::1 always are. Without it: only
     /// those when --host is a loopback address, any name otherwise. Other names get 403
     /// (DNS rebinding protection).
     #[arg(long, value_name = "NAME")]
