@@ -399,3 +399,109 @@ fn help_explains_every_contract_flag() {
         assert!(stdout.contains(flag), "--help lacks {flag}");
     }
 }
+
+/// Sends `request` and reads the whole answer (the server closes after a refusal or when asked
+/// with `Connection: close`).
+fn http_exchange(addr: std::net::SocketAddr, request: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn a_rebound_host_name_is_refused_until_allow_host_names_it() {
+    let port_of = |wss: &Wss| wss.addr.port();
+    let wss = Wss::start(&["--handler", "chat"]);
+    let page =
+        |host: String| format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    // A page on evil.example:PORT re-pointed at 127.0.0.1: same-origin, wrong name.
+    let refused = http_exchange(wss.addr, &page(format!("evil.example:{}", port_of(&wss))));
+    assert!(refused.starts_with("HTTP/1.1 403 "), "{refused}");
+    let body = refused.split("\r\n\r\n").nth(1).unwrap_or("");
+    assert_eq!(body.lines().count(), 1, "one line: {body:?}");
+    assert!(body.contains("--allow-host evil.example"), "{body}");
+    let upgrade = tungstenite::client::IntoClientRequest::into_client_request(wss.ws_url(""))
+        .map(|mut r| {
+            r.headers_mut().insert(
+                "Host",
+                format!("evil.example:{}", port_of(&wss)).parse().unwrap(),
+            );
+            r.headers_mut().insert(
+                "Origin",
+                format!("http://evil.example:{}", port_of(&wss))
+                    .parse()
+                    .unwrap(),
+            );
+            r
+        })
+        .unwrap();
+    let stream = TcpStream::connect(wss.addr).unwrap();
+    match tungstenite::client(upgrade, stream) {
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(r))) => {
+            assert_eq!(r.status(), 403)
+        }
+        other => panic!("the upgrade was not refused: {:?}", other.map(|_| ())),
+    }
+    // The local names pass on any port.
+    for host in ["localhost", "127.0.0.1:1", "app.localhost:9"] {
+        let ok = http_exchange(wss.addr, &page(host.to_string()));
+        assert!(ok.starts_with("HTTP/1.1 200 "), "{host}: {ok}");
+    }
+    let open = Wss::start(&["--handler", "chat", "--allow-host", "evil.example"]);
+    let ok = http_exchange(open.addr, &page(format!("evil.example:{}", port_of(&open))));
+    assert!(ok.starts_with("HTTP/1.1 200 "), "{ok}");
+    let any = Wss::start(&["--handler", "chat", "--allow-host", "*"]);
+    let ok = http_exchange(any.addr, &page("anything.example".into()));
+    assert!(ok.starts_with("HTTP/1.1 200 "), "{ok}");
+}
+
+#[test]
+fn the_default_chat_takes_plain_text_and_json() {
+    let wss = Wss::start(&["--handler", "chat"]);
+    let mut ann = connect(&wss.ws_url("?name=Ann"));
+    assert_eq!(next_json(&mut ann)["type"], "welcome");
+    let mut bob = connect(&wss.ws_url("?name=Bob"));
+    assert_eq!(next_json(&mut bob)["type"], "welcome");
+    assert_eq!(next_json(&mut ann)["type"], "joined");
+    // What a terminal client types.
+    bob.send(Message::text("hi")).unwrap();
+    let got = next_json(&mut ann);
+    assert_eq!(got["type"], "message", "{got}");
+    assert_eq!(got["name"], "Bob");
+    assert_eq!(got["text"], "hi");
+    bob.send(Message::text(r#"{"type":"message","text":"as json"}"#))
+        .unwrap();
+    let got = next_json(&mut ann);
+    assert_eq!(
+        (got["type"].as_str(), got["text"].as_str()),
+        (Some("message"), Some("as json"))
+    );
+}
+
+#[test]
+fn an_object_chat_answers_a_frame_that_is_not_json_with_an_error() {
+    let wss = Wss::start(&["--handler", "chat", "--data-type", "object"]);
+    let mut ann = connect(&wss.ws_url("?name=Ann"));
+    assert_eq!(next_json(&mut ann)["type"], "welcome");
+    let mut bob = connect(&wss.ws_url("?name=Bob"));
+    assert_eq!(next_json(&mut bob)["type"], "welcome");
+    assert_eq!(next_json(&mut ann)["type"], "joined");
+    bob.send(Message::text("hi")).unwrap();
+    let err = next_json(&mut bob);
+    assert_eq!(err["type"], "error", "{err}");
+    assert!(
+        err["text"].as_str().unwrap_or("").contains("Invalid JSON"),
+        "{err}"
+    );
+    // The others saw nothing; a JSON message still goes through.
+    bob.send(Message::text(r#"{"type":"message","text":"ok"}"#))
+        .unwrap();
+    let got = next_json(&mut ann);
+    assert_eq!(
+        (got["type"].as_str(), got["text"].as_str()),
+        (Some("message"), Some("ok"))
+    );
+}

@@ -81,6 +81,10 @@ fn two_pages_join_talk_and_leave_in_chromium() {
         WAIT,
     );
 
+    // Bob's page is the browser's second load of the chat: its script and style are
+    // revalidated (304), not downloaded again.
+    assert_revalidated(&loads(&browser), &["/chat.js", "/chat.css"]);
+
     browser.switch_to(&alice);
     browser.wait_for(
         "Bob joined, seen by Alice",
@@ -328,4 +332,58 @@ fn chromium_negotiates_permessage_deflate_and_messages_flow() {
     join(&browser, &plain.http_url(), "Carol", false);
     let info = socket_info(&browser);
     assert_eq!(info["extensions"], "", "--deflate off: {info}");
+}
+
+/// Status, transfer and body sizes of the page and each file it loaded, as the browser's
+/// Resource Timing reports them.
+fn loads(browser: &Browser) -> serde_json::Value {
+    browser.eval(
+        "const all = performance.getEntriesByType('navigation')\
+            .concat(performance.getEntriesByType('resource'));\
+         return all.map(e => ({ name: e.name, status: e.responseStatus, \
+            transfer: e.transferSize, body: e.encodedBodySize, type: e.initiatorType }));",
+    )
+}
+
+/// Resource Timing reports a `transferSize` of exactly 300 for a response taken from the
+/// cache after the server answered `304` (the spec's "validated" cache mode), and body + 300
+/// for a full download. Asserts every load of `names` was revalidated.
+fn assert_revalidated(entries: &serde_json::Value, names: &[&str]) {
+    for name in names {
+        let entry = entries
+            .as_array()
+            .and_then(|all| {
+                all.iter()
+                    .find(|e| e["name"].as_str().is_some_and(|n| n.ends_with(name)))
+            })
+            .unwrap_or_else(|| panic!("no load of {name}: {entries}"));
+        assert_eq!(
+            entry["transfer"], 300,
+            "{name} was downloaded again instead of revalidated with a 304: {entry}"
+        );
+    }
+}
+
+#[test]
+fn a_second_load_of_the_chat_page_is_revalidated_with_304s() {
+    let Some(tools) = tools_or_skip() else {
+        return;
+    };
+    let server = Wss::start(&["--handler", "chat"]);
+    let page = format!("{}?name=Alice", server.http_url());
+    let browser = Browser::start(&tools);
+    browser.goto(&page);
+    browser.wait_for("Alice online", ONLINE, WAIT);
+    let first = loads(&browser);
+    for entry in first.as_array().into_iter().flatten() {
+        if entry["status"] == 200 {
+            assert!(
+                entry["transfer"].as_u64() > Some(300),
+                "a first load comes from the network: {entry}"
+            );
+        }
+    }
+    browser.goto(&page);
+    browser.wait_for("Alice online again", ONLINE, WAIT);
+    assert_revalidated(&loads(&browser), &["/?name=Alice", "/chat.js", "/chat.css"]);
 }

@@ -55,6 +55,9 @@ pub mod codes {
     pub const CALLBACK_PANICKED: i64 = -1;
     /// A handshake was refused by the origin policy before `on_connection` (issue 13).
     pub const ORIGIN_REFUSED: i64 = 403;
+    /// A handshake was refused by the `Host` policy before `on_connection` (DNS rebinding,
+    /// issue 20); the HTTP status sent, like [`ORIGIN_REFUSED`], told apart by the message.
+    pub const HOST_REFUSED: i64 = 403;
     /// The web server is not running.
     pub const WEB_SERVER_NOT_RUNNING: i64 = -2;
     /// The path is already served by another live WebSocket server.

@@ -59,19 +59,23 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod broker;
+mod clock;
 mod connection;
 mod data;
 mod error;
 mod event;
 mod fanout;
+mod files;
 mod frame;
 mod handler;
+mod hosts;
 mod mailbox;
 mod options;
 mod origin;
 mod router;
 mod server;
 mod session;
+mod site;
 mod statics;
 mod topics;
 mod web;

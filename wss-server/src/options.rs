@@ -56,6 +56,22 @@ pub struct WebServerOptions {
     pub files: BTreeMap<String, BuiltinFile>,
     /// Largest file read from `root`, in bytes (bigger ones answer 404). Default 16 MiB.
     pub max_file_size: u64,
+    /// Most bytes of `root` files kept in memory (least recently used dropped first). Files
+    /// are read and hashed by one file thread, never by a network thread; a file larger than
+    /// this is read for each request. Default 64 MiB.
+    pub file_cache_bytes: usize,
+    /// `Cache-Control: max-age` of `root` files; `None` sends `no-cache` (browsers revalidate
+    /// with `If-None-Match` and get a `304` while the file is unchanged). Built-in files keep
+    /// their own `Cache-Control` header, `no-cache` by default. Default `None`.
+    pub max_age: Option<Duration>,
+    /// Host names this server answers to (issue 20: DNS rebinding). `localhost`,
+    /// `*.localhost`, `127.0.0.1` and `[::1]` are always allowed, on any port; entries add
+    /// names (`chat.example.com`, `*.example.com` for its subdomains; a port given is
+    /// ignored); `*` allows any. When empty: only those local names if the server listens on
+    /// a loopback address, any name otherwise. A request naming another host gets `403`
+    /// before any handler runs (upgrades are reported to the server's `on_error`).
+    /// Default empty.
+    pub allowed_hosts: Vec<String>,
     /// Network threads; 0 = one per core. Default 0.
     pub threads: usize,
     /// Largest HTTP request head, in bytes (431 beyond). Default 16 KiB.
@@ -124,6 +140,9 @@ impl Default for WebServerOptions {
             root: None,
             files: BTreeMap::new(),
             max_file_size: 16 << 20,
+            file_cache_bytes: 64 << 20,
+            max_age: None,
+            allowed_hosts: Vec::new(),
             threads: 0,
             max_head_bytes: 16 << 10,
             max_headers: 64,
@@ -167,6 +186,13 @@ impl WebServerOptions {
     /// Adds an in-memory file at `path` (which must start with `/`).
     pub fn with_file(mut self, path: impl Into<String>, file: BuiltinFile) -> Self {
         self.files.insert(path.into(), file);
+        self
+    }
+
+    /// Also answers requests naming `host` (see [`allowed_hosts`](Self::allowed_hosts));
+    /// `"*"` allows any.
+    pub fn allow_host(mut self, host: impl Into<String>) -> Self {
+        self.allowed_hosts.push(host.into());
         self
     }
 

@@ -3,19 +3,21 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
-use std::time::Instant;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use wss_net::{ConnId, ConnInfo, Decision, Service};
 use wss_proto::handshake::{self, is_upgrade_request, validate_upgrade, Response};
 
 use crate::error::{codes, ErrorInfo, ServerError};
 use crate::event::{Pairs, Request};
+use crate::files::Lookup;
+use crate::hosts::refusal_text;
 use crate::origin;
 use crate::server::ServerInner;
-use crate::session::{cookie_value, set_cookie_value, Session, SessionStore};
-use crate::statics::Statics;
+use crate::session::Session;
+use crate::site::{busy, finished, not_found, text, Ask, Site};
 use crate::worker::{refusal, PendingConnect, WorkerMsg};
 
 /// Past this many unread control messages a server answers new handshakes with 503 (and stops
@@ -35,24 +37,18 @@ pub(crate) struct Router {
     /// Every server registered and not finished, replaced routes included (for `stop`).
     all: Mutex<Vec<Weak<ServerInner>>>,
     running: AtomicBool,
-    statics: Statics,
-    sessions: Option<SessionStore>,
-    cookie_name: String,
+    site: Arc<Site>,
+    host_log: RateLimitedLog,
 }
 
 impl Router {
-    pub(crate) fn new(
-        statics: Statics,
-        sessions: Option<SessionStore>,
-        cookie_name: String,
-    ) -> Self {
+    pub(crate) fn new(site: Arc<Site>) -> Self {
         Router {
             routes: RwLock::new(Routes::default()),
             all: Mutex::new(Vec::new()),
             running: AtomicBool::new(true),
-            statics,
-            sessions,
-            cookie_name,
+            site,
+            host_log: RateLimitedLog::default(),
         }
     }
 
@@ -61,7 +57,12 @@ impl Router {
     }
 
     pub(crate) fn session(&self, id: &str) -> Option<Session> {
-        self.sessions.as_ref()?.get(id, Instant::now())
+        self.site.session(id)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn site(&self) -> &Arc<Site> {
+        &self.site
     }
 
     /// Claims the server's path (A6, A7). A terminated server's path may be taken over.
@@ -128,33 +129,6 @@ impl Router {
             .cloned()
     }
 
-    /// The live session the request's cookie names, if any (refreshed).
-    fn known_session(&self, request: &handshake::Request) -> Option<Session> {
-        let store = self.sessions.as_ref()?;
-        request
-            .headers()
-            .get_all("cookie")
-            .find_map(|h| cookie_value(h, &self.cookie_name))
-            .and_then(|id| store.get(id, Instant::now()))
-    }
-
-    /// The request's live session, or a new one with the `Set-Cookie` header to send
-    /// (`Secure` when the request came over TLS). An id the store does not know is replaced,
-    /// never adopted.
-    fn session_for(
-        &self,
-        request: &handshake::Request,
-        tls: bool,
-    ) -> Option<(Session, Option<String>)> {
-        let store = self.sessions.as_ref()?;
-        if let Some(s) = self.known_session(request) {
-            return Some((s, None));
-        }
-        let s = store.create(Instant::now())?;
-        let cookie = set_cookie_value(&self.cookie_name, s.id(), tls);
-        Some((s, Some(cookie)))
-    }
-
     fn upgrade(
         &self,
         conn: ConnId,
@@ -177,6 +151,15 @@ impl Router {
                 }
             }
         };
+        if has_body(&request) {
+            // The bytes after the head would be read as WebSocket frames here, while a proxy
+            // in front may read them as a body: refuse rather than disagree (smuggling).
+            return close_with(text(
+                400,
+                "Bad Request: an upgrade request has no body\n",
+                false,
+            ));
+        }
         if server.terminated.load(Ordering::Acquire) {
             return refusal(503);
         }
@@ -206,7 +189,7 @@ impl Router {
         // HTTP request: clients that keep no cookies (bots, load generators) would otherwise
         // fill the store with a session per connection (~250 bytes each) and evict the
         // sessions of real visitors. A browser has its cookie from the page that opened it.
-        let session = self.known_session(&request);
+        let session = self.site.known_session(&request);
         let req = Request {
             headers: Pairs::new(
                 headers
@@ -238,54 +221,80 @@ impl Router {
         }
     }
 
-    fn http(&self, request: &handshake::Request, tls: bool) -> Decision {
+    /// A plain GET or HEAD: answered from memory, or handed to the file thread.
+    fn http(&self, conn: ConnId, request: &handshake::Request, tls: bool) -> Decision {
         let head = match request.method() {
             "GET" => false,
             "HEAD" => true,
             _ => {
-                let response = Response::error(405, "").header("Allow", "GET, HEAD");
-                return Decision::Respond {
-                    response,
-                    keep_alive: false,
-                };
+                let mut response = text(405, "Method Not Allowed\n", false);
+                response.headers.push(("Allow".into(), "GET, HEAD".into()));
+                return close_with(response);
             }
         };
-        let mut response = match self.statics.lookup(request.path()) {
-            Some(found) => {
-                let mut r = Response::new(200)
-                    .header("Content-Type", &found.content_type)
-                    .header("X-Content-Type-Options", "nosniff");
-                r.headers.extend(found.headers);
-                r.body = found.body.into_owned();
-                // Only a page served opens a session: a stray request (a probe, a 404) must
-                // not fill the store, nor evict the sessions of real visitors.
-                if let Some(c) = self.session_for(request, tls).and_then(|(_, c)| c) {
-                    r = r.header("Set-Cookie", &c);
-                }
-                r
-            }
-            None => {
-                let mut r = Response::new(404)
-                    .header("Content-Type", "text/plain; charset=utf-8")
-                    .header("X-Content-Type-Options", "nosniff");
-                r.body = b"Not Found".to_vec();
-                r
-            }
-        };
-        if head {
-            // HEAD states the length of the body it does not send.
-            let len = response.body.len().to_string();
-            response = response.header("Content-Length", &len);
-            response.body.clear();
+        if has_body(request) {
+            // Bodies are not read here: the next request would start inside this one's body.
+            return close_with(text(
+                400,
+                "Bad Request: a GET or HEAD request has no body\n",
+                head,
+            ));
         }
+        let ask = Ask::of(request, head, self.site.cookie_name(), tls);
+        let lookup = match ask.path.as_deref() {
+            Some(path) => self.site.files.lookup(path),
+            None => Lookup::Missing,
+        };
+        let response = match lookup {
+            Lookup::Ready(entity) => self.site.answer(&entity, &ask),
+            Lookup::Missing => not_found(&ask),
+            Lookup::Disk => match self.site.files.enqueue(conn, Box::new(ask)) {
+                Ok(()) => return Decision::Pending,
+                Err(ask) => busy(&ask),
+            },
+        };
         Decision::Respond {
             response,
             keep_alive: true,
         }
     }
-}
 
-impl Router {
+    /// `Some(answer)` when the request's `Host` is malformed or not allowed (DNS rebinding):
+    /// `400` for a missing (HTTP/1.1) or repeated `Host`, `403` for a name not allowed,
+    /// logged (at most once a second) and reported to the `on_error` of the server an
+    /// upgrade was meant for.
+    fn check_host(&self, request: &handshake::Request) -> Option<Decision> {
+        let headers = request.headers();
+        let head = request.method() == "HEAD";
+        let count = headers.count("host");
+        if count > 1 || (count == 0 && request.version() >= 1) {
+            let why = if count > 1 {
+                "Bad Request: more than one Host header\n"
+            } else {
+                "Bad Request: no Host header\n"
+            };
+            return Some(close_with(text(400, why, head)));
+        }
+        let host = headers.get("host");
+        if self.site.hosts.allows(host) {
+            return None;
+        }
+        let body = refusal_text(host.unwrap_or(""));
+        self.host_log.warn(body.trim_end());
+        if is_upgrade_request(request) {
+            if let Some(server) = self.route(request.path()) {
+                if server.tx.control_len() <= MAX_MAILBOX_FOR_HANDSHAKES {
+                    let _ = server.tx.send(WorkerMsg::Error(ErrorInfo::new(
+                        codes::HOST_REFUSED,
+                        format!("WebSocket handshake refused: {}", body.trim_end()),
+                        codes::COMPONENT,
+                    )));
+                }
+            }
+        }
+        Some(close_with(text(403, &body, head)))
+    }
+
     fn handle(
         &self,
         conn: ConnId,
@@ -293,11 +302,35 @@ impl Router {
         tls: bool,
         request: handshake::Request,
     ) -> Decision {
-        if is_upgrade_request(&request) {
-            self.upgrade(conn, peer, tls, request)
-        } else {
-            self.http(&request, tls)
+        match self.dispatch(conn, peer, tls, request) {
+            // RFC 9110 §6.6.1: every answer carries the date (a clock cached per second).
+            Decision::Respond {
+                response,
+                keep_alive,
+            } => Decision::Respond {
+                response: finished(response),
+                keep_alive,
+            },
+            other => other,
         }
+    }
+
+    /// Which answer a request gets. Each early branch returns; a new one (a health path, say)
+    /// goes before the `Host` check if it must answer any name, after it otherwise.
+    fn dispatch(
+        &self,
+        conn: ConnId,
+        peer: SocketAddr,
+        tls: bool,
+        request: handshake::Request,
+    ) -> Decision {
+        if let Some(refused) = self.check_host(&request) {
+            return refused;
+        }
+        if is_upgrade_request(&request) {
+            return self.upgrade(conn, peer, tls, request);
+        }
+        self.http(conn, &request, tls)
     }
 }
 
@@ -324,5 +357,51 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
+    }
+}
+
+/// Whether a request announces a body: any `Transfer-Encoding`, or a `Content-Length` other
+/// than 0.
+fn has_body(request: &handshake::Request) -> bool {
+    let headers = request.headers();
+    headers.get("transfer-encoding").is_some()
+        || headers.get_all("content-length").any(|v| v.trim() != "0")
+}
+
+/// `response`, then close the connection.
+fn close_with(response: Response) -> Decision {
+    Decision::Respond {
+        response,
+        keep_alive: false,
+    }
+}
+
+/// A warning that a flood of bad requests cannot turn into a flood of log lines: at most one
+/// line a second, with the number of lines left out since the last one.
+#[derive(Default)]
+struct RateLimitedLog {
+    last_second: AtomicU64,
+    skipped: AtomicU64,
+}
+
+impl RateLimitedLog {
+    fn warn(&self, line: &str) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = self.last_second.load(Ordering::Relaxed);
+        if last == now
+            || self
+                .last_second
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        match self.skipped.swap(0, Ordering::Relaxed) {
+            0 => log::warn!("{line}"),
+            n => log::warn!("{line} ({n} similar requests refused before this one)"),
+        }
     }
 }

@@ -87,82 +87,215 @@ impl std::fmt::Debug for Session {
     }
 }
 
-struct Entry {
+/// Most expired entries dropped by one call: expiry is cleaned up a little at a time, so no call
+/// holds the lock for work that grows with the store.
+const EXPIRED_PER_CALL: usize = 2;
+
+/// Most entries reserved when the store is made (see [`Lru::new`]).
+const MAX_RESERVED: usize = 1 << 20;
+
+/// Marks "no neighbour" in the intrusive list.
+const NIL: usize = usize::MAX;
+
+struct Node {
+    id: Arc<str>,
     session: Session,
     last_seen: Instant,
+    /// Towards the most recently seen entry.
+    newer: usize,
+    /// Towards the least recently seen entry.
+    older: usize,
 }
 
-/// The in-memory store: bounded in size, entries expire after `idle` without a request.
+/// The entries, in a slab threaded by a doubly linked list in order of last use: finding,
+/// refreshing, inserting and evicting are all O(1), whatever the store holds.
+struct Lru {
+    index: HashMap<Arc<str>, usize>,
+    slots: Vec<Option<Node>>,
+    free: Vec<usize>,
+    /// Most recently seen.
+    newest: usize,
+    /// Least recently seen: the next to go.
+    oldest: usize,
+}
+
+impl Lru {
+    /// Room for `capacity` entries, reserved up front: growing the table or the slab later
+    /// would rehash or copy every entry while the lock is held. Only the table's control bytes
+    /// are touched now; the rest is paged in as sessions arrive.
+    fn new(capacity: usize) -> Self {
+        Lru {
+            index: HashMap::with_capacity(capacity),
+            slots: Vec::with_capacity(capacity),
+            free: Vec::new(),
+            newest: NIL,
+            oldest: NIL,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn node(&self, at: usize) -> Option<&Node> {
+        self.slots.get(at).and_then(Option::as_ref)
+    }
+
+    fn node_mut(&mut self, at: usize) -> Option<&mut Node> {
+        self.slots.get_mut(at).and_then(Option::as_mut)
+    }
+
+    /// Takes the node at `at` out of the list (it stays in its slot).
+    fn unlink(&mut self, at: usize) {
+        let Some((newer, older)) = self.node(at).map(|n| (n.newer, n.older)) else {
+            return;
+        };
+        match self.node_mut(newer) {
+            Some(n) => n.older = older,
+            None => self.newest = older,
+        }
+        match self.node_mut(older) {
+            Some(n) => n.newer = newer,
+            None => self.oldest = newer,
+        }
+        if let Some(n) = self.node_mut(at) {
+            n.newer = NIL;
+            n.older = NIL;
+        }
+    }
+
+    /// Puts the (unlinked) node at `at` in front as the most recently seen.
+    fn push_newest(&mut self, at: usize) {
+        let old_newest = self.newest;
+        if let Some(n) = self.node_mut(at) {
+            n.newer = NIL;
+            n.older = old_newest;
+        }
+        match self.node_mut(old_newest) {
+            Some(n) => n.newer = at,
+            None => self.oldest = at,
+        }
+        self.newest = at;
+    }
+
+    fn insert(&mut self, id: Arc<str>, session: Session, now: Instant) {
+        let node = Node {
+            id: id.clone(),
+            session,
+            last_seen: now,
+            newer: NIL,
+            older: NIL,
+        };
+        let at = match self.free.pop() {
+            Some(at) => {
+                if let Some(slot) = self.slots.get_mut(at) {
+                    *slot = Some(node);
+                }
+                at
+            }
+            None => {
+                self.slots.push(Some(node));
+                self.slots.len() - 1
+            }
+        };
+        self.index.insert(id, at);
+        self.push_newest(at);
+    }
+
+    /// Removes the node at `at`; returns its session so the caller drops it after unlocking.
+    fn remove_at(&mut self, at: usize) -> Option<Session> {
+        self.unlink(at);
+        let node = self.slots.get_mut(at).and_then(Option::take)?;
+        self.index.remove(&node.id);
+        self.free.push(at);
+        Some(node.session)
+    }
+
+    fn oldest_seen(&self) -> Option<Instant> {
+        self.node(self.oldest).map(|n| n.last_seen)
+    }
+}
+
+/// The in-memory store: bounded in size (least recently seen dropped first), entries expire
+/// after `idle` without a request. Every operation is O(1) under one short lock, so a client
+/// that sends request after request without a cookie costs the same whether the store is
+/// empty or full (issue 20).
 pub(crate) struct SessionStore {
-    entries: Mutex<HashMap<Arc<str>, Entry>>,
+    entries: Mutex<Lru>,
     idle: Duration,
     max: usize,
 }
 
 impl SessionStore {
     pub(crate) fn new(idle: Duration, max: usize) -> Self {
+        let max = max.max(1);
         SessionStore {
-            entries: Mutex::new(HashMap::new()),
+            // Past a million, the rare growth of a larger store is accepted instead.
+            entries: Mutex::new(Lru::new(max.min(MAX_RESERVED))),
             idle,
-            max: max.max(1),
+            max,
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lru> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The live session with this id, refreshed; `None` when unknown or expired.
     pub(crate) fn get(&self, id: &str, now: Instant) -> Option<Session> {
-        let mut map = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let expired = match map.get_mut(id) {
-            None => return None,
-            Some(e) if now.saturating_duration_since(e.last_seen) > self.idle => true,
-            Some(e) => {
-                e.last_seen = now;
-                return Some(e.session.clone());
-            }
-        };
+        let mut lru = self.lock();
+        let at = *lru.index.get(id)?;
+        let expired = lru.node(at).map_or(true, |n| {
+            now.saturating_duration_since(n.last_seen) > self.idle
+        });
         if expired {
-            map.remove(id);
+            let gone = lru.remove_at(at);
+            drop(lru);
+            drop(gone);
+            return None;
         }
-        None
+        lru.unlink(at);
+        lru.push_newest(at);
+        let node = lru.node_mut(at)?;
+        node.last_seen = now;
+        Some(node.session.clone())
     }
 
-    /// A fresh session with a new random id. When the store is full, expired entries are
-    /// dropped first, then the least recently seen one.
+    /// A fresh session with a new random id. A few expired entries are dropped first (the
+    /// oldest ones, at most [`EXPIRED_PER_CALL`]); when the store is still full, the least
+    /// recently seen one goes.
     pub(crate) fn create(&self, now: Instant) -> Option<Session> {
+        // Outside the lock: the random source may take a system call.
         let id: Arc<str> = new_session_id()?.into();
         let session = Session {
             id: id.clone(),
             storage: Arc::new(Mutex::new(Value::Object(Default::default()))),
         };
-        let mut map = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if map.len() >= self.max {
-            let idle = self.idle;
-            map.retain(|_, e| now.saturating_duration_since(e.last_seen) <= idle);
-        }
-        if map.len() >= self.max {
-            let oldest = map
-                .iter()
-                .min_by_key(|(_, e)| e.last_seen)
-                .map(|(k, _)| k.clone());
-            if let Some(k) = oldest {
-                map.remove(&k);
+        let mut dropped = Vec::with_capacity(EXPIRED_PER_CALL + 1);
+        let mut lru = self.lock();
+        for _ in 0..EXPIRED_PER_CALL {
+            match lru.oldest_seen() {
+                Some(seen) if now.saturating_duration_since(seen) > self.idle => {
+                    let oldest = lru.oldest;
+                    dropped.extend(lru.remove_at(oldest));
+                }
+                _ => break,
             }
         }
-        map.insert(
-            id,
-            Entry {
-                session: session.clone(),
-                last_seen: now,
-            },
-        );
+        if lru.len() >= self.max {
+            let oldest = lru.oldest;
+            dropped.extend(lru.remove_at(oldest));
+        }
+        lru.insert(id, session.clone(), now);
+        drop(lru);
+        // The evicted sessions' storage is freed here, after the lock.
+        drop(dropped);
         Some(session)
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.lock().len()
     }
 }
 
@@ -232,6 +365,73 @@ mod tests {
                 .expect("entropy");
         }
         assert_eq!(store.len(), 3);
+    }
+
+    #[test]
+    fn the_least_recently_seen_session_is_the_one_evicted() {
+        let store = SessionStore::new(Duration::from_secs(60), 3);
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let a = store.create(at(0)).expect("entropy");
+        let b = store.create(at(1)).expect("entropy");
+        let c = store.create(at(2)).expect("entropy");
+        // `a` is used again, so `b` is now the least recently seen.
+        assert!(store.get(a.id(), at(3)).is_some());
+        let d = store.create(at(4)).expect("entropy");
+        assert!(store.get(b.id(), at(5)).is_none(), "b evicted");
+        for s in [&a, &c, &d] {
+            assert!(store.get(s.id(), at(6)).is_some());
+        }
+        // The gets above refreshed a, c, d in that order: `a` is now the oldest.
+        let _e = store.create(at(7)).expect("entropy");
+        assert!(store.get(a.id(), at(8)).is_none(), "a evicted");
+        assert_eq!(store.len(), 3);
+    }
+
+    #[test]
+    fn expired_sessions_are_dropped_a_few_at_a_time() {
+        let store = SessionStore::new(Duration::from_secs(10), 100);
+        let t0 = Instant::now();
+        let old: Vec<Session> = (0..6).map(|_| store.create(t0).expect("entropy")).collect();
+        let later = t0 + Duration::from_secs(60);
+        store.create(later).expect("entropy");
+        // Two expired ones went, the other four stay until later calls or a lookup.
+        assert_eq!(store.len(), 5);
+        assert!(store.get(old[5].id(), later).is_none());
+        assert_eq!(store.len(), 4);
+        store.create(later).expect("entropy");
+        store.create(later).expect("entropy");
+        assert_eq!(store.len(), 3, "two more each call, none of the fresh ones");
+    }
+
+    #[test]
+    fn slots_are_reused_and_the_list_stays_consistent() {
+        let store = SessionStore::new(Duration::from_secs(60), 50);
+        let t0 = Instant::now();
+        let mut live = Vec::new();
+        for i in 0..1000u64 {
+            let now = t0 + Duration::from_micros(i);
+            live.push(store.create(now).expect("entropy"));
+            if i % 3 == 0 {
+                let pick = live[(i as usize * 7) % live.len()].id().to_owned();
+                let _ = store.get(&pick, now);
+            }
+        }
+        assert_eq!(store.len(), 50);
+        let lru = store.lock();
+        assert!(lru.slots.len() <= 51, "slab grew to {}", lru.slots.len());
+        // Walk the list both ways: every live entry exactly once.
+        let mut count = 0;
+        let mut at = lru.newest;
+        let mut prev = NIL;
+        while let Some(n) = lru.node(at) {
+            assert_eq!(n.newer, prev);
+            prev = at;
+            at = n.older;
+            count += 1;
+        }
+        assert_eq!(prev, lru.oldest);
+        assert_eq!(count, 50);
     }
 
     #[test]

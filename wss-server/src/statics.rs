@@ -1,87 +1,213 @@
-//! Plain GET/HEAD: files from the static root (never outside it), then the built-in files.
+//! What a URL path names under the static root, and the files ready to serve: resolution
+//! (never outside the root), reading and hashing. The reading functions do disk I/O and run
+//! only on the file thread (see `files.rs`), never on a network thread.
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sha1::{Digest, Sha1};
 
 use crate::options::BuiltinFile;
 
-/// A file found for a request path.
-pub(crate) struct Found {
-    pub(crate) content_type: Cow<'static, str>,
-    pub(crate) body: Cow<'static, [u8]>,
+/// A file ready to serve from memory: its bytes, their validators and the headers that go with
+/// them, all computed once when the file is read.
+#[derive(Debug)]
+pub(crate) struct Entity {
+    pub(crate) body: Vec<u8>,
+    /// Strong validator: a hash of the bytes, quoted (`"…"`).
+    pub(crate) etag: String,
+    /// Whole seconds (what `Last-Modified` can say).
+    pub(crate) modified: SystemTime,
+    /// `modified` as an IMF-fixdate.
+    pub(crate) last_modified: String,
+    /// `Content-Type`, `X-Content-Type-Options`, `Cache-Control` and the file's own extra
+    /// headers, each name once.
     pub(crate) headers: Vec<(String, String)>,
+    /// An HTML page: the only kind of file that opens a session.
+    pub(crate) html: bool,
+    /// Where a root file came from, to revalidate it; `None` for built-in files.
+    pub(crate) source: Option<Source>,
 }
 
-pub(crate) struct Statics {
-    /// Canonical root folder.
-    root: Option<PathBuf>,
-    files: BTreeMap<String, BuiltinFile>,
-    max_file_size: u64,
+/// The identity of a root file on disk when it was read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Source {
+    pub(crate) real: PathBuf,
+    pub(crate) len: u64,
+    pub(crate) mtime: Option<SystemTime>,
 }
 
-impl Statics {
-    /// `root` must already be canonical (see `WebServer::start`).
+/// Header names the server writes itself: a file's own headers cannot add a second one.
+const SERVER_OWNED: [&str; 8] = [
+    "content-length",
+    "date",
+    "etag",
+    "last-modified",
+    "set-cookie",
+    "transfer-encoding",
+    "connection",
+    "allow",
+];
+
+impl Entity {
+    /// Builds an entity: `content_type`, `nosniff` and `cache_control` are the defaults that a
+    /// same-named header in `extra` replaces; server-owned headers in `extra` are dropped.
     pub(crate) fn new(
-        root: Option<PathBuf>,
-        files: BTreeMap<String, BuiltinFile>,
-        max_file_size: u64,
-    ) -> Self {
-        Statics {
-            root,
-            files,
-            max_file_size,
-        }
-    }
-
-    /// The file for the raw request path (undecoded, no query), or `None` (404).
-    pub(crate) fn lookup(&self, raw_path: &str) -> Option<Found> {
-        let decoded = percent_decode(raw_path)?;
-        if let Some(found) = self
-            .root
-            .as_deref()
-            .and_then(|r| self.find_in_root(r, &decoded))
-        {
-            return Some(found);
-        }
-        let file = self.files.get(&decoded)?;
-        Some(Found {
-            content_type: Cow::Owned(file.content_type.clone()),
-            body: file.body.clone(),
-            headers: file.headers.clone(),
-        })
-    }
-
-    fn find_in_root(&self, root: &Path, decoded: &str) -> Option<Found> {
-        let relative = safe_relative(decoded)?;
-        let mut path = root.join(relative);
-        // Symlinks may point anywhere: judge the real target, not the name.
-        let mut real = fs::canonicalize(&path).ok()?;
-        if !real.starts_with(root) {
-            return None;
-        }
-        if real.is_dir() {
-            path = real.join("index.html");
-            real = fs::canonicalize(&path).ok()?;
-            if !real.starts_with(root) {
-                return None;
+        body: Vec<u8>,
+        modified: SystemTime,
+        content_type: &str,
+        cache_control: &str,
+        extra: &[(String, String)],
+        source: Option<Source>,
+    ) -> Entity {
+        let etag = etag_of(&body);
+        let modified = whole_seconds(modified);
+        let mut headers: Vec<(String, String)> = vec![
+            ("Content-Type".into(), content_type.into()),
+            ("X-Content-Type-Options".into(), "nosniff".into()),
+            ("Cache-Control".into(), cache_control.into()),
+        ];
+        for (name, value) in extra {
+            let lower = name.to_ascii_lowercase();
+            if SERVER_OWNED.contains(&lower.as_str()) {
+                continue;
+            }
+            match headers
+                .iter_mut()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
+                Some(slot) => slot.1.clone_from(value),
+                None => headers.push((name.clone(), value.clone())),
             }
         }
-        let file = fs::File::open(&real).ok()?;
-        let meta = file.metadata().ok()?;
-        if !meta.is_file() || meta.len() > self.max_file_size {
+        let html = headers.first().is_some_and(|(_, v)| is_html(v));
+        Entity {
+            body,
+            etag,
+            last_modified: httpdate::fmt_http_date(modified),
+            modified,
+            headers,
+            html,
+            source,
+        }
+    }
+
+    /// A built-in file; `since` stands in for its modification time (the server's start).
+    pub(crate) fn builtin(file: &BuiltinFile, since: SystemTime) -> Entity {
+        Entity::new(
+            file.body.to_vec(),
+            since,
+            &file.content_type,
+            "no-cache",
+            &file.headers,
+            None,
+        )
+    }
+
+    /// Reads a root file found by [`resolve`]. `None` if it vanished, grew past the limit or
+    /// cannot be read.
+    pub(crate) fn read(source: Source, max_file_size: u64, cache_control: &str) -> Option<Entity> {
+        let file = fs::File::open(&source.real).ok()?;
+        let mut body = Vec::with_capacity(usize::try_from(source.len).unwrap_or(0));
+        // The size was checked, but the file may grow while we read it.
+        file.take(max_file_size.saturating_add(1))
+            .read_to_end(&mut body)
+            .ok()?;
+        if body.len() as u64 > max_file_size {
             return None;
         }
-        let mut body = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-        // The size was checked above, but the file may grow while we read it.
-        file.take(self.max_file_size).read_to_end(&mut body).ok()?;
-        Some(Found {
-            content_type: Cow::Borrowed(content_type(&real)),
-            body: Cow::Owned(body),
-            headers: Vec::new(),
-        })
+        let modified = source.mtime.unwrap_or_else(SystemTime::now);
+        let content_type = content_type(&source.real);
+        Some(Entity::new(
+            body,
+            modified,
+            &content_type,
+            cache_control,
+            &[],
+            Some(source),
+        ))
+    }
+
+    /// Bytes this entity holds, for the cache's budget (with a fixed allowance for the rest).
+    pub(crate) fn cost(&self) -> usize {
+        self.body.len() + 512
+    }
+}
+
+fn is_html(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "text/html" || essence == "application/xhtml+xml"
+}
+
+fn whole_seconds(t: SystemTime) -> SystemTime {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// A strong entity tag: the first 128 bits of the SHA-1 of the bytes, in hex, quoted.
+fn etag_of(body: &[u8]) -> String {
+    let digest = Sha1::digest(body);
+    let mut tag = String::with_capacity(34);
+    tag.push('"');
+    for b in digest.iter().take(16) {
+        tag.push(char::from(HEX[usize::from(b >> 4)]));
+        tag.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    tag.push('"');
+    tag
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// What a decoded URL path names under the root.
+#[derive(Debug)]
+pub(crate) enum Resolved {
+    /// A file to serve (a folder's `index.html` for a path ending in `/`).
+    File(Source),
+    /// A folder named without its trailing slash: redirect to the path with one.
+    Folder,
+    /// Nothing to serve (no such file, outside the root, too large, a folder without index).
+    Missing,
+}
+
+/// Resolves `decoded` (a percent-decoded URL path) under the canonical `root`. Does disk I/O.
+pub(crate) fn resolve(root: &Path, decoded: &str, max_file_size: u64) -> Resolved {
+    let Some(relative) = safe_relative(decoded) else {
+        return Resolved::Missing;
+    };
+    // Symlinks may point anywhere: judge the real target, not the name.
+    let Some(mut real) = fs::canonicalize(root.join(relative))
+        .ok()
+        .filter(|r| r.starts_with(root))
+    else {
+        return Resolved::Missing;
+    };
+    if real.is_dir() {
+        if !decoded.ends_with('/') {
+            return Resolved::Folder;
+        }
+        match fs::canonicalize(real.join("index.html"))
+            .ok()
+            .filter(|r| r.starts_with(root))
+        {
+            Some(index) => real = index,
+            None => return Resolved::Missing,
+        }
+    }
+    match fs::metadata(&real) {
+        Ok(meta) if meta.is_file() && meta.len() <= max_file_size => Resolved::File(Source {
+            real,
+            len: meta.len(),
+            mtime: meta.modified().ok(),
+        }),
+        _ => Resolved::Missing,
     }
 }
 
@@ -110,7 +236,7 @@ fn safe_relative(decoded: &str) -> Option<PathBuf> {
 }
 
 /// Decodes `%XX` escapes; `None` for a bad escape or a result that is not UTF-8.
-fn percent_decode(raw: &str) -> Option<String> {
+pub(crate) fn percent_decode(raw: &str) -> Option<String> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -128,31 +254,16 @@ fn percent_decode(raw: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// `Content-Type` by file extension; unknown ones are served as bytes.
-pub(crate) fn content_type(path: &Path) -> &'static str {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    match ext.as_str() {
-        "html" | "htm" => "text/html; charset=utf-8",
-        "css" => "text/css; charset=utf-8",
-        "js" | "mjs" => "text/javascript; charset=utf-8",
-        "json" => "application/json",
-        "txt" => "text/plain; charset=utf-8",
-        "svg" => "image/svg+xml",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "ico" => "image/x-icon",
-        "wasm" => "application/wasm",
-        "woff2" => "font/woff2",
-        "woff" => "font/woff",
-        "pdf" => "application/pdf",
-        "xml" => "application/xml",
-        _ => "application/octet-stream",
+/// `Content-Type` by file extension from mime_guess's table; text types are declared UTF-8,
+/// unknown extensions are served as bytes.
+pub(crate) fn content_type(path: &Path) -> String {
+    let guess = mime_guess::from_path(path).first_raw();
+    match guess {
+        Some(t) if t.starts_with("text/") || t == "application/javascript" => {
+            format!("{t}; charset=utf-8")
+        }
+        Some(t) => t.to_owned(),
+        None => "application/octet-stream".to_owned(),
     }
 }
 
@@ -164,21 +275,123 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wss-statics-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("sub")).expect("temp dir");
+        fs::create_dir_all(dir.join("empty")).expect("temp dir");
         fs::write(dir.join("index.html"), "<p>home</p>").expect("write");
         fs::write(dir.join("sub/app.js"), "x()").expect("write");
+        fs::write(dir.join("sub/index.html"), "<p>sub</p>").expect("write");
         fs::canonicalize(&dir).expect("canonical")
+    }
+
+    fn lookup(root: &Path, raw: &str, max: u64) -> Option<Entity> {
+        let decoded = percent_decode(raw)?;
+        match resolve(root, &decoded, max) {
+            Resolved::File(source) => Entity::read(source, max, "no-cache"),
+            _ => None,
+        }
     }
 
     #[test]
     fn serves_files_with_their_content_type() {
         let root = temp_root("serve");
-        let s = Statics::new(Some(root), BTreeMap::new(), 1 << 20);
-        let f = s.lookup("/sub/app.js").expect("found");
-        assert_eq!(f.content_type, "text/javascript; charset=utf-8");
-        assert_eq!(&*f.body, b"x()");
-        let f = s.lookup("/").expect("index");
-        assert_eq!(f.content_type, "text/html; charset=utf-8");
-        assert!(s.lookup("/missing.txt").is_none());
+        let f = lookup(&root, "/sub/app.js", 1 << 20).expect("found");
+        assert_eq!(f.headers[0].1, "text/javascript; charset=utf-8");
+        assert_eq!(f.body, b"x()");
+        assert!(!f.html);
+        let f = lookup(&root, "/", 1 << 20).expect("index");
+        assert_eq!(f.headers[0].1, "text/html; charset=utf-8");
+        assert!(f.html);
+        assert!(lookup(&root, "/missing.txt", 1 << 20).is_none());
+    }
+
+    #[test]
+    fn folders_redirect_without_slash_and_serve_their_index_with_it() {
+        let root = temp_root("folders");
+        assert!(matches!(resolve(&root, "/sub", 1 << 20), Resolved::Folder));
+        assert!(matches!(
+            resolve(&root, "/empty", 1 << 20),
+            Resolved::Folder
+        ));
+        match resolve(&root, "/sub/", 1 << 20) {
+            Resolved::File(s) => assert!(s.real.ends_with("sub/index.html")),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(resolve(&root, "/empty/", 1 << 20), Resolved::Missing),
+            "no listing"
+        );
+    }
+
+    #[test]
+    fn content_types_come_from_the_table() {
+        for (name, want) in [
+            ("a.html", "text/html; charset=utf-8"),
+            ("a.css", "text/css; charset=utf-8"),
+            ("a.json", "application/json"),
+            ("a.png", "image/png"),
+            ("a.wasm", "application/wasm"),
+            ("a.avif", "image/avif"),
+            ("a.mp4", "video/mp4"),
+            ("a.unknownext", "application/octet-stream"),
+            ("noext", "application/octet-stream"),
+        ] {
+            assert_eq!(content_type(Path::new(name)), want, "{name}");
+        }
+        assert!(content_type(Path::new("a.js")).contains("javascript"));
+    }
+
+    #[test]
+    fn entity_headers_are_one_of_each_and_the_etag_is_the_content_hash() {
+        let extra = vec![
+            (
+                "Content-Type".to_string(),
+                "text/html; charset=utf-8".to_string(),
+            ),
+            ("x-content-type-options".to_string(), "nosniff".to_string()),
+            ("Cache-Control".to_string(), "max-age=60".to_string()),
+            ("Content-Length".to_string(), "1".to_string()),
+            ("Date".to_string(), "then".to_string()),
+            (
+                "Content-Security-Policy".to_string(),
+                "default-src 'none'".to_string(),
+            ),
+        ];
+        let e = Entity::new(
+            b"abc".to_vec(),
+            SystemTime::now(),
+            "text/plain",
+            "no-cache",
+            &extra,
+            None,
+        );
+        let names: Vec<String> = e
+            .headers
+            .iter()
+            .map(|(n, _)| n.to_ascii_lowercase())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "content-type",
+                "x-content-type-options",
+                "cache-control",
+                "content-security-policy"
+            ]
+        );
+        assert_eq!(e.headers[0].1, "text/html; charset=utf-8");
+        assert_eq!(e.headers[2].1, "max-age=60");
+        assert!(e.html);
+        // SHA-1("abc") = a9993e36 4706816a ba3e2571 7850c26c 9cd0d89d
+        assert_eq!(e.etag, "\"a9993e364706816aba3e25717850c26c\"");
+        let same = Entity::new(
+            b"abc".to_vec(),
+            UNIX_EPOCH,
+            "text/plain",
+            "no-cache",
+            &[],
+            None,
+        );
+        assert_eq!(same.etag, e.etag);
+        assert_eq!(same.last_modified, "Thu, 01 Jan 1970 00:00:00 GMT");
     }
 
     #[test]
@@ -190,7 +403,6 @@ mod tests {
             .join(format!("wss-secret-{}.txt", std::process::id()));
         fs::write(&outside, "secret").expect("write");
         let name = outside.file_name().and_then(|n| n.to_str()).unwrap_or("x");
-        let s = Statics::new(Some(root.clone()), BTreeMap::new(), 1 << 20);
         for path in [
             format!("/../{name}"),
             format!("/sub/../../{name}"),
@@ -204,7 +416,10 @@ mod tests {
             "/sub/app.js%00".to_string(),
             "/%zz".to_string(),
         ] {
-            assert!(s.lookup(&path).is_none(), "{path} must be 404");
+            assert!(
+                lookup(&root, &path, 1 << 20).is_none(),
+                "{path} must be 404"
+            );
         }
         let _ = fs::remove_file(outside);
     }
@@ -219,39 +434,20 @@ mod tests {
         std::os::unix::fs::symlink(&outside, root.join("linkdir")).expect("symlink");
         std::os::unix::fs::symlink(root.join("index.html"), root.join("inside.html"))
             .expect("symlink");
-        let s = Statics::new(Some(root), BTreeMap::new(), 1 << 20);
-        assert!(s.lookup("/link.html").is_none());
-        assert!(s.lookup("/linkdir/index.html").is_none());
-        assert!(s.lookup("/linkdir/").is_none());
-        assert!(s.lookup("/inside.html").is_some());
-    }
-
-    #[test]
-    fn builtin_files_fill_in_for_the_root() {
-        let root = temp_root("builtin");
-        let mut files = BTreeMap::new();
-        files.insert(
-            "/chat.js".to_string(),
-            BuiltinFile::new("text/javascript", &b"chat"[..]).with_header("X-A", "1"),
-        );
-        files.insert(
-            "/sub/app.js".to_string(),
-            BuiltinFile::new("text/javascript", &b"builtin"[..]),
-        );
-        let s = Statics::new(Some(root), files.clone(), 1 << 20);
-        let f = s.lookup("/chat.js").expect("builtin");
-        assert_eq!(&*f.body, b"chat");
-        assert_eq!(f.headers, vec![("X-A".to_string(), "1".to_string())]);
-        assert_eq!(&*s.lookup("/sub/app.js").expect("root wins").body, b"x()");
-        let s = Statics::new(None, files, 1 << 20);
-        assert_eq!(&*s.lookup("/sub/app.js").expect("no root").body, b"builtin");
+        assert!(lookup(&root, "/link.html", 1 << 20).is_none());
+        assert!(lookup(&root, "/linkdir/index.html", 1 << 20).is_none());
+        assert!(lookup(&root, "/linkdir/", 1 << 20).is_none());
+        assert!(matches!(
+            resolve(&root, "/linkdir", 1 << 20),
+            Resolved::Missing
+        ));
+        assert!(lookup(&root, "/inside.html", 1 << 20).is_some());
     }
 
     #[test]
     fn files_over_the_size_limit_are_not_served() {
         let root = temp_root("size");
-        let s = Statics::new(Some(root), BTreeMap::new(), 3);
-        assert!(s.lookup("/index.html").is_none());
-        assert!(s.lookup("/sub/app.js").is_some());
+        assert!(lookup(&root, "/index.html", 3).is_none());
+        assert!(lookup(&root, "/sub/app.js", 3).is_some());
     }
 }

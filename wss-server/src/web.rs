@@ -11,10 +11,12 @@ use wss_proto::handshake::HeadLimits;
 
 use crate::broker::Broker;
 use crate::error::WebError;
+use crate::files::Files;
+use crate::hosts::HostPolicy;
 use crate::options::WebServerOptions;
 use crate::router::Router;
 use crate::session::{Session, SessionStore};
-use crate::statics::Statics;
+use crate::site::Site;
 use crate::worker::WorkerMsg;
 
 /// After the network threads are gone, how long `stop` waits for each worker to finish.
@@ -102,7 +104,13 @@ impl Drop for WebInner {
 ///
 /// Request routing runs on the network threads and never runs user code: upgrades go to the
 /// server whose path matches exactly, else to the catch-all server, else 404; other GET/HEAD
-/// requests to the static root, then the built-in files, else 404.
+/// requests to the static root, then the built-in files, else 404. Before any of that, a
+/// request naming a host the server does not answer to gets 403
+/// ([`WebServerOptions::allowed_hosts`]).
+///
+/// Files are served from memory with `ETag`, `Last-Modified` and `304`s: built-in files are
+/// prepared here, root files are read and hashed by a file thread (`wss-files`) into a bounded
+/// cache ([`WebServerOptions::file_cache_bytes`]), so no network thread waits for the disk.
 ///
 /// Dropping the last handle stops the server, as [`stop`](Self::stop) does.
 ///
@@ -143,15 +151,19 @@ impl WebServer {
                 Some(real)
             }
         };
-        let statics = Statics::new(root, options.files.clone(), options.max_file_size);
+        // Built-in files are hashed here, once; their `Last-Modified` is this start.
+        let files = Files::new(root, &options, std::time::SystemTime::now());
         let sessions = options
             .scalable_session
             .then(|| SessionStore::new(options.session_idle_timeout, options.max_sessions));
-        let router = Arc::new(Router::new(
-            statics,
+        let hosts = HostPolicy::new(&options.allowed_hosts, addr.ip());
+        let site = Arc::new(Site::new(
+            files,
             sessions,
             options.session_cookie_name.clone(),
+            hosts,
         ));
+        let router = Arc::new(Router::new(site.clone()));
         let proto = wss_proto::Config {
             max_frame_size: options.max_message_size,
             max_message_size: options.max_message_size,
@@ -186,6 +198,11 @@ impl WebServer {
             }],
         };
         let net = Net::bind_all(&listeners, config, service).map_err(WebError::Bind)?;
+        // Requests that reached the loops already wait in the file thread's queue.
+        if let Err(e) = Files::start_thread(&site, net.handle()) {
+            net.shutdown(None);
+            return Err(WebError::Bind(e));
+        }
         let inner = WebInner {
             router,
             handle: net.handle(),

@@ -14,7 +14,7 @@ use wss_net::{
 };
 use wss_proto::close::CloseCode;
 use wss_proto::connection::Message;
-use wss_proto::handshake::{Response, UpgradeRequest};
+use wss_proto::handshake::UpgradeRequest;
 
 use crate::connection::{ConnInner, WebSocketConnection};
 use crate::data::{Data, DataType};
@@ -762,7 +762,12 @@ impl Worker {
 /// A plain HTTP refusal of a handshake (A2).
 pub(crate) fn refusal(status: u16) -> Decision {
     Decision::Respond {
-        response: Response::error(status, ""),
+        // A short text body: one `Content-Type`, `nosniff` and a `Date` like every answer.
+        response: crate::site::finished(crate::site::text(
+            status,
+            &format!("{}\n", wss_proto::handshake::reason_phrase(status)),
+            false,
+        )),
         keep_alive: false,
     }
 }

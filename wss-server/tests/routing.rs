@@ -112,7 +112,12 @@ fn static_files_are_served_with_content_type_and_never_outside_the_root() {
             ),
     );
     let addr = web.local_addr();
-    let get = |path: &str| http(addr, &format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+    let get = |path: &str| {
+        http(
+            addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+        )
+    };
     let page = get("/");
     assert_eq!(status_of(&page), 200, "{page}");
     assert!(page.contains("Content-Type: text/html; charset=utf-8"));
@@ -132,13 +137,13 @@ fn static_files_are_served_with_content_type_and_never_outside_the_root() {
         assert_eq!(status_of(&r), 404, "{bad}: {r}");
         assert!(!r.contains("secret\r") && !r.ends_with("secret"), "{bad}");
     }
-    let head = http(addr, "HEAD /style.css HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = http(addr, "HEAD /style.css HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert_eq!(status_of(&head), 200);
     assert!(head.contains("Content-Length: 3"), "{head}");
     assert!(head.ends_with("\r\n\r\n"), "HEAD has no body: {head:?}");
     let post = http(
         addr,
-        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n",
     );
     assert_eq!(status_of(&post), 405);
 }
@@ -152,7 +157,10 @@ fn builtin_files_are_served_without_a_root() {
                 .with_header("Content-Security-Policy", "default-src 'self'"),
         ),
     );
-    let r = http(web.local_addr(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = http(
+        web.local_addr(),
+        "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    );
     assert_eq!(status_of(&r), 200);
     assert!(r.contains("Content-Security-Policy: default-src 'self'"));
     assert!(r.ends_with("<p>chat</p>"));
@@ -170,7 +178,7 @@ fn sessions_set_a_safe_cookie_and_reach_on_connection() {
     let web = web_with(
         WebServerOptions::default()
             .with_scalable_session(true)
-            .with_file("/", BuiltinFile::new("text/plain", &b"x"[..])),
+            .with_file("/", BuiltinFile::new("text/html", &b"x"[..])),
     );
     let wss = WebSocketServer::new(
         &web,
@@ -185,7 +193,7 @@ fn sessions_set_a_safe_cookie_and_reach_on_connection() {
     .unwrap();
     assert!(wss.scalable_session());
     let addr = web.local_addr();
-    let page = http(addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let page = http(addr, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
     let cookie = cookie_of(&page).expect("a session cookie");
     assert!(cookie.starts_with("4DSID_wss="), "{cookie}");
     for flag in ["HttpOnly", "SameSite=Lax", "Path=/"] {
@@ -202,7 +210,7 @@ fn sessions_set_a_safe_cookie_and_reach_on_connection() {
     // An id the store does not know is replaced, never adopted.
     let forged = http(
         addr,
-        "GET / HTTP/1.1\r\nHost: x\r\nCookie: 4DSID_wss=attacker\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: localhost\r\nCookie: 4DSID_wss=attacker\r\n\r\n",
     );
     let fresh = cookie_of(&forged).expect("a new cookie");
     assert!(!fresh.contains("attacker"));
@@ -210,14 +218,15 @@ fn sessions_set_a_safe_cookie_and_reach_on_connection() {
 }
 
 #[test]
-fn only_a_served_page_opens_a_session() {
+fn only_a_page_served_to_a_get_opens_a_session() {
     let web = web_with(
         WebServerOptions::default()
             .with_scalable_session(true)
-            .with_file("/", BuiltinFile::new("text/plain", &b"x"[..])),
+            .with_file("/", BuiltinFile::new("text/html", &b"x"[..]))
+            .with_file("/app.js", BuiltinFile::new("text/javascript", &b"x()"[..])),
     );
     let addr = web.local_addr();
-    let missing = http(addr, "GET /favicon.ico HTTP/1.1\r\nHost: x\r\n\r\n");
+    let missing = http(addr, "GET /favicon.ico HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert_eq!(status_of(&missing), 404);
     assert!(
         cookie_of(&missing).is_none(),
@@ -225,13 +234,23 @@ fn only_a_served_page_opens_a_session() {
     );
     let post = http(
         addr,
-        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n",
     );
     assert_eq!(status_of(&post), 405);
     assert!(cookie_of(&post).is_none(), "a 405 set a cookie: {post}");
-    let head = http(addr, "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+    // A script, and a HEAD of the page: served, but nothing a handler could use.
+    let script = http(addr, "GET /app.js HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_eq!(status_of(&script), 200);
+    assert!(
+        cookie_of(&script).is_none(),
+        "a script set a cookie: {script}"
+    );
+    let head = http(addr, "HEAD / HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert_eq!(status_of(&head), 200);
-    let cookie = cookie_of(&head).expect("HEAD of a page opens a session");
+    assert!(cookie_of(&head).is_none(), "a HEAD set a cookie: {head}");
+    let page = http(addr, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_eq!(status_of(&page), 200);
+    let cookie = cookie_of(&page).expect("the page opens a session");
     let id = cookie.split(';').next().unwrap().split_once('=').unwrap().1;
     assert!(web.session(id).is_some());
 }
@@ -242,7 +261,7 @@ fn an_upgrade_without_a_known_cookie_opens_no_session() {
     let web = web_with(
         WebServerOptions::default()
             .with_scalable_session(true)
-            .with_file("/", BuiltinFile::new("text/plain", &b"x"[..])),
+            .with_file("/", BuiltinFile::new("text/html", &b"x"[..])),
     );
     let _wss = WebSocketServer::new(
         &web,

@@ -13,8 +13,8 @@ fn tls_web(log: &Log) -> (WebServer, WebSocketServer, support::tls::TestPki) {
         tls: Some(pki.server_config()),
         tls_port: Some(0),
         scalable_session: true,
-        // A page to serve: only a served page opens a session.
-        files: [("/".to_owned(), BuiltinFile::new("text/plain", &b"x"[..]))].into(),
+        // A page to serve: only an HTML page served to a GET opens a session.
+        files: [("/".to_owned(), BuiltinFile::new("text/html", &b"x"[..]))].into(),
         ..WebServerOptions::default()
     });
     let wss = WebSocketServer::new(

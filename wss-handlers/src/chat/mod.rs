@@ -10,6 +10,9 @@
 //!   non-JSON text frame are accepted too, so a terminal client can chat.
 //!
 //! Server to page:
+//! - `{"type":"error","text":"..."}` to the sender alone, when a frame could not be read as a
+//!   message (under [`DataType::Object`](wss_server::DataType::Object), a frame that is not
+//!   JSON); the frame is also reported to `on_error` as the server's data type requires.
 //! - `{"type":"welcome","name":"Ada","text":"Welcome to the chat!","users":[...],"count":n}` to
 //!   the newcomer only; `name` is the name the others see (cleaned, made unique).
 //! - `{"type":"joined","name":"Ada","users":[...],"count":n}` to everyone else.
@@ -44,8 +47,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde_json::{json, Value};
 use wss_server::{
-    ConnectionEvent, ConnectionHandler, Data, Member, MessageEvent, OpenEvent, ServerHandler,
-    TerminateEvent, WebSocketConnection, WebSocketServer,
+    codes, ConnectionEvent, ConnectionHandler, Data, ErrorEvent, Member, MessageEvent, OpenEvent,
+    ServerHandler, TerminateEvent, WebSocketConnection, WebSocketServer,
 };
 
 use room::Room;
@@ -69,7 +72,8 @@ pub const DEFAULT_WELCOME: &str = "Welcome to the chat!";
 /// are cleaned too ([`clean_text`]). Each user is present in the server's
 /// [presence](WebSocketServer::presence) under their name, so with a shared broker (several
 /// nodes) the room spans every node; see the [module docs](self#several-nodes). Run it with [`DataType::Object`](wss_server::DataType::Object)
-/// (text mode works as well). See the [module docs](self) for the JSON protocol.
+/// (text mode works as well, and is what the `wss` binary uses: JSON frames and plain text both
+/// arrive as messages). See the [module docs](self) for the JSON protocol.
 ///
 /// ```no_run
 /// use wss_handlers::Chat;
@@ -252,6 +256,25 @@ impl ConnectionHandler for ChatConnection {
         };
         let message = json!({ "type": "message", "name": self.name, "text": text });
         ws.wss().broadcast(message, Some(ws.id()));
+    }
+
+    /// A frame the server could not deliver (with [`DataType::Object`](wss_server::DataType::Object),
+    /// one that is not JSON): the sender is told, instead of seeing nothing happen.
+    fn on_error(&mut self, ws: &WebSocketConnection, event: &ErrorEvent) {
+        if let Some(bad) = event
+            .errors
+            .iter()
+            .find(|e| e.err_code == codes::INVALID_JSON && e.component_signature == "JSON")
+        {
+            let _ = ws.send(json!({
+                "type": "error",
+                "text": format!(
+                    "message not sent: this chat expects JSON such as \
+                     {{\"type\":\"message\",\"text\":\"hi\"}} ({})",
+                    bad.message
+                ),
+            }));
+        }
     }
 
     fn on_terminate(&mut self, ws: &WebSocketConnection, _: &TerminateEvent) {

@@ -107,7 +107,8 @@ struct Cli {
     path: String,
 
     /// How messages reach the handler: text (text frames as text, binary as bytes), blob (all
-    /// as bytes) or object (JSON). Default: object for chat, text otherwise.
+    /// as bytes) or object (JSON; a frame that is not JSON is reported and, for the chat,
+    /// answered with an error). Default: text (the chat reads JSON and plain text from it).
     #[arg(long, value_enum, value_name = "TYPE")]
     data_type: Option<DataTypeArg>,
 
@@ -169,6 +170,13 @@ struct Cli {
     /// any). Compared on scheme, host and port, e.g. http://localhost:3000.
     #[arg(long, value_name = "ORIGIN")]
     allow_origin: Vec<String>,
+
+    /// A host name the server answers to (repeatable; "*" allows any; "*.example.com" its
+    /// subdomains). localhost, *.localhost, 127.0.0.1 and ::1 always are. Without it: only
+    /// those when --host is a loopback address, any name otherwise. Other names get 403
+    /// (DNS rebinding protection).
+    #[arg(long, value_name = "NAME")]
+    allow_host: Vec<String>,
 
     /// Most simultaneous connections; past it new sockets get 503. Default: 10000.
     #[arg(long, value_name = "N")]
@@ -338,6 +346,7 @@ fn plan(cli: &Cli) -> Result<Plan, StartError> {
     web.idle_timeout = Some(cli.idle_timeout).filter(|t| !t.is_zero());
     web.close_timeout = cli.close_timeout;
     web.max_outgoing = cli.max_outgoing;
+    web.allowed_hosts.clone_from(&cli.allow_host);
     if let Some(config) = deflate(cli)? {
         web = web.with_deflate(config);
     }
@@ -366,7 +375,9 @@ fn plan(cli: &Cli) -> Result<Plan, StartError> {
     let data_type = match (cli.data_type, cli.handler) {
         (Some(DataTypeArg::Text), _) => DataType::Text,
         (Some(DataTypeArg::Blob), _) => DataType::Blob,
-        (Some(DataTypeArg::Object), _) | (None, HandlerKind::Chat) => DataType::Object,
+        (Some(DataTypeArg::Object), _) => DataType::Object,
+        // Also for the chat: it parses JSON frames itself and takes plain text as a message,
+        // so a terminal client can chat (issue 20 item 8).
         (None, _) => DataType::Text,
     };
     if cli.handler == HandlerKind::Broadcast && data_type != DataType::Text {
@@ -588,7 +599,15 @@ mod tests {
         assert!(p.web.files.contains_key("/"));
         assert!(p.web.files.contains_key("/chat.js"));
         let chat = plan(&parse(&["--handler", "chat"])).expect("plan");
-        assert_eq!(chat.server.data_type, DataType::Object);
+        assert_eq!(
+            chat.server.data_type,
+            DataType::Text,
+            "plain text chats too"
+        );
+        assert!(
+            p.web.allowed_hosts.is_empty(),
+            "the server's default Host policy"
+        );
     }
 
     #[test]
@@ -648,6 +667,10 @@ mod tests {
             "http://a:1",
             "--allow-origin",
             "*",
+            "--allow-host",
+            "chat.example.com",
+            "--allow-host",
+            "*.example.org",
             "--max-connections",
             "50",
             "--max-per-address",
@@ -678,6 +701,7 @@ mod tests {
         assert_eq!(p.web.max_connections, 50);
         assert_eq!(p.web.max_message_size, 1024);
         assert_eq!(p.server.origins.allowed, ["http://a:1", "*"]);
+        assert_eq!(p.web.allowed_hosts, ["chat.example.com", "*.example.org"]);
         assert_eq!(p.shutdown_timeout, Duration::from_secs(3));
         assert!(p.web.files.is_empty(), "--root replaces the chat page");
     }
