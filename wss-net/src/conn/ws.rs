@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wss_proto::close::CloseCode;
-use wss_proto::connection::{Connection, Event, State, Timeout};
+use wss_proto::connection::{Connection, Event, Role, State, Timeout};
 use wss_proto::frame::{encode_frame, FrameHeader, Opcode};
 
 use super::{Conn, Phase, Step};
 use crate::api::{ConnError, EventSink, NetEvent, Outgoing};
 use crate::event_loop::Ctx;
-use crate::inbound::{self, Backlog, ConnFlow, Gate, Verdict};
+use crate::inbound::{self, Backlog, Buffered, ConnFlow, Credit, Gate, Verdict};
 use crate::outq::OutQueue;
 use crate::ConnId;
 
@@ -106,6 +106,58 @@ impl Ws {
 }
 
 impl Conn {
+    /// An outgoing connection, upgraded by the layer above: straight into the WebSocket
+    /// phase, reporting `Opened` ([`start_client`](Self::start_client) then reports what the
+    /// protocol decoded from the bytes that came with the `101`). Both readiness flags start raised: rustls may hold plaintext already,
+    /// which no readiness edge would announce.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_client(
+        stream: mio::net::TcpStream,
+        peer: std::net::SocketAddr,
+        generation: u32,
+        tls: Option<Box<super::Tls>>,
+        ws: Connection,
+        sink: Arc<dyn EventSink>,
+        ctx: &mut Ctx,
+        id: ConnId,
+    ) -> Conn {
+        let link =
+            crate::guard::inbound(&*sink).map(|inbound| (inbound, Arc::clone(&ctx.shared), id));
+        let flow = Arc::new(ConnFlow::new(link));
+        let credit = Credit::new(&flow);
+        let buffered = Buffered::new(&flow);
+        let deflate = ws.deflate().cloned();
+        let w = Ws::new(ws, sink, flow);
+        ctx.emit(
+            &w.sink,
+            NetEvent::Opened {
+                conn: id,
+                peer,
+                buffered,
+                deflate,
+                credit,
+            },
+        );
+        Conn {
+            tls,
+            addr_slot: crate::limits::NO_ADDR,
+            handshaking: false,
+            flush_listed: false,
+            stream,
+            generation,
+            io: super::Io(super::Io::READABLE | super::Io::WRITABLE),
+            scheduled: None,
+            out: OutQueue::default(),
+            phase: Phase::Ws(w),
+        }
+    }
+
+    /// Takes the events the protocol decoded before the hand-over (frames that came with
+    /// the `101`).
+    pub(crate) fn start_client(&mut self, ctx: &mut Ctx, id: ConnId) -> Step {
+        self.ws_pump(ctx, id)
+    }
+
     pub(super) fn ws_bytes(&mut self, ctx: &mut Ctx, id: ConnId, data: &[u8]) -> Step {
         if let Phase::Ws(w) = &mut self.phase {
             w.ws.receive(ctx.now, data);
@@ -267,6 +319,23 @@ impl Conn {
         }
         // Frames the protocol queued (pongs) keep their place before this message.
         w.pull_output(&mut self.out);
+        if w.ws.role() == Role::Client {
+            // A client masks every frame: the protocol state frames (and compresses) it.
+            let sent = match &msg {
+                Outgoing::Text(text) => w.ws.send_text(text),
+                Outgoing::Binary(bytes) => w.ws.send_binary(bytes),
+                // Pre-encoded frames are unmasked server frames: never valid from a client.
+                Outgoing::Shared(_) => {
+                    log::debug!("{id}: shared frames cannot go out on a client connection");
+                    Ok(())
+                }
+            };
+            if let Err(e) = sent {
+                log::debug!("{id}: send refused: {e}");
+            }
+            w.pull_output(&mut self.out);
+            return self.check_bound(ctx);
+        }
         let (opcode, payload) = match msg {
             Outgoing::Text(text) if w.ws.would_compress(text.len()) => {
                 // Compression writes a new payload anyway: the protocol frames it.

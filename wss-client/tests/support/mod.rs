@@ -1,0 +1,101 @@
+//! Helpers shared by the client tests: a recording handler and an in-process wss echo server.
+#![allow(dead_code)]
+
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::time::Duration;
+
+use wss_client::{
+    ClientHandler, Data, ErrorEvent, ErrorInfo, MessageEvent, OpenEvent, TerminateEvent, WebSocket,
+};
+
+/// Long enough for a loaded shared machine; only reached when something is broken.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// One callback, as the recorder saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ev {
+    Open,
+    Message(Data),
+    Error(ErrorInfo),
+    Terminate(u16, Option<String>),
+}
+
+/// What a recorder runs in `on_open`.
+type OnOpen = Box<dyn FnMut(&WebSocket) + Send>;
+
+/// A handler that reports every callback on a channel, and can act on open.
+pub struct Recorder {
+    tx: Sender<Ev>,
+    on_open: Option<OnOpen>,
+}
+
+impl Recorder {
+    pub fn new() -> (Recorder, Events) {
+        let (tx, rx) = channel();
+        (Recorder { tx, on_open: None }, Events(rx))
+    }
+
+    /// Runs `f` in `on_open` (to send from the worker).
+    pub fn with_on_open(mut self, f: impl FnMut(&WebSocket) + Send + 'static) -> Recorder {
+        self.on_open = Some(Box::new(f));
+        self
+    }
+}
+
+impl ClientHandler for Recorder {
+    fn on_message(&mut self, _ws: &WebSocket, event: &MessageEvent) {
+        let _ = self.tx.send(Ev::Message(event.data.clone()));
+    }
+    fn on_open(&mut self, ws: &WebSocket, _event: &OpenEvent) {
+        let _ = self.tx.send(Ev::Open);
+        if let Some(f) = self.on_open.as_mut() {
+            f(ws);
+        }
+    }
+    fn on_error(&mut self, _ws: &WebSocket, event: &ErrorEvent) {
+        for e in &event.errors {
+            let _ = self.tx.send(Ev::Error(e.clone()));
+        }
+    }
+    fn on_terminate(&mut self, _ws: &WebSocket, event: &TerminateEvent) {
+        let _ = self
+            .tx
+            .send(Ev::Terminate(event.code, event.reason.clone()));
+    }
+}
+
+/// The recorder's channel.
+pub struct Events(pub Receiver<Ev>);
+
+impl Events {
+    /// The next callback; panics after [`WAIT`].
+    pub fn next(&self) -> Ev {
+        match self.0.recv_timeout(WAIT) {
+            Ok(ev) => ev,
+            Err(RecvTimeoutError::Timeout) => panic!("no callback within {WAIT:?}"),
+            Err(RecvTimeoutError::Disconnected) => panic!("the handler is gone"),
+        }
+    }
+
+    /// Asserts the next callback is `on_open`.
+    pub fn expect_open(&self) {
+        assert_eq!(self.next(), Ev::Open);
+    }
+
+    /// The next message's data; panics on any other callback.
+    pub fn message(&self) -> Data {
+        match self.next() {
+            Ev::Message(d) => d,
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+
+    /// Nothing more comes (the handler was dropped with its worker).
+    pub fn assert_finished(&self) {
+        match self.0.recv_timeout(Duration::from_millis(200)) {
+            Err(RecvTimeoutError::Disconnected) => {}
+            Ok(ev) => panic!("unexpected callback after the end: {ev:?}"),
+            Err(RecvTimeoutError::Timeout) => panic!("the worker did not finish"),
+        }
+    }
+}
