@@ -13,7 +13,6 @@ use url::Url;
 use wss_net::rustls;
 use wss_proto::connection::{Config, Connection, Role};
 use wss_proto::handshake::{deflate, ClientHandshake, ClientHandshakeError};
-use wss_proto::DeflateConfig;
 
 use crate::error::ConnectError;
 use crate::options::{default_tls, ClientOptions};
@@ -123,9 +122,8 @@ pub(crate) fn establish(
         ));
     }
     let mut handshake = ClientHandshake::new(&target.authority, &target.resource, key, &headers);
-    if options.deflate {
-        handshake = handshake.with_deflate(&DeflateConfig::default());
-    }
+    // Does nothing when the offer is turned off.
+    handshake = handshake.with_deflate(&options.deflate);
 
     let mut tls = if target.tls {
         Some(start_tls(target, options)?)

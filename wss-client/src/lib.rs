@@ -74,6 +74,7 @@ pub use error::{codes, ConnectError, RecvError, SendError};
 pub use handler::ClientHandler;
 pub use options::ClientOptions;
 pub use socket::{Status, WebSocket};
+pub use wss_proto::DeflateConfig;
 pub use wss_server::{
     Data, DataType, ErrorEvent, ErrorInfo, MessageEvent, OpenEvent, TerminateEvent,
 };

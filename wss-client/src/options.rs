@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use wss_net::rustls;
 use wss_net::NetHandle;
+use wss_proto::DeflateConfig;
 use wss_server::DataType;
 
 /// Settings of one [`WebSocket`](crate::WebSocket). `ClientOptions::default()` gives the
@@ -24,9 +25,11 @@ pub struct ClientOptions {
     /// none. The server's pick is [`WebSocket::protocol`](crate::WebSocket::protocol); a
     /// pick we did not offer fails the handshake.
     pub protocols: Vec<String>,
-    /// Offer permessage-deflate (RFC 7692), as browsers do. Default `true`. The server
-    /// decides; without its agreement the connection runs uncompressed.
-    pub deflate: bool,
+    /// The permessage-deflate (RFC 7692) offer and how we compress. Default: offered, as
+    /// browsers do (`permessage-deflate; client_max_window_bits`), level 1, messages under
+    /// 64 bytes sent uncompressed. The server decides; without its agreement the connection
+    /// runs uncompressed. `enabled: false` makes no offer.
+    pub deflate: DeflateConfig,
     /// Time allowed for the TCP connection (all resolved addresses together). Default 10 s.
     pub connect_timeout: Duration,
     /// Time allowed from the TCP connection to a complete `101` (the TLS handshake
@@ -56,7 +59,7 @@ impl Default for ClientOptions {
             data_type: DataType::Text,
             headers: Vec::new(),
             protocols: Vec::new(),
-            deflate: true,
+            deflate: DeflateConfig::default(),
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             max_message_size: 16 << 20,
@@ -90,10 +93,18 @@ impl ClientOptions {
         self
     }
 
-    /// Sets [`deflate`](Self::deflate).
+    /// Offers permessage-deflate or not ([`deflate`](Self::deflate)`.enabled`).
     #[must_use]
     pub fn with_deflate(mut self, offer: bool) -> Self {
-        self.deflate = offer;
+        self.deflate.enabled = offer;
+        self
+    }
+
+    /// Sets the whole permessage-deflate configuration ([`deflate`](Self::deflate)): a
+    /// `client_no_context_takeover` hint, smaller windows, the level, the threshold.
+    #[must_use]
+    pub fn with_deflate_config(mut self, config: DeflateConfig) -> Self {
+        self.deflate = config;
         self
     }
 

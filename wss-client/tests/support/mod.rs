@@ -99,3 +99,47 @@ impl Events {
         }
     }
 }
+
+/// A one-connection server on loopback that answers the upgrade by hand (no extension, no
+/// subprotocol) and then runs `after` on the socket: for ends a real server does not
+/// produce (a close frame without a code, a dropped socket, an oversized message).
+pub fn raw_server(after: impl FnOnce(std::net::TcpStream) + Send + 'static) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if stream.read(&mut byte).unwrap_or(0) == 0 {
+                return;
+            }
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let key = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("sec-websocket-key")
+                    .then(|| value.trim().to_owned())
+            })
+            .expect("the client sent a key");
+        let accept = wss_proto::handshake::accept_key(&key);
+        let reply = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {accept}\r\n\r\n"
+        );
+        stream.write_all(reply.as_bytes()).unwrap();
+        after(stream);
+    });
+    url
+}
+
+/// A server that accepts TCP connections and never answers (for handshake timeouts).
+pub fn silent_server() -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    (listener, url)
+}
