@@ -1,5 +1,9 @@
-//! Helpers shared by the client tests: a recording handler and an in-process wss echo server.
+//! Helpers shared by the client tests: a recording handler, hand-made servers, and the test
+//! CA of wss-net's tests (shared by path).
 #![allow(dead_code)]
+
+#[path = "../../../wss-net/tests/util/tls.rs"]
+pub mod tls;
 
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
@@ -142,4 +146,11 @@ pub fn silent_server() -> (std::net::TcpListener, String) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("ws://{}/", listener.local_addr().unwrap());
     (listener, url)
+}
+
+/// A blocking TCP connection with the test timeouts (for the shared TLS helpers).
+pub fn tcp(addr: std::net::SocketAddr) -> std::net::TcpStream {
+    let stream = std::net::TcpStream::connect(addr).expect("tcp connect");
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream
 }
