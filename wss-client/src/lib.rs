@@ -79,6 +79,11 @@ pub use wss_server::{
     Data, DataType, ErrorEvent, ErrorInfo, MessageEvent, OpenEvent, TerminateEvent,
 };
 
+/// The crate README's examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// rustls, re-exported to name [`rustls::ClientConfig`] and [`rustls::RootCertStore`] for
 /// [`ClientOptions`] without a dependency of your own.
 pub use wss_net::rustls;
