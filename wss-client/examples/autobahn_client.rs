@@ -106,6 +106,10 @@ fn main() -> ExitCode {
     };
     eprintln!("autobahn_client: {count} cases");
     for case in 1..=count {
+        if case % 50 == 0 {
+            // A sign of life in CI logs: the whole run takes minutes.
+            eprintln!("autobahn_client: case {case} of {count}");
+        }
         if let Err(e) = run_case(&base, case) {
             // The report shows the case as failed; carry on with the others.
             eprintln!("autobahn_client: {e}");
