@@ -38,6 +38,10 @@ pub(crate) struct Ws {
     blocked: bool,
     /// The connection's `Closed` went to the sink: ending it must not report another.
     closed_reported: bool,
+    /// An outgoing connection (`NetHandle::connect`): its frames are masked, so the protocol
+    /// state frames every send. Kept here, in the struct's padding, so a server's send tests
+    /// a field instead of calling into the protocol crate.
+    client: bool,
 }
 
 /// How the protocol ended the connection, found while draining its events.
@@ -51,7 +55,9 @@ enum End {
 impl Ws {
     pub(crate) fn new(ws: Connection, sink: Arc<dyn EventSink>, flow: Arc<ConnFlow>) -> Ws {
         let takes_context_over = ws.deflate().is_some_and(|p| !p.server_no_context_takeover);
+        let client = ws.role() == Role::Client;
         Ws {
+            client,
             takes_context_over,
             ws,
             sink,
@@ -319,7 +325,7 @@ impl Conn {
         }
         // Frames the protocol queued (pongs) keep their place before this message.
         w.pull_output(&mut self.out);
-        if w.ws.role() == Role::Client {
+        if w.client {
             // A client masks every frame: the protocol state frames (and compresses) it.
             let sent = match &msg {
                 Outgoing::Text(text) => w.ws.send_text(text),
