@@ -174,6 +174,11 @@ impl BlockingWebSocket {
     /// [`RecvError::Closed`] once the connection is over and every message was taken.
     pub fn recv(&self, timeout: Option<Duration>) -> Result<Data, RecvError> {
         loop {
+            // Over, and the end already taken: the channel stays open (the handle keeps the
+            // handler alive), so waiting on it would never end.
+            if lock(&self.shared.end).is_some() && self.rx.is_empty() {
+                return Err(self.closed());
+            }
             let item = match timeout {
                 Some(t) => self.rx.recv_timeout(t),
                 None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),

@@ -1,6 +1,7 @@
 //! [`WebSocket`]: the handle (4D's `4D.WebSocket` object) and the state it shares with the
 //! worker and the loop.
 
+use std::any::Any;
 use std::fmt;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -85,6 +86,8 @@ pub(crate) struct Inner {
     /// What `terminate` asked for before the loop had the connection, and the socket while
     /// the handshake runs (shut down to interrupt it).
     pending: Mutex<Pending>,
+    /// The handler, typed away, for `with_handler` (the worker has the same `Mutex`).
+    handler: Arc<dyn Any + Send + Sync>,
     /// Why the connection could not be made, for `connect_blocking`.
     failure: Mutex<Option<ConnectError>>,
     /// Set once `on_terminate` has run.
@@ -135,6 +138,7 @@ impl WebSocket {
             None => crate::worker::client_loops()?,
         };
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let cell = Arc::new(Mutex::new(handler));
         let ws = WebSocket {
             inner: Arc::new(Inner {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -149,11 +153,12 @@ impl WebSocket {
                 closed_locally: AtomicBool::new(false),
                 pending: Mutex::new(Pending::default()),
                 failure: Mutex::new(None),
+                handler: cell.clone(),
                 done: Mutex::new(false),
                 done_cv: Condvar::new(),
             }),
         };
-        crate::worker::spawn(ws.clone(), Box::new(handler), options, target)?;
+        crate::worker::spawn(ws.clone(), cell, options, target)?;
         Ok(ws)
     }
 
@@ -250,6 +255,21 @@ impl WebSocket {
                 }
             }
         }
+    }
+
+    /// Runs `f` on the handler given to `connect` (4D's `.handler`: the very instance the
+    /// callbacks run on), once the callback running now has returned. `None` when `H` is
+    /// not the handler's type, or when called from this WebSocket's own callbacks (the
+    /// handler is `self` there; waiting for it would never end).
+    pub fn with_handler<H: ClientHandler, R>(&self, f: impl FnOnce(&mut H) -> R) -> Option<R> {
+        if crate::worker::on_worker_of(self) {
+            return None;
+        }
+        let cell = Arc::clone(&self.inner.handler)
+            .downcast::<Mutex<H>>()
+            .ok()?;
+        let mut guard = cell.lock().unwrap_or_else(PoisonError::into_inner);
+        Some(f(&mut guard))
     }
 
     /// Waits until `on_terminate` has run, at most `timeout` (`None`: no limit). Returns

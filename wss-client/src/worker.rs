@@ -9,7 +9,7 @@
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -62,7 +62,7 @@ pub(crate) fn client_loops() -> Result<NetHandle, ConnectError> {
 /// Starts the worker of `ws`.
 pub(crate) fn spawn(
     ws: WebSocket,
-    handler: Box<dyn ClientHandler>,
+    handler: Arc<Mutex<dyn ClientHandler>>,
     options: ClientOptions,
     target: Target,
 ) -> Result<(), ConnectError> {
@@ -115,7 +115,8 @@ impl EventSink for Sink {
 
 struct Worker {
     ws: WebSocket,
-    handler: Box<dyn ClientHandler>,
+    /// Locked for each callback; `WebSocket::with_handler` locks it from other threads.
+    handler: Arc<Mutex<dyn ClientHandler>>,
     credit: Option<Credit>,
     inbound: Arc<Inbound>,
 }
@@ -254,8 +255,11 @@ impl Worker {
     /// Runs a callback; a panic goes to `on_error`.
     fn call(&mut self, name: &str, f: impl FnOnce(&mut dyn ClientHandler, &WebSocket)) {
         let ws = &self.ws;
-        let handler = &mut *self.handler;
-        let result = catch_unwind(AssertUnwindSafe(|| f(handler, ws)));
+        let handler = &self.handler;
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let mut guard = handler.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut *guard, ws)
+        }));
         if let Err(panic) = result {
             let text = panic
                 .downcast_ref::<&str>()
@@ -273,8 +277,12 @@ impl Worker {
     /// Runs `on_error`; a panic there is only logged.
     fn error(&mut self, event: ErrorEvent) {
         let ws = &self.ws;
-        let handler = &mut *self.handler;
-        if catch_unwind(AssertUnwindSafe(|| handler.on_error(ws, &event))).is_err() {
+        let handler = &self.handler;
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let mut guard = handler.lock().unwrap_or_else(PoisonError::into_inner);
+            guard.on_error(ws, &event)
+        }));
+        if result.is_err() {
             log::error!("WebSocket {}: on_error panicked; ignored", ws.id());
         }
     }

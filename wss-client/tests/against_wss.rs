@@ -183,3 +183,64 @@ fn a_path_the_server_does_not_serve_is_refused_with_its_status() {
         other => panic!("expected Refused(404), got {other:?}"),
     }
 }
+
+/// Counts messages and says whether `with_handler` works from inside a callback.
+struct Counter {
+    messages: usize,
+    inside: Option<bool>,
+}
+
+impl wss_client::ClientHandler for Counter {
+    fn on_open(&mut self, ws: &WebSocket, _: &wss_client::OpenEvent) {
+        // On the worker the handler is `self`: the accessor declines instead of deadlocking.
+        self.inside = Some(ws.with_handler(|c: &mut Counter| c.messages).is_some());
+        for i in 0..3 {
+            ws.send(format!("m{i}")).unwrap();
+        }
+    }
+    fn on_message(&mut self, _: &WebSocket, _: &wss_client::MessageEvent) {
+        self.messages += 1;
+    }
+}
+
+#[test]
+fn with_handler_reaches_the_instance_the_callbacks_run_on() {
+    let (_web, _wss, url) = echo_server(false);
+    let counter = Counter {
+        messages: 0,
+        inside: None,
+    };
+    let ws = WebSocket::connect(&url, counter, ClientOptions::default()).unwrap();
+    let deadline = std::time::Instant::now() + support::WAIT;
+    while ws.with_handler(|c: &mut Counter| c.messages) != Some(3) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "three echoes expected"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(
+        ws.with_handler(|c: &mut Counter| c.inside),
+        Some(Some(false))
+    );
+    assert_eq!(ws.with_handler(|_: &mut Recorder| ()), None, "another type");
+    ws.terminate(None, None);
+    assert!(ws.wait_terminated(Some(WAIT)));
+}
+
+#[test]
+fn the_blocking_handle_reports_the_end_on_every_later_recv() {
+    let (_web, _wss, url) = echo_server(false);
+    let ws = WebSocket::connect_blocking(&url).unwrap();
+    ws.send("one").unwrap();
+    assert_eq!(ws.recv(Some(WAIT)).unwrap(), Data::Text("one".into()));
+    ws.websocket().terminate(Some(3003), None);
+    for _ in 0..2 {
+        match ws.recv(None) {
+            Err(wss_client::RecvError::Closed { code, error, .. }) => {
+                assert_eq!((code, error), (3003, None))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
