@@ -39,8 +39,8 @@ fn client_state() -> Connection {
     Connection::new(Role::Client, config, Instant::now())
 }
 
-/// The client side's sink: every event on a channel.
-struct ClientSink(crossbeam_channel::Sender<NetEvent>);
+/// The client side's sink: every event on a channel; `hold` answers `holds_failure_close`.
+struct ClientSink(crossbeam_channel::Sender<NetEvent>, bool);
 
 impl EventSink for ClientSink {
     fn deliver(&self, batch: Vec<NetEvent>) {
@@ -48,11 +48,15 @@ impl EventSink for ClientSink {
             let _ = self.0.send(event);
         }
     }
+
+    fn holds_failure_close(&self) -> bool {
+        self.1
+    }
 }
 
 fn client_sink() -> (Arc<ClientSink>, crossbeam_channel::Receiver<NetEvent>) {
     let (tx, rx) = crossbeam_channel::unbounded();
-    (Arc::new(ClientSink(tx)), rx)
+    (Arc::new(ClientSink(tx, false)), rx)
 }
 
 fn next(rx: &crossbeam_channel::Receiver<NetEvent>) -> NetEvent {
@@ -189,4 +193,38 @@ fn a_server_side_protocol_state_is_refused() {
     let (sink, _rx) = client_sink();
     let err = ClientStream::new(stream, ws, sink).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+}
+
+#[test]
+fn a_failure_in_the_bytes_before_the_hand_over_holds_its_close_like_any_other() {
+    let server = start(quick_config(), false);
+    let (stream, _) = upgrade(server.addr);
+    let mut ws = client_state();
+    // A whole message, then a continuation frame with nothing to continue (1002), as if both
+    // had come in the read that brought the 101.
+    ws.receive(Instant::now(), &[0x81, 0x02, b'h', b'i', 0x80, 0x00]);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let sink = Arc::new(ClientSink(tx, true));
+    server
+        .handle
+        .connect(ClientStream::new(stream, ws, sink).unwrap());
+    let on_server = server.expect_opened();
+    let client = opened(&rx);
+    match next(&rx) {
+        NetEvent::Message { message, .. } => assert_eq!(message, Message::Text("hi".into())),
+        other => panic!("{other:?}"),
+    }
+    match next(&rx) {
+        NetEvent::Closed { code, .. } => assert_eq!(code, CloseCode::PROTOCOL_ERROR),
+        other => panic!("{other:?}"),
+    }
+    // The answer to the message goes out before the held close frame.
+    server.handle.send(client, Outgoing::Text("answer".into()));
+    server.handle.release(client);
+    match server.next_event() {
+        NetEvent::Message { message, .. } => assert_eq!(message, Message::Text("answer".into())),
+        other => panic!("the answer must come before the close: {other:?}"),
+    }
+    let (code, _, _) = server.expect_closed(on_server);
+    assert_eq!(code, CloseCode::PROTOCOL_ERROR);
 }

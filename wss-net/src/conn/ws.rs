@@ -97,6 +97,21 @@ impl Ws {
         self.ws.poll_timeout()
     }
 
+    /// Right after input reached the protocol, before anything can take the output: holds
+    /// the close frame it queued (a failure's, or the reply to the peer's close) when the
+    /// sink asks, so the events before it may wait for the consumer (flow control) while
+    /// the socket is flushed. The protocol offers a clean close's reply only when messages
+    /// came before it in the same input, so a close alone is answered at once.
+    fn hold_close_if_asked(&mut self, ctx: &Ctx) {
+        if self.ws.state() == State::Closed && self.sink.holds_failure_close() {
+            let wait = CLOSE_HOLD.min(ctx.config.proto.close_timeout);
+            // Only the close is held: pongs queued before it go out as usual.
+            if self.ws.hold_close(ctx.now + wait) {
+                inbound::note_close_held(&self.flow);
+            }
+        }
+    }
+
     pub(crate) fn report_abnormal(&mut self, ctx: &mut Ctx, id: ConnId, error: ConnError) {
         self.closed_reported = true;
         ctx.emit(
@@ -159,25 +174,19 @@ impl Conn {
     }
 
     /// Takes the events the protocol decoded before the hand-over (frames that came with
-    /// the `101`).
+    /// the `101`): their close frame, if they ended the connection, is held as it would be
+    /// had they come through the loop.
     pub(crate) fn start_client(&mut self, ctx: &mut Ctx, id: ConnId) -> Step {
+        if let Phase::Ws(w) = &mut self.phase {
+            w.hold_close_if_asked(ctx);
+        }
         self.ws_pump(ctx, id)
     }
 
     pub(super) fn ws_bytes(&mut self, ctx: &mut Ctx, id: ConnId, data: &[u8]) -> Step {
         if let Phase::Ws(w) = &mut self.phase {
             w.ws.receive(ctx.now, data);
-            // Held at once, before anything can take the output: the events before the
-            // failure or the peer's close may wait for the consumer (flow control) while the
-            // socket is flushed. The protocol offers a clean close's reply only when messages
-            // came before it in this read, so a close alone is answered at once.
-            if w.ws.state() == State::Closed && w.sink.holds_failure_close() {
-                let wait = CLOSE_HOLD.min(ctx.config.proto.close_timeout);
-                // Only the close is held: pongs queued before it go out as usual.
-                if w.ws.hold_close(ctx.now + wait) {
-                    inbound::note_close_held(&w.flow);
-                }
-            }
+            w.hold_close_if_asked(ctx);
         }
         self.ws_pump(ctx, id)
     }
