@@ -14,6 +14,7 @@ use wss_proto::close::CloseCode;
 
 use crate::accept::{is_listener, Acceptor};
 use crate::api::{ConnError, EventSink, NetEvent, Service};
+use crate::client::ClientStream;
 use crate::config::NetConfig;
 use crate::conn::{Conn, Step, Tls};
 use crate::inbound::{Backlog, Inbound};
@@ -367,6 +368,7 @@ impl EventLoop {
                 self.with_conn(id, |c, ctx| c.decide(ctx, id, decision));
             }
             Command::Adopt(adopted) => self.adopt(adopted),
+            Command::Connect(client) => self.adopt_client(*client),
             Command::Shutdown(graceful) => self.begin_shutdown(graceful),
             Command::Release(id) => self.with_conn(id, |c, ctx| c.release_close(ctx, id)),
             Command::Resume(id) => self.with_conn(id, |c, ctx| c.resume(ctx, id, false)),
@@ -467,7 +469,7 @@ impl EventLoop {
         let tls = match (tls, &self.ctx.config.tls) {
             (false, _) => None,
             (true, Some(config)) => match rustls::ServerConnection::new(Arc::clone(config)) {
-                Ok(session) => Some(Box::new(Tls::new(session))),
+                Ok(session) => Some(Box::new(Tls::new(session.into()))),
                 Err(e) => {
                     log::warn!("starting a TLS session failed: {e}");
                     self.release(addr_slot, true);
@@ -501,6 +503,47 @@ impl EventLoop {
         let mut conn = Conn::new(stream, peer, generation, &self.ctx, tls, addr_slot);
         // Readiness arrives as an event right after registration; only the timer is needed now.
         let step = conn.drive(&mut self.ctx, id);
+        entry.insert(conn);
+        self.settle(id, step);
+    }
+
+    /// Takes an outgoing connection the layer above upgraded (`NetHandle::connect`).
+    fn adopt_client(&mut self, client: ClientStream) {
+        let ClientStream {
+            mut stream,
+            peer,
+            ws,
+            tls,
+            sink,
+        } = client;
+        self.ctx.admission.admit_client();
+        let entry = self.conns.vacant_entry();
+        let slot = entry.key();
+        self.ctx.generation = self.ctx.generation.wrapping_add(1) & 0xff_ffff;
+        let generation = self.ctx.generation;
+        let id = ConnId::new(self.ctx.index, generation, slot);
+        let registered = if self.ctx.shutting_down {
+            Err(std::io::Error::other("the loop is shutting down"))
+        } else if slot >= u32::MAX as usize {
+            Err(std::io::Error::other("connection table full"))
+        } else {
+            self.poll.registry().register(
+                &mut stream,
+                Token(slot),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+        };
+        let tls = tls.map(|session| Box::new(Tls::new(session.into())));
+        let mut conn = Conn::new_client(stream, peer, generation, tls, ws, sink, &mut self.ctx, id);
+        let step = match registered {
+            Ok(()) => conn
+                .start_client(&mut self.ctx, id)
+                .and_then(|()| conn.drive(&mut self.ctx, id)),
+            Err(e) => {
+                log::warn!("registering a client socket to {peer} failed: {e}");
+                Err(Some(ConnError::Io(e.kind())))
+            }
+        };
         entry.insert(conn);
         self.settle(id, step);
     }

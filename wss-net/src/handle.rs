@@ -117,6 +117,25 @@ impl NetHandle {
         self.to(conn, Command::Decide(conn, decision));
     }
 
+    /// Hands an outgoing connection, already upgraded, to a loop (chosen by the client
+    /// socket's port, so connections spread over the loops). The loop reports
+    /// [`NetEvent::Opened`](crate::NetEvent::Opened) to the stream's sink with the
+    /// connection's [`ConnId`], then its messages and one `Closed`, as for an accepted
+    /// connection; [`send`](Self::send), [`close`](Self::close) and [`abort`](Self::abort)
+    /// work on that id. If the socket cannot join the loop, `Opened` is followed at once by
+    /// `Closed { code: 1006 }` with the error. If the loops have shut down, the stream is
+    /// dropped and nothing is reported.
+    pub fn connect(&self, stream: crate::client::ClientStream) {
+        let n = self.loops.len().max(1);
+        let port = stream
+            .stream
+            .local_addr()
+            .map_or(0, |a| usize::from(a.port()));
+        if let Some(l) = self.loops.get(port % n) {
+            l.send(Command::Connect(Box::new(stream)));
+        }
+    }
+
     /// Shuts the loops down without waiting for them (see [`Net::shutdown`](crate::Net::shutdown)).
     /// Accepting stops at once.
     pub fn shutdown(&self, graceful: Option<(CloseCode, Duration)>) {

@@ -103,6 +103,7 @@
 
 mod accept;
 mod api;
+mod client;
 mod config;
 mod conn;
 mod event_loop;
@@ -117,6 +118,7 @@ pub mod tls;
 mod wake;
 
 pub use api::{ConnError, ConnId, ConnInfo, Decision, EventSink, NetEvent, Outgoing, Service};
+pub use client::ClientStream;
 pub use config::{default_max_connections, NetConfig};
 pub use handle::{NetHandle, NetStats};
 pub use inbound::{Backlog, Buffered, Credit, Inbound, InboundLimits};

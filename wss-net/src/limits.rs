@@ -113,6 +113,12 @@ impl Admission {
         Ok(slot)
     }
 
+    /// Counts an outgoing connection among the live ones. It is the application's own, so
+    /// no limit refuses it; [`release`](Self::release) with `NO_ADDR` gives it back.
+    pub(crate) fn admit_client(&self) {
+        self.live.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A connection admitted with `addr_slot` is gone.
     pub(crate) fn release(&self, addr_slot: u32) {
         self.live.fetch_sub(1, Ordering::Relaxed);

@@ -103,7 +103,24 @@ impl Net {
             });
             sockets.push((listener, listen.tls));
         }
+        Net::launch(bound, sockets, config, service)
+    }
 
+    /// Starts the loops without a listener: they run outgoing connections only
+    /// ([`NetHandle::connect`]). [`local_addr`](Self::local_addr) is then `0.0.0.0:0`.
+    ///
+    /// # Errors
+    /// A loop's poll or thread could not be created.
+    pub fn start(config: NetConfig) -> io::Result<Net> {
+        Net::launch(Vec::new(), Vec::new(), config, Arc::new(NoListener))
+    }
+
+    fn launch(
+        bound: Vec<Listen>,
+        mut sockets: Vec<(mio::net::TcpListener, bool)>,
+        config: NetConfig,
+        service: Arc<dyn Service>,
+    ) -> io::Result<Net> {
         let n = config.loop_count();
         let admission = Arc::new(Admission::new(&config));
         let config = Arc::new(config);
@@ -135,7 +152,8 @@ impl Net {
                 .register(listener, listener_token(i), Interest::READABLE)?;
         }
         // Loop 0 accepts for everyone (see `accept.rs` for why one acceptor).
-        let mut acceptor = Some(Acceptor::new(sockets, Arc::clone(&loops), 0));
+        let mut acceptor =
+            (!sockets.is_empty()).then(|| Acceptor::new(sockets, Arc::clone(&loops), 0));
         for (index, (poll, rx)) in polls.into_iter().zip(receivers).enumerate() {
             let acceptor = acceptor.take();
             let event_loop = EventLoop::new(
@@ -220,6 +238,23 @@ impl std::fmt::Debug for Net {
             .field("listeners", &self.listeners)
             .field("loops", &self.handle.loops.len())
             .finish()
+    }
+}
+
+/// The service of loops started without a listener: no request head ever reaches it.
+struct NoListener;
+
+impl Service for NoListener {
+    fn on_request(
+        &self,
+        _conn: crate::ConnId,
+        _peer: SocketAddr,
+        _request: wss_proto::handshake::Request,
+    ) -> crate::Decision {
+        crate::Decision::Respond {
+            response: wss_proto::handshake::Response::error(404, "Not Found"),
+            keep_alive: false,
+        }
     }
 }
 

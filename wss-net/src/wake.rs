@@ -26,6 +26,8 @@ pub(crate) enum Command {
     Decide(ConnId, Decision),
     /// A socket accepted by the accepting loop, handed over to this one.
     Adopt(Adopted),
+    /// An outgoing connection the layer above upgraded, to be run by this loop.
+    Connect(Box<crate::client::ClientStream>),
     Shutdown(Option<(CloseCode, Duration)>),
     /// The consumer caught up with this connection's backlog: read it again.
     Resume(ConnId),

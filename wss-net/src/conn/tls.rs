@@ -13,8 +13,6 @@
 
 use std::io::{self, Read};
 
-use rustls::ServerConnection;
-
 use super::{io_error, Conn, Io, Phase, Step, READ_BUDGET};
 use crate::api::ConnError;
 use crate::event_loop::Ctx;
@@ -26,7 +24,8 @@ const DECODE_ERROR_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 50];
 
 /// The TLS state of one connection.
 pub(crate) struct Tls {
-    session: ServerConnection,
+    /// A server session on an accepted socket, a client one on an outgoing connection.
+    session: rustls::Connection,
     /// The first byte the peer sent, once known: a plain-HTTP request on the TLS port starts
     /// with a method's capital letter instead of a handshake record.
     first_byte: Option<u8>,
@@ -35,7 +34,7 @@ pub(crate) struct Tls {
 }
 
 impl Tls {
-    pub(crate) fn new(session: ServerConnection) -> Tls {
+    pub(crate) fn new(session: rustls::Connection) -> Tls {
         Tls {
             session,
             first_byte: None,

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wss_proto::close::CloseCode;
-use wss_proto::connection::{Connection, Event, State, Timeout};
+use wss_proto::connection::{Connection, Event, Role, State, Timeout};
 use wss_proto::frame::{encode_frame, FrameHeader, Opcode};
 
 use super::{Conn, Phase, Step};
 use crate::api::{ConnError, EventSink, NetEvent, Outgoing};
 use crate::event_loop::Ctx;
-use crate::inbound::{self, Backlog, ConnFlow, Gate, Verdict};
+use crate::inbound::{self, Backlog, Buffered, ConnFlow, Credit, Gate, Verdict};
 use crate::outq::OutQueue;
 use crate::ConnId;
 
@@ -38,6 +38,10 @@ pub(crate) struct Ws {
     blocked: bool,
     /// The connection's `Closed` went to the sink: ending it must not report another.
     closed_reported: bool,
+    /// An outgoing connection (`NetHandle::connect`): its frames are masked, so the protocol
+    /// state frames every send. Kept here, in the struct's padding, so a server's send tests
+    /// a field instead of calling into the protocol crate.
+    client: bool,
 }
 
 /// How the protocol ended the connection, found while draining its events.
@@ -51,7 +55,9 @@ enum End {
 impl Ws {
     pub(crate) fn new(ws: Connection, sink: Arc<dyn EventSink>, flow: Arc<ConnFlow>) -> Ws {
         let takes_context_over = ws.deflate().is_some_and(|p| !p.server_no_context_takeover);
+        let client = ws.role() == Role::Client;
         Ws {
+            client,
             takes_context_over,
             ws,
             sink,
@@ -91,6 +97,21 @@ impl Ws {
         self.ws.poll_timeout()
     }
 
+    /// Right after input reached the protocol, before anything can take the output: holds
+    /// the close frame it queued (a failure's, or the reply to the peer's close) when the
+    /// sink asks, so the events before it may wait for the consumer (flow control) while
+    /// the socket is flushed. The protocol offers a clean close's reply only when messages
+    /// came before it in the same input, so a close alone is answered at once.
+    fn hold_close_if_asked(&mut self, ctx: &Ctx) {
+        if self.ws.state() == State::Closed && self.sink.holds_failure_close() {
+            let wait = CLOSE_HOLD.min(ctx.config.proto.close_timeout);
+            // Only the close is held: pongs queued before it go out as usual.
+            if self.ws.hold_close(ctx.now + wait) {
+                inbound::note_close_held(&self.flow);
+            }
+        }
+    }
+
     pub(crate) fn report_abnormal(&mut self, ctx: &mut Ctx, id: ConnId, error: ConnError) {
         self.closed_reported = true;
         ctx.emit(
@@ -106,20 +127,66 @@ impl Ws {
 }
 
 impl Conn {
+    /// An outgoing connection, upgraded by the layer above: straight into the WebSocket
+    /// phase, reporting `Opened` ([`start_client`](Self::start_client) then reports what the
+    /// protocol decoded from the bytes that came with the `101`). Both readiness flags start raised: rustls may hold plaintext already,
+    /// which no readiness edge would announce.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_client(
+        stream: mio::net::TcpStream,
+        peer: std::net::SocketAddr,
+        generation: u32,
+        tls: Option<Box<super::Tls>>,
+        ws: Connection,
+        sink: Arc<dyn EventSink>,
+        ctx: &mut Ctx,
+        id: ConnId,
+    ) -> Conn {
+        let link =
+            crate::guard::inbound(&*sink).map(|inbound| (inbound, Arc::clone(&ctx.shared), id));
+        let flow = Arc::new(ConnFlow::new(link));
+        let credit = Credit::new(&flow);
+        let buffered = Buffered::new(&flow);
+        let deflate = ws.deflate().cloned();
+        let w = Ws::new(ws, sink, flow);
+        ctx.emit(
+            &w.sink,
+            NetEvent::Opened {
+                conn: id,
+                peer,
+                buffered,
+                deflate,
+                credit,
+            },
+        );
+        Conn {
+            tls,
+            addr_slot: crate::limits::NO_ADDR,
+            handshaking: false,
+            flush_listed: false,
+            stream,
+            generation,
+            io: super::Io(super::Io::READABLE | super::Io::WRITABLE),
+            scheduled: None,
+            out: OutQueue::default(),
+            phase: Phase::Ws(w),
+        }
+    }
+
+    /// Takes the events the protocol decoded before the hand-over (frames that came with
+    /// the `101`): their close frame, if they ended the connection, is held as it would be
+    /// had they come through the loop.
+    pub(crate) fn start_client(&mut self, ctx: &mut Ctx, id: ConnId) -> Step {
+        if let Phase::Ws(w) = &mut self.phase {
+            w.hold_close_if_asked(ctx);
+        }
+        self.ws_pump(ctx, id)
+    }
+
     pub(super) fn ws_bytes(&mut self, ctx: &mut Ctx, id: ConnId, data: &[u8]) -> Step {
         if let Phase::Ws(w) = &mut self.phase {
             w.ws.receive(ctx.now, data);
-            // Held at once, before anything can take the output: the events before the
-            // failure or the peer's close may wait for the consumer (flow control) while the
-            // socket is flushed. The protocol offers a clean close's reply only when messages
-            // came before it in this read, so a close alone is answered at once.
-            if w.ws.state() == State::Closed && w.sink.holds_failure_close() {
-                let wait = CLOSE_HOLD.min(ctx.config.proto.close_timeout);
-                // Only the close is held: pongs queued before it go out as usual.
-                if w.ws.hold_close(ctx.now + wait) {
-                    inbound::note_close_held(&w.flow);
-                }
-            }
+            w.hold_close_if_asked(ctx);
         }
         self.ws_pump(ctx, id)
     }
@@ -267,6 +334,23 @@ impl Conn {
         }
         // Frames the protocol queued (pongs) keep their place before this message.
         w.pull_output(&mut self.out);
+        if w.client {
+            // A client masks every frame: the protocol state frames (and compresses) it.
+            let sent = match &msg {
+                Outgoing::Text(text) => w.ws.send_text(text),
+                Outgoing::Binary(bytes) => w.ws.send_binary(bytes),
+                // Pre-encoded frames are unmasked server frames: never valid from a client.
+                Outgoing::Shared(_) => {
+                    log::debug!("{id}: shared frames cannot go out on a client connection");
+                    Ok(())
+                }
+            };
+            if let Err(e) = sent {
+                log::debug!("{id}: send refused: {e}");
+            }
+            w.pull_output(&mut self.out);
+            return self.check_bound(ctx);
+        }
         let (opcode, payload) = match msg {
             Outgoing::Text(text) if w.ws.would_compress(text.len()) => {
                 // Compression writes a new payload anyway: the protocol frames it.

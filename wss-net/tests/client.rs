@@ -1,0 +1,230 @@
+//! Outgoing connections: `NetHandle::connect` runs a socket the caller upgraded as a client,
+//! on the same loops as the server's connections or on loops without a listener.
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use util::*;
+use wss_net::{ClientStream, ConnId, EventSink, Net, NetConfig, NetEvent, NetHandle, Outgoing};
+use wss_proto::connection::{Config, Connection, Role};
+use wss_proto::handshake::ClientHandshake;
+use wss_proto::{CloseCode, Message};
+
+/// Connects to `addr` and upgrades `/ws`, blocking; returns the socket and the bytes that
+/// came after the `101`.
+fn upgrade(addr: SocketAddr) -> (std::net::TcpStream, Vec<u8>) {
+    let mut stream = tcp(addr);
+    let mut hs = ClientHandshake::new("localhost", "/ws", [3; 16], &[]);
+    stream.write_all(&hs.request_bytes()).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "EOF before the 101");
+        if let Some(used) = hs.feed_response(&buf[..n]).unwrap() {
+            stream.set_read_timeout(None).unwrap();
+            return (stream, buf[used..n].to_vec());
+        }
+    }
+}
+
+fn client_state() -> Connection {
+    let config = Config {
+        mask_seed: 0x1234_5678_9abc_def1,
+        ..Config::default()
+    };
+    Connection::new(Role::Client, config, Instant::now())
+}
+
+/// The client side's sink: every event on a channel; `hold` answers `holds_failure_close`.
+struct ClientSink(crossbeam_channel::Sender<NetEvent>, bool);
+
+impl EventSink for ClientSink {
+    fn deliver(&self, batch: Vec<NetEvent>) {
+        for event in batch {
+            let _ = self.0.send(event);
+        }
+    }
+
+    fn holds_failure_close(&self) -> bool {
+        self.1
+    }
+}
+
+fn client_sink() -> (Arc<ClientSink>, crossbeam_channel::Receiver<NetEvent>) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    (Arc::new(ClientSink(tx, false)), rx)
+}
+
+fn next(rx: &crossbeam_channel::Receiver<NetEvent>) -> NetEvent {
+    rx.recv_timeout(WAIT)
+        .expect("a client event within the wait")
+}
+
+fn opened(rx: &crossbeam_channel::Receiver<NetEvent>) -> ConnId {
+    match next(rx) {
+        NetEvent::Opened { conn, .. } => conn,
+        other => panic!("expected Opened, got {other:?}"),
+    }
+}
+
+fn connect(
+    handle: &NetHandle,
+    addr: SocketAddr,
+) -> (ConnId, crossbeam_channel::Receiver<NetEvent>) {
+    let (stream, early) = upgrade(addr);
+    assert!(early.is_empty());
+    let (sink, rx) = client_sink();
+    handle.connect(ClientStream::new(stream, client_state(), sink).unwrap());
+    (opened(&rx), rx)
+}
+
+#[test]
+fn a_client_connection_on_the_server_loops_is_masked_echoed_and_closed() {
+    let server = start(quick_config(), true);
+    let (client, rx) = connect(&server.handle, server.addr);
+    let on_server = server.expect_opened();
+    assert_eq!(server.handle.stats().connections, 2, "both ends counted");
+
+    server
+        .handle
+        .send(client, Outgoing::Text("from the client".into()));
+    // The server accepted the frame (an unmasked one fails with 1002) and echoed it.
+    match server.next_event() {
+        NetEvent::Message { message, .. } => {
+            assert_eq!(message, Message::Text("from the client".into()))
+        }
+        other => panic!("{other:?}"),
+    }
+    match next(&rx) {
+        NetEvent::Message { conn, message } => {
+            assert_eq!(conn, client);
+            assert_eq!(message, Message::Text("from the client".into()));
+        }
+        other => panic!("{other:?}"),
+    }
+    server.handle.send(client, Outgoing::Binary(vec![0, 255]));
+    match next(&rx) {
+        NetEvent::Message { message, .. } => assert_eq!(message, Message::Binary(vec![0, 255])),
+        other => panic!("{other:?}"),
+    }
+
+    server
+        .handle
+        .close(client, CloseCode(4001), "client done".into());
+    let (code, reason, error) = server.expect_closed(on_server);
+    assert_eq!(
+        (code, reason.as_str(), error),
+        (CloseCode(4001), "client done", None)
+    );
+    loop {
+        match next(&rx) {
+            NetEvent::Closed {
+                conn, code, error, ..
+            } => {
+                assert_eq!((conn, code, error), (client, CloseCode(4001), None));
+                break;
+            }
+            NetEvent::Message { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let deadline = Instant::now() + WAIT;
+    while server.handle.stats().connections != 0 {
+        assert!(Instant::now() < deadline, "connections not released");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn frames_received_before_the_hand_over_come_after_opened() {
+    let server = start(quick_config(), true);
+    let (stream, _) = upgrade(server.addr);
+    let mut ws = client_state();
+    // As if these bytes had come in the same read as the 101.
+    ws.receive(Instant::now(), &[0x81, 0x02, b'h', b'i']);
+    let (sink, rx) = client_sink();
+    server
+        .handle
+        .connect(ClientStream::new(stream, ws, sink).unwrap());
+    let conn = opened(&rx);
+    match next(&rx) {
+        NetEvent::Message { conn: c, message } => {
+            assert_eq!(c, conn);
+            assert_eq!(message, Message::Text("hi".into()));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn loops_without_a_listener_run_client_connections() {
+    let server = start(quick_config(), true);
+    let net = Net::start(NetConfig {
+        threads: 1,
+        ..NetConfig::default()
+    })
+    .unwrap();
+    assert_eq!(net.local_addr().port(), 0);
+    let (client, rx) = connect(&net.handle(), server.addr);
+    net.handle().send(client, Outgoing::Text("echo".into()));
+    match next(&rx) {
+        NetEvent::Message { message, .. } => assert_eq!(message, Message::Text("echo".into())),
+        other => panic!("{other:?}"),
+    }
+    // Shutting the client loops down reports the connection's end.
+    net.shutdown(None);
+    match next(&rx) {
+        NetEvent::Closed { conn, code, .. } => {
+            assert_eq!((conn, code), (client, CloseCode::ABNORMAL))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_server_side_protocol_state_is_refused() {
+    let server = start(quick_config(), true);
+    let (stream, _) = upgrade(server.addr);
+    let ws = Connection::new(Role::Server, Config::default(), Instant::now());
+    let (sink, _rx) = client_sink();
+    let err = ClientStream::new(stream, ws, sink).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+}
+
+#[test]
+fn a_failure_in_the_bytes_before_the_hand_over_holds_its_close_like_any_other() {
+    let server = start(quick_config(), false);
+    let (stream, _) = upgrade(server.addr);
+    let mut ws = client_state();
+    // A whole message, then a continuation frame with nothing to continue (1002), as if both
+    // had come in the read that brought the 101.
+    ws.receive(Instant::now(), &[0x81, 0x02, b'h', b'i', 0x80, 0x00]);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let sink = Arc::new(ClientSink(tx, true));
+    server
+        .handle
+        .connect(ClientStream::new(stream, ws, sink).unwrap());
+    let on_server = server.expect_opened();
+    let client = opened(&rx);
+    match next(&rx) {
+        NetEvent::Message { message, .. } => assert_eq!(message, Message::Text("hi".into())),
+        other => panic!("{other:?}"),
+    }
+    match next(&rx) {
+        NetEvent::Closed { code, .. } => assert_eq!(code, CloseCode::PROTOCOL_ERROR),
+        other => panic!("{other:?}"),
+    }
+    // The answer to the message goes out before the held close frame.
+    server.handle.send(client, Outgoing::Text("answer".into()));
+    server.handle.release(client);
+    match server.next_event() {
+        NetEvent::Message { message, .. } => assert_eq!(message, Message::Text("answer".into())),
+        other => panic!("the answer must come before the close: {other:?}"),
+    }
+    let (code, _, _) = server.expect_closed(on_server);
+    assert_eq!(code, CloseCode::PROTOCOL_ERROR);
+}
