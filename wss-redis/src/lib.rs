@@ -54,7 +54,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Sender, TrySendError};
-use wss_server::{Broker, BrokerError, Frame, Inbox, Member, Topic};
+use wss_server::{Broker, BrokerError, BrokerStats, Frame, Inbox, Member, Topic};
 
 use config::redacted;
 pub use config::RedisConfig;
@@ -353,5 +353,22 @@ impl Broker for RedisBroker {
         answer
             .recv_timeout(timeout)
             .map_err(|_| BrokerError::Timeout)?
+    }
+
+    /// The counters of [`RedisBroker::stats`] and whether both connections to Redis are up,
+    /// for metrics and `/readyz`. (Not [`RedisBroker::is_connected`]: it also waits for
+    /// subscription changes to settle, which would flap readiness on every new room.)
+    fn stats(&self) -> Option<BrokerStats> {
+        let s = RedisBroker::stats(self);
+        let up = self.shared.publisher_up.load(Ordering::Acquire)
+            && self.shared.subscriber_up.load(Ordering::Acquire);
+        Some(BrokerStats::new(
+            up,
+            s.published,
+            s.received,
+            s.delivered,
+            s.lost,
+            s.reconnects,
+        ))
     }
 }

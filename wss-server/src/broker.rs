@@ -191,6 +191,52 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
 
     /// Who is present in `topic` on the OTHER nodes. May wait for the backend, boundedly.
     fn remote_members(&self, topic: &Topic) -> Result<Vec<Member>, BrokerError>;
+
+    /// Counters and link state for metrics and readiness (`/readyz` answers 503 while
+    /// [`BrokerStats::up`] is false). Called from the metrics thread: must be cheap and must
+    /// not block. Default `None`: a broker with nothing to report (the in-process one).
+    fn stats(&self) -> Option<BrokerStats> {
+        None
+    }
+}
+
+/// What a [`Broker`] that talks to a backend reports about it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BrokerStats {
+    /// The link to the backend is up now (publishing and subscribed).
+    pub up: bool,
+    /// Messages of this node handed to the backend, since start.
+    pub published: u64,
+    /// Messages from other nodes received, since start.
+    pub received: u64,
+    /// Local deliveries of received messages (one per receiving connection), since start.
+    pub delivered: u64,
+    /// Messages of this node dropped instead of published (backend down, queue full).
+    pub lost: u64,
+    /// Reconnections to the backend after the first connection, since start.
+    pub reconnects: u64,
+}
+
+impl BrokerStats {
+    /// Stats with the given link state and counters.
+    pub fn new(
+        up: bool,
+        published: u64,
+        received: u64,
+        delivered: u64,
+        lost: u64,
+        reconnects: u64,
+    ) -> BrokerStats {
+        BrokerStats {
+            up,
+            published,
+            received,
+            delivered,
+            lost,
+            reconnects,
+        }
+    }
 }
 
 /// The default broker: one node, nothing to share. Every call returns at once and does

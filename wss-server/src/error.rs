@@ -155,6 +155,8 @@ pub enum WebError {
     Bind(io::Error),
     /// The static root folder does not exist or is not a folder.
     Root(io::Error),
+    /// Binding the metrics listener (`WebServerOptions::metrics`) failed.
+    Metrics(io::Error),
 }
 
 impl fmt::Display for WebError {
@@ -163,6 +165,7 @@ impl fmt::Display for WebError {
             WebError::Resolve(h) => write!(f, "cannot resolve host {h:?}"),
             WebError::Bind(e) => write!(f, "cannot start listening: {e}"),
             WebError::Root(e) => write!(f, "invalid static root folder: {e}"),
+            WebError::Metrics(e) => write!(f, "cannot start the metrics listener: {e}"),
         }
     }
 }
@@ -170,7 +173,7 @@ impl fmt::Display for WebError {
 impl std::error::Error for WebError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            WebError::Bind(e) | WebError::Root(e) => Some(e),
+            WebError::Bind(e) | WebError::Root(e) | WebError::Metrics(e) => Some(e),
             WebError::Resolve(_) => None,
         }
     }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, Weak};
 use std::time::Instant;
 
 use wss_net::{ConnId, ConnInfo, Decision, Service};
@@ -12,6 +12,7 @@ use wss_proto::handshake::{self, is_upgrade_request, validate_upgrade, Response}
 
 use crate::error::{codes, ErrorInfo, ServerError};
 use crate::event::{Pairs, Request};
+use crate::health::Health;
 use crate::origin;
 use crate::server::ServerInner;
 use crate::session::{cookie_value, set_cookie_value, Session, SessionStore};
@@ -38,6 +39,8 @@ pub(crate) struct Router {
     statics: Statics,
     sessions: Option<SessionStore>,
     cookie_name: String,
+    /// `/healthz` and `/readyz` on this port (`--health-path`), set once at start.
+    pub(crate) health: OnceLock<Arc<Health>>,
 }
 
 impl Router {
@@ -53,11 +56,17 @@ impl Router {
             statics,
             sessions,
             cookie_name,
+            health: OnceLock::new(),
         }
     }
 
     pub(crate) fn is_running(&self) -> bool {
         self.running.load(Ordering::Acquire)
+    }
+
+    /// Sessions kept now (for stats).
+    pub(crate) fn session_count(&self) -> usize {
+        self.sessions.as_ref().map_or(0, SessionStore::len)
     }
 
     pub(crate) fn session(&self, id: &str) -> Option<Session> {
@@ -239,6 +248,13 @@ impl Router {
     }
 
     fn http(&self, request: &handshake::Request, tls: bool) -> Decision {
+        // Probes first: they set no cookie and never reach the files.
+        if let Some(response) = self.health.get().and_then(|h| h.on_main_port(request)) {
+            return Decision::Respond {
+                response,
+                keep_alive: true,
+            };
+        }
         let head = match request.method() {
             "GET" => false,
             "HEAD" => true,

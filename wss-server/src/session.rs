@@ -118,7 +118,6 @@ impl SessionStore {
         Some(session)
     }
 
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.entries
             .lock()
