@@ -32,7 +32,7 @@ pub use broadcast::{Broadcast, BroadcastConnection};
 pub use chat::{Chat, ChatConnection};
 pub use cidr::{CidrError, IpNet};
 pub use echo::{Echo, EchoConnection};
-pub use log_file::{LogFile, LoggedConnection};
+pub use log_file::{LogFile, LogReopener, LoggedConnection};
 pub use uppercase::{uppercase_data, Uppercase, UppercaseConnection};
 
 /// The README's examples, compiled as doctests so they cannot rot.
