@@ -757,8 +757,21 @@ mod tests {
             "65536",
             "--log-level",
             "debug",
+            "--metrics",
+            "127.0.0.1:9464",
+            "--health-path",
+            "/ops",
+            "--drain-time",
+            "2.5",
+            "--log-format",
+            "json",
         ]);
         let p = plan(&cli).expect("plan");
+        assert_eq!(p.web.metrics, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(p.web.health_path.as_deref(), Some("/ops"));
+        assert_eq!(p.web.drain_time, Duration::from_millis(2500));
+        assert_eq!(p.drain_time, Duration::from_millis(2500));
+        assert_eq!(cli.log_format, logs::LogFormat::Json);
         assert!(p.web.deflate.enabled);
         assert_eq!(p.web.deflate.threshold, 200);
         assert_eq!(p.web.max_per_address, Some(10));
@@ -800,6 +813,53 @@ mod tests {
         let help = Cli::command().render_long_help().to_string();
         let default = format!("[default: {}]", DeflateConfig::default().threshold);
         assert!(help.contains(&default), "--help must say {default}");
+    }
+
+    #[test]
+    fn every_flag_reads_its_wss_variable_and_help_says_so() {
+        let command = Cli::command();
+        let help = Cli::command().render_long_help().to_string();
+        let mut flags = 0;
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if matches!(long, "help" | "version") {
+                continue;
+            }
+            flags += 1;
+            let want = format!("WSS_{}", long.to_uppercase().replace('-', "_"));
+            assert_eq!(
+                arg.get_env().and_then(|e| e.to_str()),
+                Some(want.as_str()),
+                "--{long}"
+            );
+            assert!(
+                help.contains(&format!("[env: {want}=")),
+                "--help shows {want}"
+            );
+        }
+        assert!(flags >= 31, "only {flags} flags seen");
+    }
+
+    #[test]
+    fn metrics_default_to_off_and_a_bare_port_means_loopback() {
+        let p = plan(&parse(&["--handler", "echo"])).expect("plan");
+        assert_eq!(p.web.metrics, None);
+        assert_eq!(p.web.health_path, None);
+        assert_eq!(p.web.drain_time, Duration::ZERO);
+        let cli = parse(&["--handler", "echo", "--metrics", "9100"]);
+        assert_eq!(cli.metrics, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(cli.log_format, logs::LogFormat::Text);
+        for bad in [
+            &["--metrics", "nowhere"][..],
+            &["--health-path", "health"],
+            &["--health-path", "/h?x"],
+            &["--drain-time", "-1"],
+            &["--log-format", "xml"],
+        ] {
+            let mut full = vec!["wss", "--handler", "echo"];
+            full.extend_from_slice(bad);
+            assert!(Cli::try_parse_from(full).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

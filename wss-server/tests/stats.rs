@@ -1,0 +1,178 @@
+//! `WebServer::stats` and `WebSocketServer::stats` over real sockets: each counter moves by
+//! exactly what the clients did.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+use tungstenite::protocol::frame::coding::CloseCode as TCode;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::Message;
+use wss_server::*;
+
+/// Polls `f` until it holds (counters are read from other threads, a moment behind).
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn stats_count_messages_bytes_closes_and_handshakes() {
+    let log = Log::default();
+    let web = web();
+    let rec = Rec::new(&log).accept(|_, e| e.request.query.get("no").is_none());
+    let wss = WebSocketServer::new(&web, rec, ServerOptions::default().with_path("/s")).unwrap();
+    let before = web.stats();
+    assert_eq!(before.net.upgrades, 0);
+
+    let mut a = connect(web.local_addr(), "/s");
+    let mut b = connect(web.local_addr(), "/s");
+    a.send(Message::text("hello")).unwrap();
+    assert_eq!(read_text(&mut a), "hello");
+    b.send(Message::binary(vec![7u8; 10])).unwrap();
+    assert!(matches!(b.read().unwrap(), Message::Binary(_)));
+    eventually("two open", || wss.stats().connections == 2);
+
+    // Refused by the handler, and to a path nobody serves.
+    let refused = try_connect(web.local_addr(), "/s?no=1")
+        .err()
+        .expect("refused");
+    assert_eq!(refused_status(refused), 403);
+    let missing = try_connect(web.local_addr(), "/elsewhere")
+        .err()
+        .expect("404");
+    assert_eq!(refused_status(missing), 404);
+
+    a.close(Some(CloseFrame {
+        code: TCode::Normal,
+        reason: "".into(),
+    }))
+    .unwrap();
+    while a.read().is_ok() {}
+    eventually("one open", || wss.stats().connections == 1);
+
+    let s = wss.stats();
+    assert_eq!(s.path.as_deref(), Some("/s"));
+    assert_eq!(s.opened, 2);
+    assert_eq!(s.accepted, 2);
+    assert_eq!(s.refused_by_handler, 1);
+    assert_eq!(s.messages_received.text, 1);
+    assert_eq!(s.messages_received.binary, 1);
+    assert_eq!(s.bytes_received, 15);
+    assert_eq!(s.callback_panics, 0);
+    assert_eq!(
+        s.callback_duration.count, 0,
+        "callbacks are timed only while metrics are served"
+    );
+
+    let w = web.stats();
+    assert_eq!(w.net.upgrades, 2);
+    assert_eq!(w.net.messages_received.text, 1);
+    assert_eq!(w.net.messages_sent.text, 1);
+    assert_eq!(w.net.messages_sent.binary, 1);
+    assert_eq!(w.net.bytes_sent, 15);
+    // Frame headers, masks and the handshakes come on top of the payloads.
+    assert!(w.net.wire_bytes_received > 15 + 2 * 6);
+    assert!(w.net.wire_bytes_sent > 15);
+    eventually("the close counted", || {
+        web.stats().net.closes.get(CloseBy::Client, 1000) == 1
+    });
+    let w = web.stats();
+    assert_eq!(w.net.closes.total(), 1);
+    assert_eq!(w.handshakes.accepted, 2);
+    assert_eq!(w.handshakes.refused_by_handler, 1);
+    assert_eq!(w.handshakes.not_found, 1);
+    assert!(!w.draining);
+    assert_eq!(w.servers.len(), 1);
+    assert!(w.broker.is_none(), "the local broker reports nothing");
+
+    // Closed by the server: counted on its side with its code.
+    for c in wss.connections() {
+        c.terminate(Some(4000), Some("bye"));
+    }
+    while b.read().is_ok() {}
+    eventually("the server's close counted", || {
+        web.stats().net.closes.get(CloseBy::Server, 4000) == 1
+    });
+}
+
+#[test]
+fn with_deflate_application_and_wire_bytes_differ() {
+    let log = Log::default();
+    let web = web_with(WebServerOptions::default().with_deflate(DeflateConfig::default()));
+    let _wss = WebSocketServer::new(&web, Rec::new(&log), ServerOptions::default()).unwrap();
+    let stream = std::net::TcpStream::connect(web.local_addr()).unwrap();
+    let request = tungstenite::http::Request::builder()
+        .uri(format!("ws://{}/", web.local_addr()))
+        .header("Host", web.local_addr().to_string())
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header("Sec-WebSocket-Key", KEY)
+        .header("Sec-WebSocket-Extensions", "permessage-deflate")
+        .body(())
+        .unwrap();
+    let (mut ws, response) = tungstenite::client(request, stream).unwrap();
+    assert!(response.headers().get("sec-websocket-extensions").is_some());
+    // tungstenite sends uncompressed; the server compresses its echo.
+    let text = "a".repeat(10_000);
+    ws.send(Message::text(text.clone())).unwrap();
+    // The echo arrives compressed, which this client cannot read: only the server's
+    // counters matter here.
+    let _ = ws.read();
+    eventually("the echo sent", || web.stats().net.bytes_sent == 10_000);
+    let s = web.stats().net;
+    assert!(
+        s.wire_bytes_sent < 2_000,
+        "10 000 compressible bytes went out as {} on the wire",
+        s.wire_bytes_sent
+    );
+}
+
+#[test]
+fn metrics_listener_serves_prometheus_text_health_and_readiness() {
+    use std::io::{Read, Write};
+    let log = Log::default();
+    let web = web_with(WebServerOptions {
+        metrics: Some("127.0.0.1:0".parse().unwrap()),
+        ..WebServerOptions::default()
+    });
+    let _wss = WebSocketServer::new(&web, Rec::new(&log), ServerOptions::default()).unwrap();
+    let addr = web.metrics_addr().expect("metrics served");
+    assert!(addr.ip().is_loopback());
+    let mut c = connect(web.local_addr(), "/");
+    c.send(Message::text("x")).unwrap();
+    read_text(&mut c);
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let scrape = get("/metrics");
+    assert!(scrape.starts_with("HTTP/1.1 200"), "{scrape}");
+    assert!(scrape.contains("text/plain; version=0.0.4"));
+    assert!(
+        scrape.contains("\nwss_connections{path=\"*\"} 1\n"),
+        "{scrape}"
+    );
+    assert!(scrape.contains("\nwss_messages_received_total{path=\"*\",type=\"text\"} 1\n"));
+    assert!(scrape.contains("\nwss_callback_duration_seconds_count{path=\"*\"} 1\n"));
+    assert!(scrape.contains("\nprocess_open_fds "));
+    assert!(get("/healthz").starts_with("HTTP/1.1 200"));
+    assert!(get("/readyz").starts_with("HTTP/1.1 200"));
+    assert!(get("/other").starts_with("HTTP/1.1 404"));
+    // Not on the main port unless asked.
+    assert!(
+        http(web.local_addr(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .starts_with("HTTP/1.1 404")
+    );
+    drop(c);
+    web.stop();
+    assert!(std::net::TcpStream::connect(addr).is_err(), "port freed");
+}
