@@ -318,6 +318,11 @@ impl ConnFlow {
     }
 
     /// Loop side: `n` bytes are queued for the socket now.
+    /// The queued-bytes count as last set.
+    pub(crate) fn buffered_now(&self) -> u32 {
+        self.buffered.load(Ordering::Relaxed)
+    }
+
     /// Sets the queued-bytes count (saturated at `u32::MAX`); returns `(before, after)` as
     /// stored, for the loop's gauge.
     pub(crate) fn set_buffered(&self, n: usize) -> (u32, u32) {

@@ -98,6 +98,9 @@ fn stats_count_messages_bytes_closes_and_handshakes() {
     eventually("the server's close counted", || {
         web.stats().net.closes.get(CloseBy::Server, 4000) == 1
     });
+    // Nothing stays counted as queued once every connection is gone.
+    eventually("no connection left", || web.stats().net.connections == 0);
+    assert_eq!(web.stats().net.outgoing_queued_bytes, 0);
 }
 
 #[test]

@@ -96,6 +96,12 @@ impl Ws {
         }
     }
 
+    /// Takes the connection's queued bytes out of the loop's gauge as it leaves the WebSocket
+    /// phase (what it still writes is the end of a closed connection, no longer tracked).
+    fn untrack(&self, counters: &LoopCounters) {
+        counters.requeue(self.flow.buffered_now() as usize, 0);
+    }
+
     pub(crate) fn deadline(&self) -> Option<Instant> {
         self.ws.poll_timeout()
     }
@@ -236,6 +242,7 @@ impl Conn {
                 // A `Closed` reported earlier whose held close frame was just released.
                 w.pull_output(&mut self.out);
                 w.set_buffered(&ctx.shared.counters, self.out.len());
+                w.untrack(&ctx.shared.counters);
                 self.finish(ctx.now);
                 return Ok(());
             }
@@ -260,6 +267,7 @@ impl Conn {
                 );
                 w.set_buffered(&ctx.shared.counters, self.out.len());
                 if !w.ws.is_holding_close() {
+                    w.untrack(&ctx.shared.counters);
                     self.finish(ctx.now);
                 }
                 Ok(())
