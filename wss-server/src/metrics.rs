@@ -451,11 +451,17 @@ impl Collector for WebCollector {
         )?;
         for x in servers {
             let d = &x.callback_duration;
+            // The encoder sums the buckets itself: it takes each bucket's own count.
+            let mut below = 0;
             let buckets: Vec<(f64, u64)> = CALLBACK_BUCKETS
                 .iter()
                 .copied()
                 .chain([f64::INFINITY])
-                .zip(d.cumulative.iter().copied())
+                .zip(d.cumulative.iter().map(|&c| {
+                    let own = c - below;
+                    below = c;
+                    own
+                }))
                 .collect();
             let l = labels([("path", path_label(x.path.as_deref()))]);
             h.encode_family(&l)?.encode_histogram::<NoLabelSet>(

@@ -166,6 +166,10 @@ fn metrics_listener_serves_prometheus_text_health_and_readiness() {
     );
     assert!(scrape.contains("\nwss_messages_received_total{path=\"*\",type=\"text\"} 1\n"));
     assert!(scrape.contains("\nwss_callback_duration_seconds_count{path=\"*\"} 1\n"));
+    assert!(
+        scrape.contains("\nwss_callback_duration_seconds_bucket{path=\"*\",le=\"+Inf\"} 1\n"),
+        "{scrape}"
+    );
     assert!(scrape.contains("\nprocess_open_fds "));
     assert!(get("/healthz").starts_with("HTTP/1.1 200"));
     assert!(get("/readyz").starts_with("HTTP/1.1 200"));
