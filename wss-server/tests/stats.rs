@@ -38,13 +38,13 @@ fn stats_count_messages_bytes_closes_and_handshakes() {
     eventually("two open", || wss.stats().connections == 2);
 
     // Refused by the handler, and to a path nobody serves.
-    let refused = try_connect(web.local_addr(), "/s?no=1")
-        .err()
-        .expect("refused");
+    let Err(refused) = try_connect(web.local_addr(), "/s?no=1") else {
+        panic!("the handler refuses ?no")
+    };
     assert_eq!(refused_status(refused), 403);
-    let missing = try_connect(web.local_addr(), "/elsewhere")
-        .err()
-        .expect("404");
+    let Err(missing) = try_connect(web.local_addr(), "/elsewhere") else {
+        panic!("no server at /elsewhere")
+    };
     assert_eq!(refused_status(missing), 404);
 
     a.close(Some(CloseFrame {
