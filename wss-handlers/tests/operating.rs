@@ -294,6 +294,33 @@ fn json_log_lines_parse_and_carry_the_event_fields() {
         !stderr.contains("sekrit-query"),
         "a query string reached the log"
     );
+
+    // A refusal is an event too (the address filter refuses 127.0.0.1 here).
+    let mut wss = Wss::start(&[
+        "--handler",
+        "echo",
+        "--allow",
+        "10.0.0.0/8",
+        "--log-format",
+        "json",
+        "--log-level",
+        "debug",
+    ]);
+    assert_eq!(support::refused_status(&wss.ws_url("")), 403);
+    wait_for("the refusal logged", || wss.stderr().contains("refused"));
+    wss.signal("TERM");
+    assert_eq!(wss.wait_exit(WAIT).and_then(|s| s.code()), Some(0));
+    let refused: serde_json::Value = wss
+        .stderr()
+        .lines()
+        .find(|l| l.contains("connection refused"))
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .expect("a refusal line");
+    assert_eq!(refused["path"], "/ws");
+    assert_eq!(refused["level"], "DEBUG");
+    assert!(refused["remote"]
+        .as_str()
+        .is_some_and(|r| r.starts_with("127.0.0.1:")));
 }
 
 /// Spawns `wss` with `env` and `args`, returns the path of its readiness line.
@@ -510,4 +537,36 @@ fn prometheus_scrapes_the_metrics_of_a_scripted_exchange() {
         3.0,
     );
     drop(clients);
+}
+
+#[test]
+fn readyz_is_503_while_the_configured_redis_is_unreachable() {
+    let Some(redis) = support::redis::Redis::start() else {
+        return;
+    };
+    let wss = Wss::start(&[
+        "--handler",
+        "broadcast",
+        "--metrics",
+        "127.0.0.1:0",
+        "--redis",
+        &redis.url(),
+    ]);
+    let metrics = metrics_addr(&wss);
+    wait_for("ready with Redis up", || {
+        get(metrics, "/readyz").status == 200
+    });
+    let scrape = get(metrics, "/metrics").body;
+    assert!(scrape.contains("\nwss_broker_up 1\n"), "{scrape}");
+    assert!(scrape.contains("\nwss_broker_lost_total 0\n"), "{scrape}");
+    drop(redis);
+    wait_for("/readyz 503 with Redis gone", || {
+        get(metrics, "/readyz").status == 503
+    });
+    let ready = get(metrics, "/readyz");
+    assert_eq!(ready.body, "broker unreachable\n");
+    assert_eq!(get(metrics, "/healthz").status, 200, "alive all the same");
+    assert!(get(metrics, "/metrics")
+        .body
+        .contains("\nwss_broker_up 0\n"));
 }

@@ -24,6 +24,15 @@ pub(crate) struct Health {
     main_prefix: Option<String>,
 }
 
+/// Why `/readyz` answers 503.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NotReady {
+    /// A graceful stop has begun.
+    Draining,
+    /// The broker reports its backend unreachable.
+    BrokerDown,
+}
+
 /// The two probes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Probe {
@@ -49,12 +58,12 @@ impl Health {
     }
 
     /// `Err(why)` while not ready.
-    pub(crate) fn ready(&self) -> Result<(), &'static str> {
+    pub(crate) fn ready(&self) -> Result<(), NotReady> {
         if self.is_draining() {
-            return Err("draining");
+            return Err(NotReady::Draining);
         }
         if self.broker.stats().is_some_and(|s| !s.up) {
-            return Err("broker unreachable");
+            return Err(NotReady::BrokerDown);
         }
         Ok(())
     }
@@ -77,8 +86,8 @@ impl Health {
             Probe::Alive => (200, "ok\n"),
             Probe::Ready => match self.ready() {
                 Ok(()) => (200, "ready\n"),
-                Err("draining") => (503, "draining\n"),
-                Err(_) => (503, "broker unreachable\n"),
+                Err(NotReady::Draining) => (503, "draining\n"),
+                Err(NotReady::BrokerDown) => (503, "broker unreachable\n"),
             },
         };
         let mut r = Response::new(status)

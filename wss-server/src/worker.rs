@@ -908,6 +908,7 @@ fn call_server(
         f(&mut *run.guard)
     }));
     if let Err(panic) = result {
+        server.inner.counters.note_panic();
         server_error(
             handler,
             server,
