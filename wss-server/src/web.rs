@@ -370,9 +370,10 @@ impl WebServer {
         self.inner.stop_with(None);
     }
 
-    /// Stops gracefully: new connections are refused, every WebSocket gets a close frame
-    /// with 1001 (going away), peers that have not answered within `timeout` are destroyed,
-    /// then as [`stop`](Self::stop).
+    /// Stops gracefully: `/readyz` answers 503 and new upgrades are refused (503) at once,
+    /// every WebSocket gets a close frame with 1001 (going away), spread evenly over
+    /// [`WebServerOptions::drain_time`] when it is set, peers that have not answered within
+    /// `timeout` after that are destroyed, then as [`stop`](Self::stop).
     pub fn stop_gracefully(&self, timeout: Duration) {
         self.inner.stop_with(Some(timeout));
     }
