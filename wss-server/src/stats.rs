@@ -34,7 +34,7 @@ fn bump(c: &AtomicU64, n: u64) {
 /// One server's counters, written by its worker thread alone.
 #[repr(align(128))]
 pub(crate) struct ServerCounters {
-    /// Time callbacks (two clock reads per message): only when metrics are served.
+    /// Time callbacks (one clock read per message): only when metrics are served.
     pub(crate) timing: bool,
     opened: AtomicU64,
     accepted: AtomicU64,
@@ -168,7 +168,8 @@ pub struct ServerStats {
     pub worker_queue: Backlog,
     /// How long `on_message` callbacks ran; counted only while metrics are served
     /// ([`WebServerOptions::metrics`](crate::WebServerOptions::metrics)), as timing costs
-    /// two clock reads per message.
+    /// a clock read per message. Each duration runs from the end of the previous callback
+    /// (or the start of the network batch) and so includes the message's dispatch.
     pub callback_duration: CallbackDurations,
 }
 
@@ -341,4 +342,29 @@ pub struct WebServerStats {
     pub servers: Vec<ServerStats>,
     /// The broker's counters, when it reports any (Redis).
     pub broker: Option<BrokerStats>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_fall_in_their_buckets_and_read_cumulative() {
+        let c = ServerCounters::new(true);
+        c.observe(Duration::from_micros(3)); // <= 5 µs
+        c.observe(Duration::from_micros(5)); // <= 5 µs (bounds are inclusive)
+        c.observe(Duration::from_micros(700)); // <= 1 ms
+        c.observe(Duration::from_secs(2)); // +Inf
+        let s = c.snapshot(Some("/p"), 0, Backlog::default());
+        let d = &s.callback_duration;
+        assert_eq!(d.count, 4);
+        assert_eq!(d.cumulative.len(), CALLBACK_BUCKETS.len() + 1);
+        assert_eq!(d.cumulative[0], 2);
+        let ms = CALLBACK_BUCKETS.iter().position(|&b| b == 0.001).unwrap();
+        assert_eq!(d.cumulative[ms - 1], 2);
+        assert_eq!(d.cumulative[ms], 3);
+        assert_eq!(d.cumulative[CALLBACK_BUCKETS.len() - 1], 3);
+        assert_eq!(d.cumulative[CALLBACK_BUCKETS.len()], 4);
+        assert!((d.sum_seconds - 2.000_708).abs() < 1e-9);
+    }
 }

@@ -360,6 +360,9 @@ pub(crate) struct Worker {
     opening: IdMap<Instant>,
     term: Option<Term>,
     net_gone: bool,
+    /// While callbacks are timed (metrics on): when the last `on_message` ended, or the batch
+    /// began. `None` otherwise.
+    mark: Option<Instant>,
 }
 
 impl Worker {
@@ -381,6 +384,7 @@ impl Worker {
             opening: IdMap::default(),
             term: None,
             net_gone: false,
+            mark: None,
         }
     }
 
@@ -443,13 +447,24 @@ impl Worker {
             }
             WorkerMsg::Connect(p) => self.connect(*p),
             WorkerMsg::Net(NetBatch { events, release }) => {
+                let timing = self.server.inner.counters.timing;
+                if timing {
+                    self.mark = Some(Instant::now());
+                }
                 for event in events {
+                    let message = matches!(event, NetEvent::Message { .. });
                     self.net_event(event);
                     // A handshake must not wait for the rest of a large batch.
-                    if self.mail.has_control() {
+                    let control = self.mail.has_control();
+                    if control {
                         self.run_control();
                     }
+                    if timing && (control || !message) {
+                        // Whatever ran there is not the next message's callback.
+                        self.mark = Some(Instant::now());
+                    }
                 }
+                self.mark = None;
                 drop(release);
             }
             WorkerMsg::Error(info) => {
@@ -576,24 +591,34 @@ impl Worker {
                 let cost = Backlog::of(&message);
                 let counters = &self.server.inner.counters;
                 counters.note_message(&message);
-                match to_data(self.server.inner.options.data_type, message) {
+                let ran = match to_data(self.server.inner.options.data_type, message) {
                     Ok(data) => {
                         let event = MessageEvent { data };
-                        let started = counters.timing.then(Instant::now);
                         let panicked = call_conn(&slot.handler, &slot.ws, "on_message", |h, ws| {
                             h.on_message_owned(ws, event)
                         });
-                        if let Some(t) = started {
-                            counters.observe(t.elapsed());
-                        }
                         if panicked {
                             counters.note_panic();
                         }
+                        true
                     }
-                    Err(info) => conn_error(&slot.handler, &slot.ws, ErrorEvent::single(info)),
-                }
+                    Err(info) => {
+                        conn_error(&slot.handler, &slot.ws, ErrorEvent::single(info));
+                        false
+                    }
+                };
                 if let Some(credit) = &slot.credit {
                     credit.release(cost);
+                }
+                // One clock read per message: this callback ran from the previous mark (the
+                // end of the one before, or the start of the batch) to now, the message's
+                // dispatch included.
+                if let Some(prev) = self.mark {
+                    let now = Instant::now();
+                    if ran {
+                        counters.observe(now - prev);
+                    }
+                    self.mark = Some(now);
                 }
             }
             NetEvent::Closed {
