@@ -80,7 +80,7 @@ impl Health {
     /// The answer to `probe` for `method` (GET or HEAD; others get 405).
     pub(crate) fn respond(&self, probe: Probe, method: &str) -> Response {
         if method != "GET" && method != "HEAD" {
-            return Response::error(405, "").header("Allow", "GET, HEAD");
+            return method_not_allowed();
         }
         let (status, body) = match probe {
             Probe::Alive => (200, "ok\n"),
@@ -108,4 +108,10 @@ impl Health {
         let probe = Self::probe(request.path().strip_prefix(prefix)?)?;
         Some(self.respond(probe, request.method()))
     }
+}
+
+/// 405 with the methods the probes and `/metrics` take (built here: `Response::error` adds an
+/// `Allow: GET` of its own).
+pub(crate) fn method_not_allowed() -> Response {
+    Response::new(405).header("Allow", "GET, HEAD")
 }

@@ -133,8 +133,17 @@ impl Serve {
             Head::Bad => Response::error(400, "Bad Request"),
             Head::Request { method, path } => self.answer(&method, &path),
         };
+        // One request per connection (error responses say so already).
+        let mut response = response;
+        if !response
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("connection"))
+        {
+            response = response.header("Connection", "close");
+        }
         let mut bytes = Vec::new();
-        response.header("Connection", "close").encode(&mut bytes);
+        response.encode(&mut bytes);
         stream.write_all(&bytes)?;
         stream.flush()
     }
@@ -151,7 +160,7 @@ impl Serve {
             return r;
         }
         if method != "GET" && method != "HEAD" {
-            return Response::error(405, "").header("Allow", "GET, HEAD");
+            return crate::health::method_not_allowed();
         }
         let mut text = String::new();
         if let Err(e) =

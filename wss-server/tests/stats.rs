@@ -174,6 +174,25 @@ fn metrics_listener_serves_prometheus_text_health_and_readiness() {
     assert!(get("/healthz").starts_with("HTTP/1.1 200"));
     assert!(get("/readyz").starts_with("HTTP/1.1 200"));
     assert!(get("/other").starts_with("HTTP/1.1 404"));
+    let post = {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+    let count = |name: &str| {
+        post.lines()
+            .filter(|l| l.to_ascii_lowercase().starts_with(name))
+            .count()
+    };
+    assert_eq!(count("allow:"), 1, "{post}");
+    assert_eq!(count("connection:"), 1, "{post}");
     // Not on the main port unless asked.
     assert!(
         http(web.local_addr(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
