@@ -202,3 +202,82 @@ fn metrics_listener_serves_prometheus_text_health_and_readiness() {
     web.stop();
     assert!(std::net::TcpStream::connect(addr).is_err(), "port freed");
 }
+
+#[test]
+fn every_refused_handshake_is_counted_under_its_outcome() {
+    use std::io::{Read, Write};
+    let log = Log::default();
+    let web = web_with(WebServerOptions {
+        handshake_timeout: Duration::from_millis(300),
+        ..WebServerOptions::default()
+    });
+    let _wss = WebSocketServer::new(&web, Rec::new(&log), ServerOptions::default()).unwrap();
+    let addr = web.local_addr();
+    let status = |raw: &Raw| -> u16 {
+        raw.head
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    };
+    // Cross-origin (same-origin policy by default): 403.
+    let raw = raw_handshake(addr, "/", &["Origin: http://evil.example"]);
+    assert_eq!(status(&raw), 403, "{}", raw.head);
+    // Another protocol version: 426.
+    let raw = raw_handshake(addr, "/", &["Sec-WebSocket-Version: 8"]);
+    assert_eq!(status(&raw), 426, "{}", raw.head);
+    // A head too large: 431.
+    let big = format!("X-Big: {}", "a".repeat(20_000));
+    let raw = raw_handshake(addr, "/", &[big.as_str()]);
+    assert_eq!(status(&raw), 431, "{}", raw.head);
+    // Not HTTP at all: 400.
+    assert!(http(addr, "GARBAGE\r\n\r\n").starts_with("HTTP/1.1 400"));
+    // A head that never ends: 408 after the handshake timeout.
+    let mut slow = std::net::TcpStream::connect(addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = slow.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+
+    let h = web.stats().handshakes;
+    assert_eq!(h.origin, 1);
+    assert_eq!(h.upgrade_required, 1);
+    assert_eq!(h.too_large, 1);
+    assert_eq!(h.bad_request, 1);
+    assert_eq!(h.timeout, 1);
+    assert_eq!(h.accepted, 0);
+    assert_eq!(h.not_found, 0);
+    let total: u64 = h.iter().iter().map(|(_, n)| n).sum();
+    assert_eq!(total, 5, "{h:?}");
+}
+
+#[test]
+fn a_client_that_stops_reading_is_counted_as_a_slow_consumer() {
+    let log = Log::default();
+    let web = web_with(WebServerOptions {
+        max_outgoing: 64 << 10,
+        ..WebServerOptions::default()
+    });
+    let _wss = WebSocketServer::new(&web, Rec::new(&log), ServerOptions::default()).unwrap();
+    let mut c = connect(web.local_addr(), "/");
+    // Echoes of 1 MB each, never read: the kernel's buffers fill, then the queue passes 64 KiB.
+    let big = vec![7u8; 1 << 20];
+    for _ in 0..16 {
+        if c.send(Message::binary(big.clone())).is_err() {
+            break;
+        }
+        if web.stats().net.slow_consumers_dropped > 0 {
+            break;
+        }
+    }
+    eventually("the slow consumer dropped", || {
+        web.stats().net.slow_consumers_dropped == 1
+    });
+    eventually("its close counted", || {
+        web.stats().net.closes.get(CloseBy::Server, 1006) == 1
+    });
+    eventually("nothing left queued", || {
+        web.stats().net.outgoing_queued_bytes == 0
+    });
+}
