@@ -559,6 +559,21 @@ fn readyz_is_503_while_the_configured_redis_is_unreachable() {
     let scrape = get(metrics, "/metrics").body;
     assert!(scrape.contains("\nwss_broker_up 1\n"), "{scrape}");
     assert!(scrape.contains("\nwss_broker_lost_total 0\n"), "{scrape}");
+    // A relayed message goes through Redis and comes back: its lag is measured.
+    let mut ws = connect(&wss.ws_url(""));
+    let lag_count = || {
+        get(metrics, "/metrics")
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix("wss_broker_lag_seconds_count "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+    };
+    assert_eq!(lag_count(), Some(0));
+    for _ in 0..5 {
+        ws.send(Message::text("through redis")).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_for("a lag measured", || lag_count().is_some_and(|n| n >= 1));
     drop(redis);
     wait_for("/readyz 503 with Redis gone", || {
         get(metrics, "/readyz").status == 503

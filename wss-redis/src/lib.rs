@@ -43,6 +43,7 @@
 #![warn(missing_docs)]
 
 mod config;
+mod lag;
 mod publisher;
 mod shared;
 mod subscriber;
@@ -58,6 +59,7 @@ use wss_server::{Broker, BrokerError, BrokerStats, Frame, Inbox, Member, Topic};
 
 use config::redacted;
 pub use config::RedisConfig;
+use lag::Lag;
 pub use shared::Stats;
 
 use publisher::{Cmd, Publisher};
@@ -191,6 +193,7 @@ impl RedisBroker {
             cleanup: AtomicBool::new(true),
             publisher_up: AtomicBool::new(false),
             subscriber_up: AtomicBool::new(false),
+            lag: Lag::default(),
         });
         let publisher = Publisher::new(shared.clone(), rx, client.clone(), con);
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
@@ -328,6 +331,7 @@ impl Broker for RedisBroker {
     }
 
     fn publish(&self, topic: &Topic, frame: &Frame) {
+        self.shared.lag.on_publish(frame.as_bytes());
         self.enqueue(Cmd::Publish(topic.clone(), frame.clone()));
     }
 
@@ -362,13 +366,16 @@ impl Broker for RedisBroker {
         let s = RedisBroker::stats(self);
         let up = self.shared.publisher_up.load(Ordering::Acquire)
             && self.shared.subscriber_up.load(Ordering::Acquire);
-        Some(BrokerStats::new(
-            up,
-            s.published,
-            s.received,
-            s.delivered,
-            s.lost,
-            s.reconnects,
-        ))
+        Some(
+            BrokerStats::new(
+                up,
+                s.published,
+                s.received,
+                s.delivered,
+                s.lost,
+                s.reconnects,
+            )
+            .with_lag(self.shared.lag.snapshot()),
+        )
     }
 }

@@ -200,8 +200,27 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     }
 }
 
+/// Upper bounds, in seconds, of the buckets of [`BrokerLag`] (the last bucket, `+Inf`, is
+/// implied): from half a millisecond (Redis on the same host) to 5 s (a stalled backend).
+pub const BROKER_LAG_BUCKETS: [f64; 13] = [
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// A histogram of the time from a publish to its delivery through the backend, over the
+/// bounds of [`BROKER_LAG_BUCKETS`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct BrokerLag {
+    /// Publishes measured.
+    pub count: u64,
+    /// Their total lag, in seconds.
+    pub sum_seconds: f64,
+    /// Publishes whose lag was at most each bound, then all of them (`+Inf`).
+    pub cumulative: [u64; BROKER_LAG_BUCKETS.len() + 1],
+}
+
 /// What a [`Broker`] that talks to a backend reports about it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct BrokerStats {
     /// The link to the backend is up now (publishing and subscribed).
@@ -216,6 +235,8 @@ pub struct BrokerStats {
     pub lost: u64,
     /// Reconnections to the backend after the first connection, since start.
     pub reconnects: u64,
+    /// The publish-to-delivery lag, when the broker measures it.
+    pub lag: Option<BrokerLag>,
 }
 
 impl BrokerStats {
@@ -235,7 +256,15 @@ impl BrokerStats {
             delivered,
             lost,
             reconnects,
+            lag: None,
         }
+    }
+
+    /// The same, with the publish-to-delivery lag.
+    #[must_use]
+    pub fn with_lag(mut self, lag: BrokerLag) -> BrokerStats {
+        self.lag = Some(lag);
+        self
     }
 }
 

@@ -111,7 +111,10 @@ mod topics;
 mod web;
 mod worker;
 
-pub use broker::{Broker, BrokerError, BrokerStats, Inbox, LocalBroker, Member, Presence, Topic};
+pub use broker::{
+    Broker, BrokerError, BrokerLag, BrokerStats, Inbox, LocalBroker, Member, Presence, Topic,
+    BROKER_LAG_BUCKETS,
+};
 pub use connection::{Status, WebSocketConnection};
 pub use data::{Data, DataType};
 pub use error::{codes, ErrorInfo, HandlerBusy, SendError, ServerError, TopicError, WebError};

@@ -24,6 +24,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use wss_proto::handshake::Response;
 
+use crate::broker::BROKER_LAG_BUCKETS;
 use crate::health::Health;
 use crate::stats::{WebServerStats, CALLBACK_BUCKETS};
 use crate::web::WebInner;
@@ -544,6 +545,27 @@ impl Collector for WebCollector {
                 "Reconnections to the broker's backend after the first connection.",
                 b.reconnects,
             )?;
+            if let Some(lag) = b.lag {
+                let mut below = 0;
+                let buckets: Vec<(f64, u64)> = BROKER_LAG_BUCKETS
+                    .iter()
+                    .copied()
+                    .chain([f64::INFINITY])
+                    .zip(lag.cumulative.iter().map(|&c| {
+                        let own = c - below;
+                        below = c;
+                        own
+                    }))
+                    .collect();
+                let mut h = enc.encode_descriptor(
+                    "wss_broker_lag_seconds",
+                    "Time from a publish to its delivery through the broker's backend (sampled: \
+                     one message in flight at a time).",
+                    None,
+                    MetricType::Histogram,
+                )?;
+                h.encode_histogram::<NoLabelSet>(lag.sum_seconds, lag.count, &buckets, None)?;
+            }
         }
         Ok(())
     }
