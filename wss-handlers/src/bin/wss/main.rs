@@ -95,7 +95,7 @@ impl LogLevel {
 /// time first); a second signal exits at once with status 128 + the signal. SIGHUP reopens the
 /// --log file.
 ///
-/// Every flag can also come from the environment as WSS_<FLAG> (--max-connections from
+/// Every flag can also come from the environment as `WSS_<FLAG>` (--max-connections from
 /// WSS_MAX_CONNECTIONS; lists separated by commas); a flag on the command line wins.
 #[derive(Debug, Parser)]
 #[command(name = "wss", version, max_term_width = 100)]
