@@ -34,7 +34,8 @@ fn bump(c: &AtomicU64, n: u64) {
 /// One server's counters, written by its worker thread alone.
 #[repr(align(128))]
 pub(crate) struct ServerCounters {
-    /// Time callbacks (one clock read per message): only when metrics are served.
+    /// Time callbacks (one message in eight, two clock reads each): only when metrics are
+    /// served.
     pub(crate) timing: bool,
     opened: AtomicU64,
     accepted: AtomicU64,
@@ -166,10 +167,10 @@ pub struct ServerStats {
     pub callback_panics: u64,
     /// What the network has handed the worker and the worker has not taken yet, now.
     pub worker_queue: Backlog,
-    /// How long `on_message` callbacks ran; counted only while metrics are served
-    /// ([`WebServerOptions::metrics`](crate::WebServerOptions::metrics)), as timing costs
-    /// a clock read per message. Each duration runs from the end of the previous callback
-    /// (or the start of the network batch) and so includes the message's dispatch.
+    /// How long `on_message` callbacks ran, sampled: one message in eight (the first one
+    /// included) is timed, and only while metrics are served
+    /// ([`WebServerOptions::metrics`](crate::WebServerOptions::metrics)), as each timing costs
+    /// two clock reads. `count` is the number of timed callbacks, not of messages.
     pub callback_duration: CallbackDurations,
 }
 

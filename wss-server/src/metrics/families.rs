@@ -249,8 +249,8 @@ impl Collector for WebCollector {
         )?;
         let mut h = enc.encode_descriptor(
             "wss_callback_duration_seconds",
-            "How long on_message callbacks ran, by server path (measured while metrics are \
-             served).",
+            "How long on_message callbacks ran, by server path (sampled: one message in 8 is \
+             timed).",
             None,
             MetricType::Histogram,
         )?;
