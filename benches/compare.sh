@@ -7,6 +7,10 @@
 # Environment (defaults in brackets):
 #   ROUNDS [3]  DURATION [5] seconds measured  WARMUP [1] seconds
 #   SERVERS ["wss tt fws"]  SERVER_CORE [0]  CLIENT_CORE [1]  SERVER_THREADS [1]
+#   (wss-metrics is wss serving --metrics on loopback: SERVERS="wss wss-metrics" measures the
+#   cost of counting, and the report adds a table of it; wss-base is the wss binary at
+#   WSS_BASE_BIN, e.g. one built from a commit before the counters, to measure what counting
+#   costs when metrics are off)
 #   RESULTS [benches/results/results-DATE.jsonl]  SKIP_BUILD [0]
 #   WSS_BROADCAST_HANDLER [broadcast]: the wss handler for the broadcast scenario (broadcast
 #   relays each message unchanged to every other client, as tt-echo --mode broadcast does;
@@ -38,7 +42,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     fi
 fi
 if [ ! -x "$BIN/wss" ]; then
-    SERVERS=$(echo "$SERVERS" | tr ' ' '\n' | grep -vx wss | tr '\n' ' ' || true)
+    SERVERS=$(echo "$SERVERS" | tr ' ' '\n' | grep -vx 'wss\|wss-metrics' | tr '\n' ' ' || true)
 fi
 # Idle runs hold 10 000 connections: the load generator and every server need the fds.
 ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -57,6 +61,14 @@ server_cmd() {
     case "$name/$scenario" in
         wss/broadcast) echo "$BIN/wss --handler ${WSS_BROADCAST_HANDLER:-broadcast} --data-type text --port 0 --path / --threads $SERVER_THREADS" ;;
         wss/*) echo "$BIN/wss --handler echo --port 0 --path / --threads $SERVER_THREADS" ;;
+        wss-metrics/*) echo "$(server_cmd wss "$scenario") --metrics 127.0.0.1:0" ;;
+        wss-base/*)
+            # Nothing (the run is skipped) without a base binary; never a failing status,
+            # which `set -e` would turn into the end of the script.
+            if [ -x "${WSS_BASE_BIN:-}" ]; then
+                server_cmd wss "$scenario" | sed "s#^$BIN/wss#$WSS_BASE_BIN#"
+            fi
+            ;;
         tt/broadcast) echo "$BIN/tt-echo --port 0 --mode broadcast --threads $SERVER_THREADS" ;;
         tt/*) echo "$BIN/tt-echo --port 0 --threads $SERVER_THREADS" ;;
         fws/broadcast) ;;

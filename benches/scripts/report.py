@@ -32,6 +32,11 @@ METRICS = [
     ("broadcast", "worker_cpu_ns_per_op", False, None, "broadcast: worker thread CPU ns/delivery"),
 ]
 OURS = "wss"
+# wss again, serving /metrics (compare.sh's SERVERS="wss wss-metrics"): not a peer, but the
+# other half of the cost-of-counting comparison (issue 22: under 3 % on every scenario).
+METRICS_ON = "wss-metrics"
+# wss from another build (compare.sh's WSS_BASE_BIN): what the always-on counters cost.
+BASE = "wss-base"
 
 
 def load(path):
@@ -68,7 +73,7 @@ def summarise(runs):
         medians = {s: statistics.median(v.values()) for s, v in per.items()}
         ratios = []
         for rnd in sorted(per.get(OURS, {})):
-            peers = [v[rnd] for s, v in per.items() if s != OURS and rnd in v]
+            peers = [v[rnd] for s, v in per.items() if s not in (OURS, METRICS_ON, BASE) and rnd in v]
             if not peers:
                 continue
             best = max(peers) if higher else min(peers)
@@ -113,6 +118,32 @@ def verdict(row):
     return f"{'met' if ok else 'NOT met'} ({sign} {t}x)"
 
 
+def print_cost(runs, rows, other, title):
+    """A table of `other` against wss, round by round, when both ran."""
+    cost_rows = [r for r in rows if OURS in r["medians"] and other in r["medians"]]
+    if not cost_rows:
+        return
+    # For wss-base the build under test is wss: its cost is wss against the base.
+    new, old = (other, OURS) if other == METRICS_ON else (OURS, other)
+    print(f"\n{title}:\n")
+    print(f"| metric | {old} | {new} | cost per round | median cost |")
+    print("|---|---|---|---|---|")
+    for row in cost_rows:
+        per = values(runs, row["scenario"], row["field"])
+        costs = []
+        for rnd, base in sorted(per[old].items()):
+            on = per[new].get(rnd)
+            if on is None or base == 0:
+                continue
+            costs.append((base - on) / base if row["higher"] else (on - base) / base)
+        med = statistics.median(costs) if costs else None
+        print(
+            f"| {row['label']} | {fmt(row['medians'][old])} | {fmt(row['medians'][new])} | "
+            + (" ".join(f"{c * 100:+.1f}%" for c in costs) or "-")
+            + f" | {'-' if med is None else f'{med * 100:+.1f}%'} |"
+        )
+
+
 def main(argv):
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -128,6 +159,11 @@ def main(argv):
         ratio = f"{statistics.median(ratios):.2f}x" if ratios else "-"
         per_round = " ".join(f"{r:.2f}" for r in ratios) or "-"
         print("| " + " | ".join([row["label"]] + med + [ratio, per_round, verdict(row)]) + " |")
+    for other, title in [
+        (METRICS_ON, "Cost of --metrics (wss-metrics against wss, same rounds; positive = slower)"),
+        (BASE, "Cost of this build against wss-base (WSS_BASE_BIN; positive = slower)"),
+    ]:
+        print_cost(runs, rows, other, title)
     if failures:
         print(f"\n{len(failures)} failed run(s):")
         for r in failures:

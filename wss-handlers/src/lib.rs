@@ -19,5 +19,5 @@ pub use broadcast::{Broadcast, BroadcastConnection};
 pub use chat::{Chat, ChatConnection};
 pub use cidr::{CidrError, IpNet};
 pub use echo::{Echo, EchoConnection};
-pub use log_file::{LogFile, LoggedConnection};
+pub use log_file::{LogFile, LogReopener, LoggedConnection};
 pub use uppercase::{uppercase_data, Uppercase, UppercaseConnection};

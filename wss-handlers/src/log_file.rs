@@ -78,6 +78,31 @@ impl<H> LogFile<H> {
     pub fn inner(&self) -> &H {
         &self.inner
     }
+
+    /// A handle that makes the file be opened again, by path, before the next line (what
+    /// `wss` does on SIGHUP). Usable from any thread, after the handler moved into a server.
+    pub fn reopener(&self) -> LogReopener {
+        LogReopener(Arc::clone(&self.sink))
+    }
+}
+
+/// Reopens a [`LogFile`]'s file on demand (see [`LogFile::reopener`]).
+#[derive(Clone)]
+pub struct LogReopener(SharedSink);
+
+impl LogReopener {
+    /// The file is reopened by path before the next line is written.
+    pub fn reopen(&self) {
+        lock(&self.0).reopen();
+    }
+}
+
+impl std::fmt::Debug for LogReopener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogReopener")
+            .field("path", &lock(&self.0).path())
+            .finish()
+    }
 }
 
 fn lock(sink: &SharedSink) -> std::sync::MutexGuard<'_, LogSink> {

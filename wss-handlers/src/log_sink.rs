@@ -63,6 +63,12 @@ impl LogSink {
         &self.path
     }
 
+    /// Closes the handle: the next line opens `path` afresh (after `logrotate`'s SIGHUP, when
+    /// the file was copied and truncated rather than moved, or to pick up new permissions).
+    pub(crate) fn reopen(&mut self) {
+        self.file = None;
+    }
+
     /// Whether the open handle still is the file at `path`.
     fn still_current(&self) -> bool {
         match std::fs::metadata(&self.path) {

@@ -7,6 +7,7 @@ use wss_proto::close::CloseCode;
 
 use crate::api::{ConnId, Decision, Outgoing};
 use crate::limits::{Admission, Refusal};
+use crate::stats::{ByType, CloseCounts};
 use crate::wake::{Command, LoopShared};
 
 /// A cheap, cloneable way to act on connections from any thread.
@@ -45,6 +46,36 @@ pub struct NetStats {
     /// Times a connection stopped being read because its sink's consumer was behind (see
     /// [`Inbound`](crate::Inbound)), since start.
     pub inbound_pauses: u64,
+    /// Connections upgraded to WebSocket (101 sent), since start.
+    pub upgrades: u64,
+    /// WebSocket messages received, by type, since start.
+    pub messages_received: ByType,
+    /// WebSocket messages sent, by type, since start (a broadcast counts once per receiver).
+    pub messages_sent: ByType,
+    /// Payload bytes of the messages received (after inflating), since start.
+    pub bytes_received: u64,
+    /// Payload bytes of the messages sent (before compressing; a pre-encoded shared frame
+    /// counts its payload as framed), since start.
+    pub bytes_sent: u64,
+    /// Bytes read from sockets (HTTP heads, frame headers and TLS records included), since
+    /// start. With permessage-deflate it differs from `bytes_received` by the compression.
+    pub wire_bytes_received: u64,
+    /// Bytes written to sockets (before TLS), since start.
+    pub wire_bytes_sent: u64,
+    /// Bytes queued for WebSocket connections and not written yet, now (all loops).
+    pub outgoing_queued_bytes: u64,
+    /// WebSocket connections closed, by the side that began the close and by code.
+    pub closes: CloseCounts,
+    /// Connections dropped because they stopped reading and their queue passed
+    /// `max_outgoing`, since start.
+    pub slow_consumers_dropped: u64,
+    /// Request heads that did not arrive in time (408), or whose decision came too late
+    /// (503), since start.
+    pub handshake_timeouts: u64,
+    /// Request heads refused as malformed (400), since start.
+    pub bad_requests: u64,
+    /// Request heads refused as too large (431), since start.
+    pub heads_too_large: u64,
 }
 
 impl NetHandle {
@@ -144,10 +175,13 @@ impl NetHandle {
         }
     }
 
-    /// Counters: wake-ups, connections and handshakes open now, refusals and failures.
+    /// Counters: wake-ups, connections and handshakes open now, refusals and failures,
+    /// messages, bytes and closes. Each loop keeps its own counters; this adds them up (a few
+    /// dozen loads per loop), so it is cheap enough for a metrics scrape but not meant for a
+    /// hot loop.
     pub fn stats(&self) -> NetStats {
         let a = &self.admission;
-        NetStats {
+        let mut s = NetStats {
             wakeups: self.loops.iter().map(|l| l.wakeups()).sum(),
             connections: a.live(),
             accept_pauses: self.loops.iter().map(|l| l.accept_pauses()).sum(),
@@ -157,7 +191,12 @@ impl NetHandle {
             refused_handshakes: a.refused(Refusal::Handshakes),
             tls_failures: a.tls_failures(),
             inbound_pauses: self.loops.iter().map(|l| l.inbound_pauses()).sum(),
+            ..NetStats::default()
+        };
+        for l in self.loops.iter() {
+            l.counters.add_to(&mut s);
         }
+        s
     }
 }
 

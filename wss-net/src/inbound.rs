@@ -318,13 +318,22 @@ impl ConnFlow {
     }
 
     /// Loop side: `n` bytes are queued for the socket now.
-    pub(crate) fn set_buffered(&self, n: usize) {
+    /// The queued-bytes count as last set.
+    pub(crate) fn buffered_now(&self) -> u32 {
+        self.buffered.load(Ordering::Relaxed)
+    }
+
+    /// Sets the queued-bytes count (saturated at `u32::MAX`); returns `(before, after)` as
+    /// stored, for the loop's gauge.
+    pub(crate) fn set_buffered(&self, n: usize) -> (u32, u32) {
         let n = u32::try_from(n).unwrap_or(u32::MAX);
         // Most flushes leave it as it was (0 after an echo): no store then, so the cache line
         // the consumer updates on each release is not taken from it for nothing.
-        if self.buffered.load(Ordering::Relaxed) != n {
+        let before = self.buffered.load(Ordering::Relaxed);
+        if before != n {
             self.buffered.store(n, Ordering::Relaxed);
         }
+        (before, n)
     }
 
     fn pending(&self) -> Backlog {

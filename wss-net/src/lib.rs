@@ -113,6 +113,7 @@ mod inbound;
 mod limits;
 mod net;
 mod outq;
+mod stats;
 mod timers;
 pub mod tls;
 mod wake;
@@ -123,6 +124,7 @@ pub use config::{default_max_connections, NetConfig};
 pub use handle::{NetHandle, NetStats};
 pub use inbound::{Backlog, Buffered, Credit, Inbound, InboundLimits};
 pub use net::{Listen, Net};
+pub use stats::{ByType, CloseBy, CloseCounts};
 
 /// rustls, re-exported so users can name [`rustls::ServerConfig`] for [`NetConfig::tls`]
 /// without a dependency of their own.

@@ -16,6 +16,7 @@ use mio::Waker;
 use wss_proto::close::CloseCode;
 
 use crate::api::{ConnId, Decision, Outgoing};
+use crate::stats::LoopCounters;
 
 /// Work for a loop from another thread (or from itself, through a sink).
 pub(crate) enum Command {
@@ -57,6 +58,8 @@ pub(crate) struct LoopShared {
     wakeups: AtomicU64,
     accept_pauses: AtomicU64,
     inbound_pauses: AtomicU64,
+    /// Traffic counters, written by this loop alone (see `stats`).
+    pub(crate) counters: LoopCounters,
 }
 
 impl LoopShared {
@@ -72,6 +75,7 @@ impl LoopShared {
             wakeups: AtomicU64::new(0),
             accept_pauses: AtomicU64::new(0),
             inbound_pauses: AtomicU64::new(0),
+            counters: LoopCounters::default(),
         };
         (shared, rx)
     }

@@ -32,6 +32,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
+mod lag;
 mod publisher;
 mod shared;
 mod subscriber;
@@ -43,10 +44,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Sender, TrySendError};
-use wss_server::{Broker, BrokerError, Frame, Inbox, Member, Topic};
+use wss_server::{Broker, BrokerError, BrokerStats, Frame, Inbox, Member, Topic};
 
 use config::redacted;
 pub use config::RedisConfig;
+use lag::Lag;
 pub use shared::Stats;
 
 use publisher::{Cmd, Publisher};
@@ -174,6 +176,7 @@ impl RedisBroker {
             cleanup: AtomicBool::new(true),
             publisher_up: AtomicBool::new(false),
             subscriber_up: AtomicBool::new(false),
+            lag: Lag::default(),
         });
         let publisher = Publisher::new(shared.clone(), rx, client.clone(), con);
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
@@ -311,6 +314,7 @@ impl Broker for RedisBroker {
     }
 
     fn publish(&self, topic: &Topic, frame: &Frame) {
+        self.shared.lag.on_publish(frame.as_bytes());
         self.enqueue(Cmd::Publish(topic.clone(), frame.clone()));
     }
 
@@ -336,5 +340,25 @@ impl Broker for RedisBroker {
         answer
             .recv_timeout(timeout)
             .map_err(|_| BrokerError::Timeout)?
+    }
+
+    /// The counters of [`RedisBroker::stats`] and whether both connections to Redis are up,
+    /// for metrics and `/readyz`. (Not [`RedisBroker::is_connected`]: it also waits for
+    /// subscription changes to settle, which would flap readiness on every new room.)
+    fn stats(&self) -> Option<BrokerStats> {
+        let s = RedisBroker::stats(self);
+        let up = self.shared.publisher_up.load(Ordering::Acquire)
+            && self.shared.subscriber_up.load(Ordering::Acquire);
+        Some(
+            BrokerStats::new(
+                up,
+                s.published,
+                s.received,
+                s.delivered,
+                s.lost,
+                s.reconnects,
+            )
+            .with_lag(self.shared.lag.snapshot()),
+        )
     }
 }

@@ -7,6 +7,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use wss_server::{Inbox, Topic};
 
 use crate::config::RedisConfig;
+use crate::lag::Lag;
 use crate::wire::Names;
 
 /// What a node has counted since it started. Every field only grows.
@@ -119,6 +120,8 @@ pub(crate) struct Shared {
     pub(crate) cleanup: AtomicBool,
     pub(crate) publisher_up: AtomicBool,
     pub(crate) subscriber_up: AtomicBool,
+    /// The publish-to-delivery lag, probed on this node's own messages.
+    pub(crate) lag: Lag,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

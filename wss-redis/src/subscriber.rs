@@ -125,8 +125,10 @@ fn receive(shared: &Shared, channel: &[u8], payload: &[u8]) {
             return;
         }
     };
+    shared.lag.expire();
     if origin == shared.names.node().as_bytes() {
         Counters::add(&counters.own_skipped, 1);
+        shared.lag.on_own_echo(frame);
         return;
     }
     let frame = match Frame::from_wire(frame) {

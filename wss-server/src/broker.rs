@@ -186,6 +186,81 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
 
     /// Who is present in `topic` on the OTHER nodes. May wait for the backend, boundedly.
     fn remote_members(&self, topic: &Topic) -> Result<Vec<Member>, BrokerError>;
+
+    /// Counters and link state for metrics and readiness (`/readyz` answers 503 while
+    /// [`BrokerStats::up`] is false). Called from the metrics thread: must be cheap and must
+    /// not block. Default `None`: a broker with nothing to report (the in-process one).
+    fn stats(&self) -> Option<BrokerStats> {
+        None
+    }
+}
+
+/// Upper bounds, in seconds, of the buckets of [`BrokerLag`] (the last bucket, `+Inf`, is
+/// implied): from half a millisecond (Redis on the same host) to 5 s (a stalled backend).
+pub const BROKER_LAG_BUCKETS: [f64; 13] = [
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// A histogram of the time from a publish to its delivery through the backend, over the
+/// bounds of [`BROKER_LAG_BUCKETS`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct BrokerLag {
+    /// Publishes measured.
+    pub count: u64,
+    /// Their total lag, in seconds.
+    pub sum_seconds: f64,
+    /// Publishes whose lag was at most each bound, then all of them (`+Inf`).
+    pub cumulative: [u64; BROKER_LAG_BUCKETS.len() + 1],
+}
+
+/// What a [`Broker`] that talks to a backend reports about it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct BrokerStats {
+    /// The link to the backend is up now (publishing and subscribed).
+    pub up: bool,
+    /// Messages of this node handed to the backend, since start.
+    pub published: u64,
+    /// Messages from other nodes received, since start.
+    pub received: u64,
+    /// Local deliveries of received messages (one per receiving connection), since start.
+    pub delivered: u64,
+    /// Messages of this node dropped instead of published (backend down, queue full).
+    pub lost: u64,
+    /// Reconnections to the backend after the first connection, since start.
+    pub reconnects: u64,
+    /// The publish-to-delivery lag, when the broker measures it.
+    pub lag: Option<BrokerLag>,
+}
+
+impl BrokerStats {
+    /// Stats with the given link state and counters.
+    pub fn new(
+        up: bool,
+        published: u64,
+        received: u64,
+        delivered: u64,
+        lost: u64,
+        reconnects: u64,
+    ) -> BrokerStats {
+        BrokerStats {
+            up,
+            published,
+            received,
+            delivered,
+            lost,
+            reconnects,
+            lag: None,
+        }
+    }
+
+    /// The same, with the publish-to-delivery lag.
+    #[must_use]
+    pub fn with_lag(mut self, lag: BrokerLag) -> BrokerStats {
+        self.lag = Some(lag);
+        self
+    }
 }
 
 /// The default broker: one node, nothing to share. Every call returns at once and does

@@ -153,6 +153,8 @@ pub enum WebError {
     Bind(io::Error),
     /// The static root folder does not exist or is not a folder.
     Root(io::Error),
+    /// Binding the metrics listener (`WebServerOptions::metrics`) failed.
+    Metrics(io::Error),
 }
 
 impl fmt::Display for WebError {
@@ -161,6 +163,7 @@ impl fmt::Display for WebError {
             WebError::Resolve(h) => write!(f, "cannot resolve host {h:?}"),
             WebError::Bind(e) => write!(f, "cannot start listening: {e}"),
             WebError::Root(e) => write!(f, "invalid static root folder: {e}"),
+            WebError::Metrics(e) => write!(f, "cannot start the metrics listener: {e}"),
         }
     }
 }

@@ -68,8 +68,10 @@ mod fanout;
 mod files;
 mod frame;
 mod handler;
+mod health;
 mod hosts;
 mod mailbox;
+mod metrics;
 mod options;
 mod origin;
 mod router;
@@ -77,11 +79,15 @@ mod server;
 mod session;
 mod site;
 mod statics;
+mod stats;
 mod topics;
 mod web;
 mod worker;
 
-pub use broker::{Broker, BrokerError, Inbox, LocalBroker, Member, Presence, Topic};
+pub use broker::{
+    Broker, BrokerError, BrokerLag, BrokerStats, Inbox, LocalBroker, Member, Presence, Topic,
+    BROKER_LAG_BUCKETS,
+};
 pub use connection::{Status, WebSocketConnection};
 pub use data::{Data, DataType};
 pub use error::{codes, ErrorInfo, HandlerBusy, SendError, ServerError, TopicError, WebError};
@@ -94,8 +100,11 @@ pub use handler::{ConnectionHandler, HandlerRef, ServerHandler};
 pub use options::{BuiltinFile, OriginPolicy, ServerOptions, WebServerOptions};
 pub use server::WebSocketServer;
 pub use session::Session;
+pub use stats::{CallbackDurations, HandshakeStats, ServerStats, WebServerStats, CALLBACK_BUCKETS};
 pub use topics::{MAX_ROOMS_PER_CONNECTION, MAX_ROOM_LEN, MAX_USER_LEN};
 pub use web::WebServer;
+/// The network loops' counters ([`WebServerStats::net`]) and the types they use.
+pub use wss_net::{ByType, CloseBy, CloseCounts, NetStats};
 
 /// TLS setup (certificate and key loading, the errors a bad pair gives), re-exported from
 /// `wss-net` so that users of this crate need no other dependency for

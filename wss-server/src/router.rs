@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use wss_net::{ConnId, ConnInfo, Decision, Service};
@@ -13,11 +13,13 @@ use wss_proto::handshake::{self, is_upgrade_request, validate_upgrade, Response}
 use crate::error::{codes, ErrorInfo, ServerError};
 use crate::event::{Pairs, Request};
 use crate::files::Lookup;
+use crate::health::Health;
 use crate::hosts::refusal_text;
 use crate::origin;
 use crate::server::ServerInner;
 use crate::session::Session;
 use crate::site::{busy, finished, not_found, text, Ask, Site};
+use crate::stats::HandshakeCounters;
 use crate::worker::{refusal, PendingConnect, WorkerMsg};
 
 /// Past this many unread control messages a server answers new handshakes with 503 (and stops
@@ -39,21 +41,32 @@ pub(crate) struct Router {
     running: AtomicBool,
     site: Arc<Site>,
     host_log: RateLimitedLog,
+    /// Upgrade requests answered with a refusal instead of a 101, by outcome.
+    handshakes: Arc<HandshakeCounters>,
+    /// `/healthz` and `/readyz` on this port (`--health-path`), set once at start.
+    pub(crate) health: OnceLock<Arc<Health>>,
 }
 
 impl Router {
-    pub(crate) fn new(site: Arc<Site>) -> Self {
+    pub(crate) fn new(site: Arc<Site>, handshakes: Arc<HandshakeCounters>) -> Self {
         Router {
             routes: RwLock::new(Routes::default()),
             all: Mutex::new(Vec::new()),
             running: AtomicBool::new(true),
             site,
             host_log: RateLimitedLog::default(),
+            handshakes,
+            health: OnceLock::new(),
         }
     }
 
     pub(crate) fn is_running(&self) -> bool {
         self.running.load(Ordering::Acquire)
+    }
+
+    /// Sessions kept now (for stats).
+    pub(crate) fn session_count(&self) -> usize {
+        self.site.session_count()
     }
 
     pub(crate) fn session(&self, id: &str) -> Option<Session> {
@@ -324,11 +337,28 @@ impl Router {
         tls: bool,
         request: handshake::Request,
     ) -> Decision {
+        let upgrade = is_upgrade_request(&request);
+        if !upgrade {
+            // Probes answer any host name; they set no cookie and never reach the files.
+            if let Some(response) = self.health.get().and_then(|h| h.on_main_port(&request)) {
+                return Decision::Respond {
+                    response,
+                    keep_alive: true,
+                };
+            }
+        }
         if let Some(refused) = self.check_host(&request) {
+            if upgrade {
+                self.handshakes.note_host();
+            }
             return refused;
         }
-        if is_upgrade_request(&request) {
-            return self.upgrade(conn, peer, tls, request);
+        if upgrade {
+            let decision = self.upgrade(conn, peer, tls, request);
+            if let Decision::Respond { response, .. } = &decision {
+                self.handshakes.note(response.status);
+            }
+            return decision;
         }
         self.http(conn, &request, tls)
     }

@@ -19,6 +19,7 @@ use crate::handler::{store_server, HandlerRef, ServerHandler};
 use crate::mailbox::{self, Sender};
 use crate::options::ServerOptions;
 use crate::router::Router;
+use crate::stats::{ServerCounters, ServerStats};
 use crate::topics::Rooms;
 use crate::web::WebServer;
 use crate::worker::{self, Worker, WorkerMsg};
@@ -54,6 +55,8 @@ pub(crate) struct ServerInner {
     pub(crate) topic: Topic,
     /// Local subscribers of each room.
     pub(crate) rooms: Mutex<Rooms>,
+    /// What the worker counts (it alone writes them).
+    pub(crate) counters: ServerCounters,
     me: Weak<ServerInner>,
 }
 
@@ -65,6 +68,16 @@ impl ServerInner {
     /// Where the broker delivers what other nodes publish to this server's topics.
     pub(crate) fn inbox(&self) -> Inbox {
         Inbox::from_weak(self.me.clone())
+    }
+
+    pub(crate) fn stats(&self) -> ServerStats {
+        let open = self
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        self.counters
+            .snapshot(self.path(), open, self.inbound.backlog())
     }
 
     pub(crate) fn connections_snapshot(&self) -> Vec<WebSocketConnection> {
@@ -218,11 +231,13 @@ impl WebSocketServer {
             broker: web.broker().clone(),
             topic,
             rooms: Mutex::new(Rooms::new()),
+            counters: ServerCounters::new(web.metrics_on()),
             me: me.clone(),
         });
         // on_open is the first message, so it runs before any connection event (A10).
         let _ = inner.tx.send(WorkerMsg::Open);
         web.router().register(&inner)?;
+        web.track(&inner);
         inner.broker.subscribe(&inner.topic, &inner.inbox());
         let server = WebSocketServer { inner };
         let worker = Worker::new(server.clone(), stored, mail);
@@ -404,6 +419,14 @@ impl WebSocketServer {
     /// worker has not finished with yet: what [`ServerOptions::inbound`] bounds.
     pub fn backlog(&self) -> Backlog {
         self.inner.inbound.backlog()
+    }
+
+    /// This server's counters: connections open and opened, handshakes it accepted or
+    /// refused, messages received, callback panics and durations, its worker's queue. Cheap
+    /// (a handful of loads and the connection table's lock); for the network's side
+    /// (bytes, messages sent, closes) see [`WebServer::stats`].
+    pub fn stats(&self) -> ServerStats {
+        self.inner.stats()
     }
 }
 

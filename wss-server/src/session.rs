@@ -293,7 +293,6 @@ impl SessionStore {
         Some(session)
     }
 
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
     }

@@ -93,6 +93,11 @@ impl Site {
     }
 
     /// The live session with this id, if any (refreshed).
+    /// Sessions kept now (for stats).
+    pub(crate) fn session_count(&self) -> usize {
+        self.sessions.as_ref().map_or(0, SessionStore::len)
+    }
+
     pub(crate) fn session(&self, id: &str) -> Option<Session> {
         self.sessions.as_ref()?.get(id, Instant::now())
     }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use wss_net::{Listen, Net, NetConfig, NetHandle, Service};
@@ -10,13 +10,18 @@ use wss_proto::close::CloseCode;
 use wss_proto::handshake::HeadLimits;
 
 use crate::broker::Broker;
+use crate::connection::WebSocketConnection;
 use crate::error::WebError;
 use crate::files::Files;
+use crate::health::Health;
 use crate::hosts::HostPolicy;
+use crate::metrics::MetricsServer;
 use crate::options::WebServerOptions;
 use crate::router::Router;
+use crate::server::ServerInner;
 use crate::session::{Session, SessionStore};
 use crate::site::Site;
+use crate::stats::{HandshakeCounters, HandshakeStats, ServerStats, WebServerStats};
 use crate::worker::WorkerMsg;
 
 /// After the network threads are gone, how long `stop` waits for each worker to finish.
@@ -32,6 +37,17 @@ pub(crate) struct WebInner {
     cookie_name: String,
     handshake_timeout: Duration,
     broker: Arc<dyn Broker>,
+    /// Readiness and the drain flag, shared with the router and the metrics listener.
+    health: Arc<Health>,
+    /// Upgrade requests the router refused, by outcome.
+    handshakes: Arc<HandshakeCounters>,
+    /// Every WebSocket server created on this web server (for stats).
+    servers: Mutex<Vec<Weak<ServerInner>>>,
+    /// Whether metrics are served (then workers time their callbacks).
+    metrics_on: bool,
+    metrics: Mutex<Option<MetricsServer>>,
+    metrics_addr: OnceLock<SocketAddr>,
+    drain_time: Duration,
 }
 
 impl WebInner {
@@ -59,10 +75,47 @@ impl WebInner {
         &self.router
     }
 
+    pub(crate) fn metrics_on(&self) -> bool {
+        self.metrics_on
+    }
+
+    /// Lists a new WebSocket server for [`stats`](Self::stats).
+    pub(crate) fn track(&self, server: &Arc<ServerInner>) {
+        let mut all = self.servers.lock().unwrap_or_else(PoisonError::into_inner);
+        all.retain(|w| w.strong_count() > 0);
+        all.push(Arc::downgrade(server));
+    }
+
+    pub(crate) fn stats(&self) -> WebServerStats {
+        let net = self.handle.stats();
+        let live: Vec<Arc<ServerInner>> = self
+            .servers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|s| !s.is_done())
+            .collect();
+        let servers: Vec<ServerStats> = live.iter().map(|s| s.stats()).collect();
+        WebServerStats {
+            handshakes: HandshakeStats::gather(&self.handshakes, &net, &servers),
+            net,
+            sessions: self.router.session_count(),
+            draining: self.health.is_draining(),
+            servers,
+            broker: self.broker.stats(),
+        }
+    }
+
     fn stop_with(&self, graceful: Option<Duration>) {
+        // Readiness turns 503 first, so balancers stop sending clients while we close.
+        self.health.begin_drain();
         let Some(servers) = self.router.begin_stop() else {
             return;
         };
+        if graceful.is_some() && !self.drain_time.is_zero() {
+            spread_closes(&servers, self.drain_time);
+        }
         let timeout = graceful.unwrap_or(Duration::ZERO);
         for s in &servers {
             s.request_terminate(Some(timeout), CloseCode::GOING_AWAY);
@@ -89,6 +142,45 @@ impl WebInner {
         let deadline = Instant::now() + WORKER_FINISH_WAIT;
         for s in &servers {
             s.wait_done(Some(deadline));
+        }
+        let metrics = self
+            .metrics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(mut m) = metrics {
+            m.stop();
+        }
+    }
+}
+
+/// Closes every open WebSocket of `servers` with 1001, evenly spaced over `over`: the i-th of
+/// n at `over * i / n`. Connections opened meanwhile (none: routing has stopped) and those
+/// that do not answer are left to the terminate that follows. Runs on the stopping thread.
+fn spread_closes(servers: &[Arc<ServerInner>], over: Duration) {
+    let conns: Vec<WebSocketConnection> = servers
+        .iter()
+        .flat_map(|s| s.connections_snapshot())
+        .collect();
+    let n = conns.len();
+    if n == 0 {
+        return;
+    }
+    log::info!("draining {n} connections over {:.1}s", over.as_secs_f64());
+    let start = Instant::now();
+    for (i, c) in conns.iter().enumerate() {
+        let due = start + over.mul_f64(i as f64 / n as f64);
+        let now = Instant::now();
+        // Sleeps below a millisecond are mostly scheduler overhead: close a few together.
+        if due > now + Duration::from_millis(1) {
+            std::thread::sleep(due - now);
+        }
+        if c.inner.begin_local_close() {
+            c.inner
+                .server
+                .inner
+                .net
+                .close(c.inner.conn, CloseCode::GOING_AWAY, String::new());
         }
     }
 }
@@ -163,7 +255,15 @@ impl WebServer {
             options.session_cookie_name.clone(),
             hosts,
         ));
-        let router = Arc::new(Router::new(site.clone()));
+        let handshakes = Arc::new(HandshakeCounters::default());
+        let router = Arc::new(Router::new(site.clone(), Arc::clone(&handshakes)));
+        let health = Arc::new(Health::new(
+            options.broker.clone(),
+            options.health_path.as_deref(),
+        ));
+        if options.health_path.is_some() {
+            let _ = router.health.set(Arc::clone(&health));
+        }
         let proto = wss_proto::Config {
             max_frame_size: options.max_message_size,
             max_message_size: options.max_message_size,
@@ -213,10 +313,42 @@ impl WebServer {
             cookie_name: options.session_cookie_name,
             handshake_timeout: options.handshake_timeout,
             broker: options.broker,
+            health: Arc::clone(&health),
+            handshakes,
+            servers: Mutex::new(Vec::new()),
+            metrics_on: options.metrics.is_some(),
+            metrics: Mutex::new(None),
+            metrics_addr: OnceLock::new(),
+            drain_time: options.drain_time,
         };
-        Ok(WebServer {
-            inner: Arc::new(inner),
-        })
+        let inner = Arc::new(inner);
+        if let Some(addr) = options.metrics {
+            let started = MetricsServer::start(addr, Arc::downgrade(&inner), health);
+            let m = match started {
+                Ok(m) => m,
+                Err(e) => {
+                    inner.stop_with(None);
+                    return Err(WebError::Metrics(e));
+                }
+            };
+            let _ = inner.metrics_addr.set(m.local_addr());
+            *inner.metrics.lock().unwrap_or_else(PoisonError::into_inner) = Some(m);
+        }
+        Ok(WebServer { inner })
+    }
+
+    /// The metrics listener's address (the real port when 0 was asked), if metrics are
+    /// served ([`WebServerOptions::metrics`]).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.inner.metrics_addr.get().copied()
+    }
+
+    /// Counters and gauges of this web server and of every WebSocket server on it: network
+    /// traffic, handshakes by outcome, closes by code, sessions, the broker's link. Cheap
+    /// (each network loop's counters are summed, each server's read): fine once a second,
+    /// not meant for every message.
+    pub fn stats(&self) -> WebServerStats {
+        self.inner.stats()
     }
 
     /// The address actually bound (the real port when `port` was 0).
@@ -264,9 +396,10 @@ impl WebServer {
         self.inner.stop_with(None);
     }
 
-    /// Stops gracefully: new connections are refused, every WebSocket gets a close frame
-    /// with 1001 (going away), peers that have not answered within `timeout` are destroyed,
-    /// then as [`stop`](Self::stop).
+    /// Stops gracefully: `/readyz` answers 503 and new upgrades are refused (503) at once,
+    /// every WebSocket gets a close frame with 1001 (going away), spread evenly over
+    /// [`WebServerOptions::drain_time`] when it is set, peers that have not answered within
+    /// `timeout` after that are destroyed, then as [`stop`](Self::stop).
     pub fn stop_gracefully(&self, timeout: Duration) {
         self.inner.stop_with(Some(timeout));
     }

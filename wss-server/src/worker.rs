@@ -340,6 +340,9 @@ impl Hasher for IdHasher {
     }
 }
 
+/// With metrics on, one `on_message` in this many is timed for the duration histogram.
+const TIMING_SAMPLE: u64 = 8;
+
 /// The small maps the worker keeps by id: connections being opened, displaced entries.
 type IdMap<V> = HashMap<ConnId, V, BuildHasherDefault<IdHasher>>;
 
@@ -360,6 +363,8 @@ pub(crate) struct Worker {
     opening: IdMap<Instant>,
     term: Option<Term>,
     net_gone: bool,
+    /// Messages seen while callbacks are timed (metrics on): picks the sampled ones.
+    sampled: u64,
 }
 
 impl Worker {
@@ -381,6 +386,7 @@ impl Worker {
             opening: IdMap::default(),
             term: None,
             net_gone: false,
+            sampled: 0,
         }
     }
 
@@ -479,11 +485,14 @@ impl Worker {
         let stored = match accepted {
             Ok(Some(stored)) => stored,
             Ok(None) => {
+                server.inner.counters.note_refused();
                 net.decide(p.conn, refusal(403));
                 return;
             }
             Err(panic) => {
                 // A3: a failing on_connection cancels the connection and is reported.
+                server.inner.counters.note_refused();
+                server.inner.counters.note_panic();
                 net.decide(p.conn, refusal(403));
                 server_error(
                     &self.handler,
@@ -511,6 +520,7 @@ impl Worker {
             handler: stored.cell,
             credit: None,
         });
+        server.inner.counters.note_accepted();
         let open_by = Instant::now() + self.inner().handshake_timeout + OPEN_GRACE;
         self.opening.insert(p.conn, open_by);
         net.decide(
@@ -541,9 +551,13 @@ impl Worker {
                 self.opening.remove(&conn);
                 slot.credit = credit;
                 slot.ws.inner.set_opened(buffered, deflate);
-                call_conn(&slot.handler, &slot.ws, "on_open", |h, ws| {
+                let counters = &self.server.inner.counters;
+                counters.note_opened();
+                if call_conn(&slot.handler, &slot.ws, "on_open", |h, ws| {
                     h.on_open(ws, &OpenEvent)
-                });
+                }) {
+                    counters.note_panic();
+                }
                 if let Some(term) = &self.term {
                     // Accepted just before terminate() and not closed by it (its handshake
                     // reached us after): close it like the others.
@@ -566,12 +580,27 @@ impl Worker {
                     return;
                 };
                 let cost = Backlog::of(&message);
+                let counters = &self.server.inner.counters;
+                counters.note_message(&message);
                 match to_data(self.server.inner.options.data_type, message) {
                     Ok(data) => {
                         let event = MessageEvent { data };
-                        call_conn(&slot.handler, &slot.ws, "on_message", |h, ws| {
+                        // One message in TIMING_SAMPLE is timed (two clock reads), the first
+                        // one included, so timing costs a fraction of a clock read per message.
+                        let timed = counters.timing && {
+                            self.sampled = self.sampled.wrapping_add(1);
+                            self.sampled % TIMING_SAMPLE == 1
+                        };
+                        let started = timed.then(Instant::now);
+                        let panicked = call_conn(&slot.handler, &slot.ws, "on_message", |h, ws| {
                             h.on_message_owned(ws, event)
                         });
+                        if let Some(t) = started {
+                            counters.observe(t.elapsed());
+                        }
+                        if panicked {
+                            counters.note_panic();
+                        }
                     }
                     Err(info) => conn_error(&slot.handler, &slot.ws, ErrorEvent::single(info)),
                 }
@@ -636,9 +665,11 @@ impl Worker {
         if let Some(info) = error {
             conn_error(&slot.handler, &slot.ws, ErrorEvent::single(info));
         }
-        call_conn(&slot.handler, &slot.ws, "on_terminate", |h, ws| {
+        if call_conn(&slot.handler, &slot.ws, "on_terminate", |h, ws| {
             h.on_terminate(ws, &event)
-        });
+        }) {
+            self.server.inner.counters.note_panic();
+        }
     }
 
     fn terminate(&mut self, timeout: Option<Duration>, code: CloseCode) {
@@ -848,20 +879,23 @@ fn panic_info(callback: &str, panic: &Box<dyn std::any::Any + Send>) -> ErrorInf
     )
 }
 
-/// Runs a connection callback; a panic goes to the same handler's `on_error` (A17).
+/// Runs a connection callback; a panic goes to the same handler's `on_error` (A17). Returns
+/// whether it panicked (for the counts).
 fn call_conn(
     handler: &Arc<std::sync::Mutex<dyn ConnectionHandler>>,
     ws: &WebSocketConnection,
     name: &str,
     f: impl FnOnce(&mut dyn ConnectionHandler, &WebSocketConnection),
-) {
+) -> bool {
     let result = catch_unwind(AssertUnwindSafe(|| {
         let mut run = handler::enter(handler);
         f(&mut *run.guard, ws)
     }));
     if let Err(panic) = result {
         conn_error(handler, ws, ErrorEvent::single(panic_info(name, &panic)));
+        return true;
     }
+    false
 }
 
 /// Runs a connection's `on_error`; a panic there is only logged (Part A point 7).
@@ -891,6 +925,7 @@ fn call_server(
         f(&mut *run.guard)
     }));
     if let Err(panic) = result {
+        server.inner.counters.note_panic();
         server_error(
             handler,
             server,

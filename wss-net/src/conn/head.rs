@@ -14,6 +14,7 @@ use super::{Conn, Pending, Phase, Step, Ws};
 use crate::api::{ConnInfo, Decision, NetEvent};
 use crate::event_loop::Ctx;
 use crate::inbound::{Buffered, ConnFlow, Credit};
+use crate::stats::bump;
 use crate::ConnId;
 
 /// Past this many unwritten response bytes, pipelined requests wait (and nothing more is read)
@@ -124,6 +125,12 @@ impl Conn {
                 Err(e) => {
                     log::debug!("{id}: bad request head: {e:?}");
                     let response = e.response();
+                    let counters = &ctx.shared.counters;
+                    if response.status == 431 {
+                        bump(&counters.too_large, 1);
+                    } else {
+                        bump(&counters.bad_requests, 1);
+                    }
                     self.out.push_with(0, |v| response.encode(v));
                     self.finish(ctx.now);
                     return Ok(());
@@ -221,6 +228,7 @@ impl Conn {
                 let credit = Credit::new(&flow);
                 let buffered = Buffered::new(&flow);
                 let w = Ws::new(ws, sink, flow);
+                bump(&ctx.shared.counters.upgrades, 1);
                 ctx.emit(
                     &w.sink,
                     NetEvent::Opened {

@@ -21,6 +21,7 @@ use mio::net::TcpStream;
 use crate::api::ConnError;
 use crate::event_loop::Ctx;
 use crate::outq::OutQueue;
+use crate::stats::bump;
 use crate::timers::Tick;
 use crate::ConnId;
 
@@ -179,7 +180,7 @@ impl Conn {
                 self.read(ctx, id)?;
             }
             self.flush(ctx)?;
-            self.after_flush()?;
+            self.after_flush(ctx)?;
             if !replayed {
                 break;
             }
@@ -215,6 +216,7 @@ impl Conn {
                     return self.on_eof();
                 }
                 Ok(n) => {
+                    bump(&ctx.shared.counters.wire_received, n as u64);
                     budget = budget.saturating_sub(n);
                     // A read that did not fill the buffer took everything the socket held:
                     // bytes arriving later raise a new edge, so the read that would only
@@ -273,11 +275,11 @@ impl Conn {
             w.pull_output(&mut self.out);
         }
         if self.tls.is_some() {
-            self.flush_tls()?;
+            self.flush_tls(&ctx.shared.counters)?;
         } else {
             while self.io.has(Io::WRITABLE) && !self.out.is_empty() {
                 match self.out.write_to(&mut &self.stream) {
-                    Ok(_) => {}
+                    Ok(n) => bump(&ctx.shared.counters.wire_sent, n as u64),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear(Io::WRITABLE),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(Some(io_error(&e))),
@@ -285,10 +287,11 @@ impl Conn {
             }
         }
         if let Phase::Ws(w) = &self.phase {
-            w.set_buffered(self.out.len());
+            w.set_buffered(&ctx.shared.counters, self.out.len());
             // Only WebSocket traffic is bounded here: in the HTTP phase one response at a time
             // is queued (pipelining pauses), whatever its size.
             if self.out.len() > ctx.config.max_outgoing {
+                bump(&ctx.shared.counters.slow_consumers, 1);
                 return Err(Some(ConnError::OutgoingOverflow {
                     limit: ctx.config.max_outgoing,
                 }));
@@ -299,7 +302,7 @@ impl Conn {
 
     /// Once the last bytes of a finishing connection are out: FIN, or the end if the peer is
     /// already gone.
-    fn after_flush(&mut self) -> Step {
+    fn after_flush(&mut self, ctx: &Ctx) -> Step {
         let ready_for_fin = matches!(
             self.phase,
             Phase::Finishing {
@@ -308,7 +311,7 @@ impl Conn {
             }
         ) && self.out.is_empty();
         // TLS: `close_notify` first, so the peer can tell our end from a truncation.
-        if ready_for_fin && !self.io.has(Io::EOF) && !self.tls_close_notify()? {
+        if ready_for_fin && !self.io.has(Io::EOF) && !self.tls_close_notify(&ctx.shared.counters)? {
             return Ok(());
         }
         if let Phase::Finishing { fin_sent, .. } = &mut self.phase {
@@ -364,6 +367,7 @@ impl Conn {
         match &mut self.phase {
             Phase::Head(h) if h.deadline() <= now => {
                 if h.started() {
+                    bump(&ctx.shared.counters.handshake_timeouts, 1);
                     let response = wss_proto::handshake::Response::error(408, "Request Timeout");
                     self.out.push_with(0, |v| response.encode(v));
                     self.finish(now);
@@ -372,6 +376,7 @@ impl Conn {
                 }
             }
             Phase::Pending(p) if p.deadline <= now => {
+                bump(&ctx.shared.counters.handshake_timeouts, 1);
                 let response = wss_proto::handshake::Response::error(503, "Service Unavailable");
                 self.out.push_with(0, |v| response.encode(v));
                 self.finish(now);
@@ -395,7 +400,7 @@ impl Conn {
                 );
             }
             self.out.clear();
-            w.set_buffered(0);
+            w.set_buffered(&ctx.shared.counters, 0);
         }
         self.phase = Phase::Finishing {
             deadline: ctx.now,

@@ -16,6 +16,7 @@ use std::io::{self, Read};
 use super::{io_error, Conn, Io, Phase, Step, READ_BUDGET};
 use crate::api::ConnError;
 use crate::event_loop::Ctx;
+use crate::stats::{bump, LoopCounters};
 use crate::tls::TlsFailure;
 use crate::ConnId;
 
@@ -97,7 +98,10 @@ impl Conn {
             match tls.session.read_tls(&mut from) {
                 // rustls noted the EOF: the reader reports it (after any last plaintext).
                 Ok(0) => {}
-                Ok(n) => budget = budget.saturating_sub(n),
+                Ok(n) => {
+                    bump(&ctx.shared.counters.wire_received, n as u64);
+                    budget = budget.saturating_sub(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.io.clear(Io::READABLE);
                     return Ok(());
@@ -159,7 +163,7 @@ impl Conn {
 
     /// Encrypts queued plaintext and writes TLS records until both are drained or the socket
     /// is full.
-    pub(super) fn flush_tls(&mut self) -> Step {
+    pub(super) fn flush_tls(&mut self, counters: &LoopCounters) -> Step {
         let Conn {
             stream,
             out,
@@ -185,7 +189,7 @@ impl Conn {
                 return Ok(());
             }
             match tls.session.write_tls(&mut &*stream) {
-                Ok(_) => {}
+                Ok(n) => bump(&counters.wire_sent, n as u64),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     state.clear(Io::WRITABLE);
                     return Ok(());
@@ -198,7 +202,10 @@ impl Conn {
 
     /// Before the FIN of a TLS connection: queue `close_notify` once and write it. Returns
     /// whether everything is written (the FIN may follow).
-    pub(super) fn tls_close_notify(&mut self) -> Result<bool, Option<ConnError>> {
+    pub(super) fn tls_close_notify(
+        &mut self,
+        counters: &LoopCounters,
+    ) -> Result<bool, Option<ConnError>> {
         let Some(tls) = self.tls.as_deref_mut() else {
             return Ok(true);
         };
@@ -206,7 +213,7 @@ impl Conn {
             tls.notified = true;
             tls.session.send_close_notify();
         }
-        self.flush_tls()?;
+        self.flush_tls(counters)?;
         Ok(!self.tls.as_deref().is_some_and(Tls::wants_write))
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wss_proto::close::CloseCode;
-use wss_proto::connection::{Connection, Event, Role, State, Timeout};
+use wss_proto::connection::{Connection, Event, Message, Role, State, Timeout};
 use wss_proto::frame::{encode_frame, FrameHeader, Opcode};
 
 use super::{Conn, Phase, Step};
@@ -13,6 +13,7 @@ use crate::api::{ConnError, EventSink, NetEvent, Outgoing};
 use crate::event_loop::Ctx;
 use crate::inbound::{self, Backlog, Buffered, ConnFlow, Credit, Gate, Verdict};
 use crate::outq::OutQueue;
+use crate::stats::{bump, CloseBy, LoopCounters};
 use crate::ConnId;
 
 /// Payloads above this size are queued as their own chunk instead of copied.
@@ -42,6 +43,9 @@ pub(crate) struct Ws {
     /// state frames every send. Kept here, in the struct's padding, so a server's send tests
     /// a field instead of calling into the protocol crate.
     client: bool,
+    /// The code of the close frame we began the closing handshake with (0: we did not), for
+    /// the close counts.
+    sent_code: u16,
 }
 
 /// How the protocol ended the connection, found while draining its events.
@@ -64,6 +68,7 @@ impl Ws {
             flow,
             blocked: false,
             closed_reported: false,
+            sent_code: 0,
         }
     }
 
@@ -89,8 +94,18 @@ impl Ws {
         }
     }
 
-    pub(crate) fn set_buffered(&self, n: usize) {
-        self.flow.set_buffered(n);
+    /// Publishes the queued-bytes count (`bufferedAmount`) and moves the loop's gauge.
+    pub(crate) fn set_buffered(&self, counters: &LoopCounters, n: usize) {
+        let (before, after) = self.flow.set_buffered(n);
+        if before != after {
+            counters.requeue(before as usize, after as usize);
+        }
+    }
+
+    /// Takes the connection's queued bytes out of the loop's gauge as it leaves the WebSocket
+    /// phase (what it still writes is the end of a closed connection, no longer tracked).
+    fn untrack(&self, counters: &LoopCounters) {
+        counters.requeue(self.flow.buffered_now() as usize, 0);
     }
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
@@ -112,8 +127,25 @@ impl Ws {
         }
     }
 
+    /// Counts the connection's close: the side that began it and its code.
+    fn count_close(&self, ctx: &Ctx, code: CloseCode, error: Option<&ConnError>) {
+        let (by, code) = if self.sent_code != 0 {
+            (CloseBy::Server, CloseCode(self.sent_code))
+        } else {
+            match error {
+                None => (CloseBy::Client, code),
+                Some(ConnError::Io(_) | ConnError::ResetByPeer | ConnError::Tls(_)) => {
+                    (CloseBy::Client, code)
+                }
+                Some(_) => (CloseBy::Server, code),
+            }
+        };
+        ctx.shared.counters.note_close(by, code);
+    }
+
     pub(crate) fn report_abnormal(&mut self, ctx: &mut Ctx, id: ConnId, error: ConnError) {
         self.closed_reported = true;
+        self.count_close(ctx, CloseCode::ABNORMAL, Some(&error));
         ctx.emit(
             &self.sink,
             NetEvent::Closed {
@@ -242,6 +274,17 @@ impl Conn {
                     continue;
                 };
                 let cost = Backlog::of(&message);
+                let counters = &ctx.shared.counters;
+                match &message {
+                    Message::Text(t) => {
+                        bump(&counters.received[0], 1);
+                        bump(&counters.app_received, t.len() as u64);
+                    }
+                    Message::Binary(b) => {
+                        bump(&counters.received[1], 1);
+                        bump(&counters.app_received, b.len() as u64);
+                    }
+                }
                 gate.take(cost);
                 let event = NetEvent::Message { conn: id, message };
                 ctx.emit_message(sink, inbound, event, cost);
@@ -265,7 +308,8 @@ impl Conn {
             if w.closed_reported {
                 // A `Closed` reported earlier whose held close frame was just released.
                 w.pull_output(&mut self.out);
-                w.set_buffered(self.out.len());
+                w.set_buffered(&ctx.shared.counters, self.out.len());
+                w.untrack(&ctx.shared.counters);
                 self.finish(ctx.now);
                 return Ok(());
             }
@@ -278,6 +322,7 @@ impl Conn {
             Some(End::Drop(error)) => Err(Some(error)),
             Some(End::Orderly(code, reason, error)) => {
                 w.closed_reported = true;
+                w.count_close(ctx, code, error.as_ref());
                 ctx.emit(
                     &w.sink,
                     NetEvent::Closed {
@@ -287,13 +332,47 @@ impl Conn {
                         error,
                     },
                 );
-                w.set_buffered(self.out.len());
+                w.set_buffered(&ctx.shared.counters, self.out.len());
                 if !w.ws.is_holding_close() {
+                    w.untrack(&ctx.shared.counters);
                     self.finish(ctx.now);
                 }
                 Ok(())
             }
         }
+    }
+}
+
+/// Counts a message handed to a connection: its type and its payload bytes.
+#[inline]
+fn count_sent(counters: &LoopCounters, msg: &Outgoing) {
+    let (kind, len) = match msg {
+        Outgoing::Text(t) => (0, t.len() as u64),
+        Outgoing::Binary(b) => (1, b.len() as u64),
+        Outgoing::Shared(frames) => {
+            // Pre-encoded: the first frame's header says its type and payload length.
+            let kind = usize::from(frames.first().is_some_and(|b| b & 0x0f == 0x2));
+            (kind, shared_payload_len(frames))
+        }
+    };
+    if let Some(c) = counters.sent.get(kind) {
+        bump(c, 1);
+    }
+    bump(&counters.app_sent, len);
+}
+
+/// The payload length in the header of an unmasked server frame (0 when it is cut short).
+fn shared_payload_len(frame: &[u8]) -> u64 {
+    match frame.get(1).map(|b| b & 0x7f) {
+        Some(126) => frame
+            .get(2..4)
+            .map_or(0, |b| u64::from(u16::from_be_bytes([b[0], b[1]]))),
+        Some(127) => frame
+            .get(2..10)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(0, u64::from_be_bytes),
+        Some(n) => u64::from(n),
+        None => 0,
     }
 }
 
@@ -334,6 +413,7 @@ impl Conn {
         }
         // Frames the protocol queued (pongs) keep their place before this message.
         w.pull_output(&mut self.out);
+        count_sent(&ctx.shared.counters, &msg);
         if w.client {
             // A client masks every frame: the protocol state frames (and compresses) it.
             let sent = match &msg {
@@ -442,8 +522,9 @@ impl Conn {
                 // A held close frame already says goodbye: send it instead of waiting.
                 w.ws.release_held_close();
                 if w.ws.state() == State::Open {
-                    if let Err(e) = w.ws.close(ctx.now, code, reason) {
-                        log::debug!("{id}: close refused: {e}");
+                    match w.ws.close(ctx.now, code, reason) {
+                        Ok(()) => w.sent_code = code.0,
+                        Err(e) => log::debug!("{id}: close refused: {e}"),
                     }
                 }
                 self.ws_pump(ctx, id)

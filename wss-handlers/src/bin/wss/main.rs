@@ -3,10 +3,13 @@
 //! The command line is a contract scripts rely on (DESIGN.md): the flags below, one readiness
 //! line `listening on ws://HOST:PORT/PATH` (`wss://` when the port speaks TLS only) on stdout
 //! and nothing else there, logs on stderr, SIGINT/SIGTERM for a graceful stop with exit status
-//! 0, one line on stderr and a non-zero status when it cannot start.
+//! 0 (a second signal: at once, status 128 + signal), SIGHUP to reopen the --log file, one
+//! line on stderr and a non-zero status when it cannot start. Every flag also reads
+//! `WSS_<FLAG>` from the environment.
 
 mod cluster;
 mod listen;
+mod logs;
 mod malloc;
 mod nofile;
 mod values;
@@ -16,9 +19,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use wss_handlers::{AddressFilter, Broadcast, Chat, ChatPage, Echo, IpNet, LogFile, Uppercase};
+use wss_handlers::{
+    AddressFilter, Broadcast, Chat, ChatPage, Echo, IpNet, LogFile, LogReopener, Uppercase,
+};
 use wss_server::{
     BuiltinFile, DataType, DeflateConfig, OriginPolicy, ServerHandler, ServerOptions, WebServer,
     WebServerOptions, WebSocketServer,
@@ -86,148 +91,203 @@ impl LogLevel {
 /// Once accepting, prints exactly one line `listening on ws://HOST:PORT/PATH` on stdout
 /// (`wss://` when --cert is given without --tls-port). Logs go to stderr. SIGINT or SIGTERM
 /// closes every connection with code 1001 (going away), waits at most --shutdown-timeout for
-/// the peers, then exits with status 0.
+/// the peers, then exits with status 0 (with --drain-time, the closes are spread over that
+/// time first); a second signal exits at once with status 128 + the signal. SIGHUP reopens the
+/// --log file.
+///
+/// Every flag can also come from the environment as `WSS_<FLAG>` (--max-connections from
+/// WSS_MAX_CONNECTIONS; lists separated by commas); a flag on the command line wins.
 #[derive(Debug, Parser)]
 #[command(name = "wss", version, max_term_width = 100)]
 struct Cli {
     /// Handler that answers WebSocket connections.
-    #[arg(long, value_enum, value_name = "NAME")]
+    #[arg(long, env = "WSS_HANDLER", value_enum, value_name = "NAME")]
     handler: HandlerKind,
 
     /// Address or host name to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(long, env = "WSS_HOST", default_value = "127.0.0.1")]
     host: String,
 
     /// TCP port to listen on; 0 picks a free one (read it from the readiness line).
-    #[arg(long, default_value_t = 8080)]
+    #[arg(long, env = "WSS_PORT", default_value_t = 8080)]
     port: u16,
 
     /// URL path of the WebSocket endpoint (upgrade requests elsewhere get 404).
-    #[arg(long, default_value = "/ws")]
+    #[arg(long, env = "WSS_PATH", default_value = "/ws")]
     path: String,
 
     /// How messages reach the handler: text (text frames as text, binary as bytes), blob (all
     /// as bytes) or object (JSON; a frame that is not JSON is reported and, for the chat,
     /// answered with an error). Default: text (the chat reads JSON and plain text from it).
-    #[arg(long, value_enum, value_name = "TYPE")]
+    #[arg(long, env = "WSS_DATA_TYPE", value_enum, value_name = "TYPE")]
     data_type: Option<DataTypeArg>,
 
     /// Folder served to plain HTTP GET requests instead of the built-in chat page.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, env = "WSS_ROOT", value_name = "DIR")]
     root: Option<PathBuf>,
 
     /// Only clients from this IP or CIDR network may connect (repeatable; IPv4 or IPv6).
     /// Others get 403. Without it, every address may connect.
-    #[arg(long, value_name = "CIDR")]
+    #[arg(long, env = "WSS_ALLOW", value_name = "CIDR", value_delimiter = ',')]
     allow: Vec<String>,
 
     /// Append one line per server and connection event to FILE (reopened after rotation).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "WSS_LOG", value_name = "FILE")]
     log: Option<PathBuf>,
 
     /// Network threads; 0 uses one per CPU core.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, env = "WSS_THREADS", value_name = "N", default_value_t = 0)]
     threads: usize,
 
     /// Largest message accepted, in bytes; bigger ones close the connection with 1009.
-    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+    #[arg(long, env = "WSS_MAX_MESSAGE_SIZE", value_name = "BYTES", default_value_t = 16 << 20)]
     max_message_size: usize,
 
     /// On SIGINT/SIGTERM, how long to wait for peers to answer the close frame before
     /// dropping them (at most 86400).
-    #[arg(long, value_name = "SECS", default_value_t = 5,
+    #[arg(long, env = "WSS_SHUTDOWN_TIMEOUT", value_name = "SECS", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(0..=86_400))]
     shutdown_timeout: u64,
 
     /// permessage-deflate compression (RFC 7692): "on" accepts it from clients that offer it
     /// (every browser does), "off" never negotiates it.
-    #[arg(long, value_enum, value_name = "on|off", default_value = "on")]
+    #[arg(
+        long,
+        env = "WSS_DEFLATE",
+        value_enum,
+        value_name = "on|off",
+        default_value = "on"
+    )]
     deflate: OnOff,
 
     /// With --deflate on, messages shorter than this many bytes go out uncompressed (on tiny
     /// messages deflate costs CPU and saves nothing). Refused with --deflate off.
     /// [default: 64]
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, env = "WSS_DEFLATE_THRESHOLD", value_name = "BYTES")]
     deflate_threshold: Option<usize>,
 
     /// PEM certificate chain (leaf first, then intermediates) to serve https:// and wss://.
     /// Needs --key. An unreadable file, an expired certificate or a key that does not match
     /// stops the start.
-    #[arg(long, value_name = "FILE", requires = "key")]
+    #[arg(long, env = "WSS_CERT", value_name = "FILE", requires = "key")]
     cert: Option<PathBuf>,
 
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --cert. Needs --cert.
-    #[arg(long, value_name = "FILE", requires = "cert")]
+    #[arg(long, env = "WSS_KEY", value_name = "FILE", requires = "cert")]
     key: Option<PathBuf>,
 
     /// With --cert: speak TLS on this port and keep --port plain (0 picks a free port; its
     /// address is logged on stderr as `listening on wss://HOST:PORT/PATH`). Without it,
     /// --port speaks TLS only.
-    #[arg(long, value_name = "PORT", requires = "cert")]
+    #[arg(long, env = "WSS_TLS_PORT", value_name = "PORT", requires = "cert")]
     tls_port: Option<u16>,
 
     /// A browser origin allowed to connect besides the page's own (repeatable; "*" allows
     /// any). Compared on scheme, host and port, e.g. http://localhost:3000.
-    #[arg(long, value_name = "ORIGIN")]
+    #[arg(
+        long,
+        env = "WSS_ALLOW_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
     allow_origin: Vec<String>,
 
     /// A host name the server answers to (repeatable; "*" allows any; "*.example.com" its
     /// subdomains). localhost, *.localhost, 127.0.0.1 and ::1 always are. Without it: only
     /// those when --host is a loopback address, any name otherwise. Other names get 403
     /// (DNS rebinding protection).
-    #[arg(long, value_name = "NAME")]
+    #[arg(
+        long,
+        env = "WSS_ALLOW_HOST",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
     allow_host: Vec<String>,
 
     /// Most simultaneous connections; past it new sockets get 503. Default: 10000.
-    #[arg(long, value_name = "N")]
+    #[arg(long, env = "WSS_MAX_CONNECTIONS", value_name = "N")]
     max_connections: Option<usize>,
 
     /// Most simultaneous connections from one IP address (at least 1); past it new sockets
     /// from that address get 503. Default: no limit (clients behind one NAT or proxy share
     /// an address).
-    #[arg(long, value_name = "N", value_parser = values::positive)]
+    #[arg(long, env = "WSS_MAX_PER_ADDRESS", value_name = "N", value_parser = values::positive)]
     max_per_address: Option<usize>,
 
     /// Most connections still in their handshake (TLS handshake and first request) at once
     /// (at least 1); past it new sockets get 503. Default: only --max-connections bounds them.
-    #[arg(long, value_name = "N", value_parser = values::positive)]
+    #[arg(long, env = "WSS_MAX_PENDING_HANDSHAKES", value_name = "N", value_parser = values::positive)]
     max_pending_handshakes: Option<usize>,
 
     /// Time a client gets to complete its handshake (TLS included), in seconds (fractions
     /// allowed); past it the socket is closed.
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = values::positive_secs)]
+    #[arg(long, env = "WSS_HANDSHAKE_TIMEOUT", value_name = "SECS", default_value = "10", value_parser = values::positive_secs)]
     handshake_timeout: Duration,
 
     /// A connection silent this long is dropped (a ping goes out at half of it), in seconds;
     /// 0 turns it off.
-    #[arg(long, value_name = "SECS", default_value = "120", value_parser = values::secs)]
+    #[arg(long, env = "WSS_IDLE_TIMEOUT", value_name = "SECS", default_value = "120", value_parser = values::secs)]
     idle_timeout: Duration,
 
     /// How long a peer gets to answer our close frame before the socket is dropped, in
     /// seconds.
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = values::positive_secs)]
+    #[arg(long, env = "WSS_CLOSE_TIMEOUT", value_name = "SECS", default_value = "5", value_parser = values::positive_secs)]
     close_timeout: Duration,
 
     /// Bytes queued for one connection and not yet written (a slow reader); past it that
     /// connection is dropped, never the process.
-    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20,
+    #[arg(long, env = "WSS_MAX_OUTGOING", value_name = "BYTES", default_value_t = 16 << 20,
           value_parser = values::positive)]
     max_outgoing: usize,
 
     /// Join a cluster: share broadcasts and presence (the chat's users) with every wss node
     /// using this Redis server (redis://HOST:PORT). Fails at start when Redis cannot be
     /// reached. Needs the `redis` cargo feature (on by default).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, env = "WSS_REDIS", value_name = "URL")]
     redis: Option<String>,
 
     /// This node's name in the cluster (1 to 64 visible ASCII characters, unique among the
     /// live nodes). Needs --redis. Default: a random one.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, env = "WSS_NODE_ID", value_name = "ID")]
     node_id: Option<String>,
+
+    /// Serve /metrics (Prometheus text format), /healthz and /readyz on this address:
+    /// HOST:PORT, or a bare PORT on 127.0.0.1 (0 picks a free port; the address is logged on
+    /// stderr as `metrics on http://HOST:PORT/metrics`). Default: off.
+    #[arg(long, env = "WSS_METRICS", value_name = "HOST:PORT", value_parser = values::metrics_addr)]
+    metrics: Option<std::net::SocketAddr>,
+
+    /// Also answer PATH/healthz and PATH/readyz on the main port ("/" gives /healthz and
+    /// /readyz), with no cookie. Default: only on the --metrics listener.
+    #[arg(long, env = "WSS_HEALTH_PATH", value_name = "PATH", value_parser = values::url_path)]
+    health_path: Option<String>,
+
+    /// On SIGINT/SIGTERM, close the WebSockets (1001) one by one, evenly over this many
+    /// seconds, so clients do not reconnect all at once; --shutdown-timeout runs after it.
+    /// 0 closes them all at once.
+    #[arg(long, env = "WSS_DRAIN_TIME", value_name = "SECS", default_value = "0", value_parser = values::secs)]
+    drain_time: Duration,
+
+    /// Format of the log on stderr: text, or json (one object per line: ts, level, msg,
+    /// target, and conn, path, remote, code where they apply).
+    #[arg(
+        long,
+        env = "WSS_LOG_FORMAT",
+        value_enum,
+        value_name = "FORMAT",
+        default_value = "text"
+    )]
+    log_format: logs::LogFormat,
 
     /// Log level on stderr; overrides RUST_LOG (which may hold a finer filter).
     /// Default: RUST_LOG if set, else info.
-    #[arg(long, value_enum, value_name = "LEVEL", ignore_case = true)]
+    #[arg(
+        long,
+        env = "WSS_LOG_LEVEL",
+        value_enum,
+        value_name = "LEVEL",
+        ignore_case = true
+    )]
     log_level: Option<LogLevel>,
 }
 
@@ -305,18 +365,6 @@ fn check_root(root: &std::path::Path) -> Result<(), StartError> {
     }
 }
 
-fn init_logging(level: Option<LogLevel>) {
-    let mut builder = match level {
-        Some(level) => {
-            let mut b = env_logger::Builder::new();
-            b.filter_level(level.filter());
-            b
-        }
-        None => env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")),
-    };
-    builder.target(env_logger::Target::Stderr).init();
-}
-
 /// Everything the generic start needs besides the handler.
 struct Plan {
     web: WebServerOptions,
@@ -324,6 +372,7 @@ struct Plan {
     allow: Vec<IpNet>,
     log: Option<PathBuf>,
     shutdown_timeout: Duration,
+    drain_time: Duration,
 }
 
 fn plan(cli: &Cli) -> Result<Plan, StartError> {
@@ -347,6 +396,9 @@ fn plan(cli: &Cli) -> Result<Plan, StartError> {
     web.close_timeout = cli.close_timeout;
     web.max_outgoing = cli.max_outgoing;
     web.allowed_hosts.clone_from(&cli.allow_host);
+    web.metrics = cli.metrics;
+    web.health_path.clone_from(&cli.health_path);
+    web.drain_time = cli.drain_time;
     if let Some(config) = deflate(cli)? {
         web = web.with_deflate(config);
     }
@@ -399,23 +451,43 @@ fn plan(cli: &Cli) -> Result<Plan, StartError> {
         allow,
         log: cli.log.clone(),
         shutdown_timeout: Duration::from_secs(cli.shutdown_timeout),
+        drain_time: cli.drain_time,
     })
 }
 
 /// Wraps `handler` in the address filter and, with `--log`, the log file, then starts.
-fn start<H: ServerHandler>(
-    handler: H,
-    plan: Plan,
-) -> Result<(WebServer, WebSocketServer), StartError> {
+fn start<H: ServerHandler>(handler: H, plan: Plan) -> Result<Started, StartError> {
     let filtered = AddressFilter::new(handler).allow_all(plan.allow);
     match plan.log {
         Some(path) => {
             let logged = LogFile::open(&path, filtered).map_err(|e| {
                 StartError::Start(format!("cannot open --log {}: {e}", path.display()))
             })?;
-            start_server(logged, plan.web, plan.server)
+            let reopen = logged.reopener();
+            let (web, wss) = with_event_log(logged, plan.web, plan.server)?;
+            Ok((web, wss, Some(reopen)))
         }
-        None => start_server(filtered, plan.web, plan.server),
+        None => {
+            let (web, wss) = with_event_log(filtered, plan.web, plan.server)?;
+            Ok((web, wss, None))
+        }
+    }
+}
+
+/// The servers, and what SIGHUP reopens (the `--log` file).
+type Started = (WebServer, WebSocketServer, Option<LogReopener>);
+
+/// Starts `handler`, wrapped in the connection-event log when debug records are kept (so at
+/// the default level no callback goes through it).
+fn with_event_log<H: ServerHandler>(
+    handler: H,
+    web: WebServerOptions,
+    server: ServerOptions,
+) -> Result<(WebServer, WebSocketServer), StartError> {
+    if log::log_enabled!(target: "wss::event", log::Level::Debug) {
+        start_server(logs::EventLog::new(handler), web, server)
+    } else {
+        start_server(handler, web, server)
     }
 }
 
@@ -472,11 +544,11 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    init_logging(cli.log_level);
+    logs::init(cli.log_level, cli.log_format);
     nofile::raise_and_log();
 
     // Registered before the server starts so an early signal is not fatal by default action.
-    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+    let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(s) => s,
         Err(e) => return fail(&StartError::Start(format!("cannot handle signals: {e}"))),
     };
@@ -494,14 +566,15 @@ fn main() -> ExitCode {
         plan.web = plan.web.with_broker(cluster.broker());
     }
     let shutdown_timeout = plan.shutdown_timeout;
+    let drain_time = plan.drain_time;
     let started = match cli.handler {
         HandlerKind::Echo => start(Echo, plan),
         HandlerKind::Uppercase => start(Uppercase, plan),
         HandlerKind::Chat => start(Chat::new(), plan),
         HandlerKind::Broadcast => start(Broadcast, plan),
     };
-    let (web, wss) = match started {
-        Ok(pair) => pair,
+    let (web, wss, reopen) = match started {
+        Ok(s) => s,
         Err(e) => return fail(&e),
     };
     if let Some(cluster) = &cluster {
@@ -521,23 +594,48 @@ fn main() -> ExitCode {
         }
     );
 
-    let first = signals.forever().next();
+    if let Some(addr) = web.metrics_addr() {
+        log::info!("metrics on http://{addr}/metrics (and /healthz, /readyz)");
+    }
+
+    let mut first = 0;
+    for signal in signals.forever() {
+        if signal == SIGHUP {
+            // logrotate's postrotate: the next line goes to a file opened afresh.
+            match &reopen {
+                Some(r) => {
+                    r.reopen();
+                    log::info!("SIGHUP: the --log file is reopened");
+                }
+                None => log::info!("SIGHUP: no --log file to reopen; ignored"),
+            }
+            continue;
+        }
+        first = signal;
+        break;
+    }
     log::info!(
-        "signal {} received: closing connections (1001), at most {}s",
-        first.unwrap_or(0),
+        "signal {first} received: closing connections (1001) over {:.1}s, then at most {}s",
+        drain_time.as_secs_f64(),
         shutdown_timeout.as_secs()
     );
-    // A second signal means "now": the OS closes the sockets (peers see 1006).
+    // A second signal means "now": the OS closes the sockets (peers see 1006). The status
+    // says so (128 + the signal, as a shell reports a process killed by it), so a supervisor
+    // can tell a forced stop from a clean one.
     let handle = signals.handle();
     std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
-            log::warn!("second signal: exiting at once");
-            std::process::exit(0);
+        for signal in signals.forever() {
+            if signal != SIGHUP {
+                log::warn!("second signal: exiting at once");
+                std::process::exit(128 + signal);
+            }
         }
     });
     // The server bounds its own wait by the timeout; this only guards against a bug there,
     // so a supervisor never waits on a stuck process. Exiting 1 makes such a bug visible.
-    let grace = shutdown_timeout.saturating_add(WATCHDOG_SLACK);
+    let grace = shutdown_timeout
+        .saturating_add(drain_time)
+        .saturating_add(WATCHDOG_SLACK);
     std::thread::spawn(move || {
         std::thread::sleep(grace);
         log::error!(
@@ -687,8 +785,21 @@ mod tests {
             "65536",
             "--log-level",
             "debug",
+            "--metrics",
+            "127.0.0.1:9464",
+            "--health-path",
+            "/ops",
+            "--drain-time",
+            "2.5",
+            "--log-format",
+            "json",
         ]);
         let p = plan(&cli).expect("plan");
+        assert_eq!(p.web.metrics, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(p.web.health_path.as_deref(), Some("/ops"));
+        assert_eq!(p.web.drain_time, Duration::from_millis(2500));
+        assert_eq!(p.drain_time, Duration::from_millis(2500));
+        assert_eq!(cli.log_format, logs::LogFormat::Json);
         assert!(p.web.deflate.enabled);
         assert_eq!(p.web.deflate.threshold, 200);
         assert_eq!(p.web.max_per_address, Some(10));
@@ -731,6 +842,53 @@ mod tests {
         let help = Cli::command().render_long_help().to_string();
         let default = format!("[default: {}]", DeflateConfig::default().threshold);
         assert!(help.contains(&default), "--help must say {default}");
+    }
+
+    #[test]
+    fn every_flag_reads_its_wss_variable_and_help_says_so() {
+        let command = Cli::command();
+        let help = Cli::command().render_long_help().to_string();
+        let mut flags = 0;
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if matches!(long, "help" | "version") {
+                continue;
+            }
+            flags += 1;
+            let want = format!("WSS_{}", long.to_uppercase().replace('-', "_"));
+            assert_eq!(
+                arg.get_env().and_then(|e| e.to_str()),
+                Some(want.as_str()),
+                "--{long}"
+            );
+            assert!(
+                help.contains(&format!("[env: {want}=")),
+                "--help shows {want}"
+            );
+        }
+        assert!(flags >= 31, "only {flags} flags seen");
+    }
+
+    #[test]
+    fn metrics_default_to_off_and_a_bare_port_means_loopback() {
+        let p = plan(&parse(&["--handler", "echo"])).expect("plan");
+        assert_eq!(p.web.metrics, None);
+        assert_eq!(p.web.health_path, None);
+        assert_eq!(p.web.drain_time, Duration::ZERO);
+        let cli = parse(&["--handler", "echo", "--metrics", "9100"]);
+        assert_eq!(cli.metrics, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(cli.log_format, logs::LogFormat::Text);
+        for bad in [
+            &["--metrics", "nowhere"][..],
+            &["--health-path", "health"],
+            &["--health-path", "/h?x"],
+            &["--drain-time", "-1"],
+            &["--log-format", "xml"],
+        ] {
+            let mut full = vec!["wss", "--handler", "echo"];
+            full.extend_from_slice(bad);
+            assert!(Cli::try_parse_from(full).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

@@ -39,6 +39,30 @@ pub(crate) fn positive(text: &str) -> Result<usize, String> {
     }
 }
 
+/// `--metrics`: `HOST:PORT`, or a bare `PORT` on loopback (the numbers are for operators:
+/// exposing them further must be asked for by naming an address). Host names resolve.
+pub(crate) fn metrics_addr(text: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+    let text = text.trim();
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    }
+    text.to_socket_addrs()
+        .map_err(|e| format!("{text:?} is not HOST:PORT ({e})"))?
+        .next()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
+}
+
+/// `--health-path`: an absolute URL path, without query or fragment.
+pub(crate) fn url_path(text: &str) -> Result<String, String> {
+    if !text.starts_with('/') || text.contains(['?', '#', ' ']) {
+        return Err(format!(
+            "{text:?} must be a path starting with '/' (no query, fragment or space)"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
