@@ -197,7 +197,7 @@ impl Worker {
                         reason,
                         error,
                     } => {
-                        let held = self.credit.as_ref().map_or(true, Credit::holds_close);
+                        let held = self.credit.as_ref().is_none_or(Credit::holds_close);
                         self.ws.inner.set_closed();
                         let (error_info, event) = close_outcome(
                             code.0,
