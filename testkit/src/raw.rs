@@ -87,7 +87,13 @@ pub fn upgraded(addr: SocketAddr, path: &str) -> TcpStream {
 
 /// A masked client frame of any length.
 pub fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![(u8::from(fin) << 7) | opcode];
+    client_frame_b0((u8::from(fin) << 7) | opcode, payload)
+}
+
+/// A masked client frame whose first byte is `b0` as given (FIN, RSV bits, opcode): for
+/// tests that send what a well-behaved client would not.
+pub fn client_frame_b0(b0: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![b0];
     let len = payload.len();
     if len < 126 {
         out.push(0x80 | len as u8);
@@ -118,6 +124,11 @@ pub fn close_payload(code: u16, reason: &[u8]) -> Vec<u8> {
 /// Reads one server frame: `Some((opcode, payload))`, `None` on EOF or a read error before a
 /// whole frame. Panics on a masked frame (a server never masks).
 pub fn read_frame(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+    read_frame_b0(s).map(|(b0, payload)| (b0 & 0x0f, payload))
+}
+
+/// As [`read_frame`], with the frame's whole first byte (FIN, RSV bits, opcode).
+pub fn read_frame_b0(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
     let mut h = [0u8; 2];
     s.read_exact(&mut h).ok()?;
     assert_eq!(h[1] & 0x80, 0, "server frames are unmasked");
@@ -134,9 +145,9 @@ pub fn read_frame(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
         }
         n => u64::from(n),
     };
-    let mut payload = vec![0u8; len as usize];
+    let mut payload = vec![0u8; usize::try_from(len).expect("frame length")];
     s.read_exact(&mut payload).ok()?;
-    Some((h[0] & 0x0f, payload))
+    Some((h[0], payload))
 }
 
 /// Reads frames until a close frame; returns its code (`None`: empty payload), or `None` on
