@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::tls::pki;
+use support::tls::{pki, ServerPki};
 use support::{Ev, Recorder};
 use wss_client::{codes, rustls, ClientOptions, ConnectError, Data, WebSocket};
 use wss_handlers::Echo;

@@ -272,7 +272,7 @@ fn two_pages_chat_over_https_and_wss_in_chromium() {
     let Some(tools) = tools_or_skip() else {
         return;
     };
-    let pki = support::tls::TestPki::new();
+    let pki = support::tls::PkiFiles::new();
     let tls_args = pki.args();
     let mut args = vec!["--handler", "chat"];
     args.extend(tls_args.iter().map(String::as_str));

@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::redis::{free_port, Redis};
+use support::redis::{free_port, Presence, Redis};
 use support::{close, connect, next_json, run_to_exit, Client, Wss};
 use tungstenite::Message;
 

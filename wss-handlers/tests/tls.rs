@@ -7,11 +7,11 @@ mod support;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use support::tls::{self, path_str, TestPki};
+use support::tls::{self, path_str, PkiFiles};
 use support::{connect, next_message, run_to_exit, Wss};
 use tungstenite::Message;
 
-fn with_tls<'a>(pki: &'a TestPki, args: &[&'a str]) -> Vec<String> {
+fn with_tls<'a>(pki: &'a PkiFiles, args: &[&'a str]) -> Vec<String> {
     let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     all.extend(pki.args());
     all
@@ -24,7 +24,7 @@ fn start(args: &[String]) -> Wss {
 
 #[test]
 fn cert_and_key_make_the_port_speak_wss_only() {
-    let pki = TestPki::new();
+    let pki = PkiFiles::new();
     let wss = start(&with_tls(&pki, &["--handler", "echo"]));
     assert_eq!(wss.scheme, "wss", "the readiness line says wss://");
     assert_eq!(wss.addr.ip(), Ipv4Addr::LOCALHOST);
@@ -46,7 +46,7 @@ fn cert_and_key_make_the_port_speak_wss_only() {
 
 #[test]
 fn chat_page_is_served_over_https() {
-    let pki = TestPki::new();
+    let pki = PkiFiles::new();
     let wss = start(&with_tls(&pki, &["--handler", "chat"]));
     let response = tls::https_get(wss.addr, "/", &pki.client_config());
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
@@ -55,7 +55,7 @@ fn chat_page_is_served_over_https() {
 
 #[test]
 fn tls_port_adds_a_wss_listener_next_to_the_plain_one() {
-    let pki = TestPki::new();
+    let pki = PkiFiles::new();
     let mut wss = start(&with_tls(
         &pki,
         &["--handler", "echo", "--tls-port", "0", "--path", "/both"],
@@ -114,7 +114,7 @@ fn tls_args(cert: &std::path::Path, key: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn expired_certificate_stops_the_start_with_one_line() {
-    let pki = TestPki::new();
+    let pki = PkiFiles::new();
     assert_start_fails(
         &tls_args(&pki.expired_cert, &pki.expired_key),
         "not valid now",
@@ -123,7 +123,7 @@ fn expired_certificate_stops_the_start_with_one_line() {
 
 #[test]
 fn key_of_another_certificate_stops_the_start_with_one_line() {
-    let pki = TestPki::new();
+    let pki = PkiFiles::new();
     assert_start_fails(
         &tls_args(&pki.cert, &pki.other_key),
         "does not match the certificate",
@@ -132,14 +132,14 @@ fn key_of_another_certificate_stops_the_start_with_one_line() {
 
 #[test]
 fn missing_certificate_file_stops_the_start_with_one_line() {
-    let pki = TestPki::new();
+    let pki = PkiFiles::new();
     let missing = pki.dir.0.join("missing.pem");
     assert_start_fails(&tls_args(&missing, &pki.key), &path_str(&missing));
 }
 
 #[test]
 fn cert_without_key_is_a_usage_error() {
-    let pki = TestPki::new();
+    let pki = PkiFiles::new();
     let cert = path_str(&pki.cert);
     let (status, stdout, stderr) = run_to_exit(&["--handler", "echo", "--cert", &cert]);
     assert_eq!(status.code(), Some(2), "{stderr}");

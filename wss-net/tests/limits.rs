@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 use tungstenite::Message as TMessage;
-use util::tls::{pki, wss_client};
+use util::tls::{pki, wss_client, ServerPki};
 use util::*;
 use wss_net::NetConfig;
 

@@ -59,7 +59,7 @@ fn three_nodes_share_a_room_and_only_its_subscribers_get_it() {
     assert!(silent(&mut outside_b, Duration::from_millis(300)));
     assert!(silent(&mut in_a, Duration::from_millis(50)));
     // Node b has no subscriber to the room, so it is not even subscribed in Redis.
-    let mut redis_client = redis.client();
+    let mut redis_client = support::client(&redis);
     let channels: Vec<String> = redis::cmd("PUBSUB")
         .arg("NUMSUB")
         .arg("wss:m:3:/ws:chess")
@@ -145,7 +145,7 @@ fn invalid_payloads_on_our_channels_never_reach_a_client() {
     };
     let n1 = Node::start(config(&redis, "n1"));
     let mut client = n1.connect();
-    let mut by_hand = redis.client();
+    let mut by_hand = support::client(&redis);
     let channel = "wss:m:3:/ws";
     // Not an envelope; an envelope around a masked frame; around a close frame.
     let payloads: [&[u8]; 3] = [

@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::tls::{https_head, pki, try_wss};
+use support::tls::{https_head, pki, try_wss, ServerPki};
 use support::*;
 use wss_server::*;
 

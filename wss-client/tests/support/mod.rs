@@ -1,9 +1,27 @@
-//! Helpers shared by the client tests: a recording handler, hand-made servers, and the test
-//! CA of wss-net's tests (shared by path).
+//! Helpers shared by the client tests: a recording handler, hand-made servers, and the
+//! testkit's test CA.
 #![allow(dead_code)]
 
-#[path = "../../../wss-net/tests/util/tls.rs"]
-pub mod tls;
+/// The test CA and certificates: the testkit's, one copy for every crate's tests.
+pub mod tls {
+    use std::sync::Arc;
+
+    #[allow(unused_imports)]
+    pub use testkit::pki::{pki, TestPki};
+    use wss_client::rustls::ServerConfig;
+
+    /// The server side of the test PKI, loaded by wss-net's PEM loader as a user's PEM is.
+    pub trait ServerPki {
+        fn server_config(&self) -> Arc<ServerConfig>;
+    }
+
+    impl ServerPki for TestPki {
+        fn server_config(&self) -> Arc<ServerConfig> {
+            let (chain, key) = (self.chain_pem.as_bytes(), self.key_pem.as_bytes());
+            wss_server::tls::server_config_from_pem(chain, key).unwrap()
+        }
+    }
+}
 
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
@@ -146,11 +164,4 @@ pub fn silent_server() -> (std::net::TcpListener, String) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("ws://{}/", listener.local_addr().unwrap());
     (listener, url)
-}
-
-/// A blocking TCP connection with the test timeouts (for the shared TLS helpers).
-pub fn tcp(addr: std::net::SocketAddr) -> std::net::TcpStream {
-    let stream = std::net::TcpStream::connect(addr).expect("tcp connect");
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    stream
 }

@@ -2,6 +2,11 @@
 //! count and CPU time from /proc), optionally under a low `ulimit -n`, and a raw-socket client
 //! that writes any bytes, including frames no well-behaved client would send.
 //!
+//! The hostile tests need finer control than the testkit's raw client gives (a header apart
+//! from its payload, a length that lies, masking from an offset, I/O errors kept), so the
+//! frame writers and readers here are their own; the request, header lookup and close payload
+//! are the testkit's.
+//!
 //! Included with `#[path = "support/raw.rs"] mod raw;` next to `mod support;` (it reuses
 //! `support::parse_ready_line`), so the shared `support/mod.rs` stays untouched.
 #![allow(dead_code)]
@@ -200,13 +205,11 @@ pub fn dial(addr: SocketAddr) -> TcpStream {
     s
 }
 
-/// A well-formed upgrade request head for `path`, with `extra` header lines (each ending in
-/// CRLF) inserted before the blank line.
+/// A well-formed upgrade request head for `path` (the testkit's), with `extra` header lines
+/// (each ending in CRLF) inserted before the blank line.
 pub fn upgrade_request(addr: SocketAddr, path: &str, extra: &str) -> String {
-    format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
-    )
+    let extra: Vec<&str> = extra.split("\r\n").filter(|l| !l.is_empty()).collect();
+    testkit::raw::upgrade_request(&addr.to_string(), path, &extra)
 }
 
 /// An HTTP response head as read off the wire.
@@ -221,12 +224,7 @@ pub struct Head {
 impl Head {
     /// The value of header `name` (case-insensitive), if present.
     pub fn header(&self, name: &str) -> Option<String> {
-        self.text.lines().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_string())
-        })
+        testkit::raw::header(&self.text, name).map(str::to_string)
     }
 }
 
@@ -318,11 +316,8 @@ pub fn fin(opcode: u8) -> u8 {
 }
 
 /// A close frame's payload: the code, then the reason bytes.
-pub fn close_payload(code: u16, reason: &[u8]) -> Vec<u8> {
-    let mut p = code.to_be_bytes().to_vec();
-    p.extend_from_slice(reason);
-    p
-}
+#[allow(unused_imports)]
+pub use testkit::raw::close_payload;
 
 /// One frame from the server.
 #[derive(Debug)]

@@ -1,25 +1,22 @@
-//! TLS for the binary's tests: a test CA and a `localhost`/`127.0.0.1` certificate made at
-//! test time with rcgen and written as PEM files for `--cert`/`--key`, the broken variants a
-//! start must refuse (expired, a key of another certificate), and rustls clients trusting the
-//! test CA.
+//! TLS for the binary's tests: the testkit's test CA and certificates written as PEM files
+//! for `--cert`/`--key` (the broken variants a start must refuse included: expired, a key of
+//! another certificate), and rustls clients trusting the test CA.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use testkit::TestPki;
 
 use super::webdriver::TempDir;
 use super::READ_TIMEOUT;
 
-/// The names the leaf certificate is valid for.
-const NAMES: [&str; 2] = ["localhost", "127.0.0.1"];
-
-/// PEM files in a scratch directory (removed on drop), and the CA that signed them.
-pub struct TestPki {
+/// The testkit's test CA and certificates, written as PEM files in a scratch directory
+/// (removed on drop) for `--cert`/`--key`.
+pub struct PkiFiles {
     pub dir: TempDir,
     /// Leaf then CA, as a server sends its chain.
     pub cert: PathBuf,
@@ -29,51 +26,22 @@ pub struct TestPki {
     pub expired_key: PathBuf,
     /// A valid key, but another certificate's: does not match `cert`.
     pub other_key: PathBuf,
-    ca_der: CertificateDer<'static>,
+    pki: TestPki,
 }
 
-fn leaf(names: &[&str]) -> CertificateParams {
-    CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-        .expect("certificate params")
-}
-
-impl TestPki {
-    /// Makes a fresh CA and its certificates.
-    pub fn new() -> TestPki {
+impl PkiFiles {
+    /// Makes a fresh CA and its certificates, and writes them.
+    pub fn new() -> PkiFiles {
         let dir = TempDir::new("tls");
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "wss-handlers test CA");
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key"))
-            .expect("self-signed CA");
-
-        let key = KeyPair::generate().expect("key");
-        let cert = leaf(&NAMES).signed_by(&key, &ca).expect("leaf");
-
-        let expired_key = KeyPair::generate().expect("key");
-        let mut expired_params = leaf(&NAMES);
-        expired_params.not_before = rcgen::date_time_ymd(2001, 1, 1);
-        expired_params.not_after = rcgen::date_time_ymd(2002, 1, 1);
-        let expired = expired_params
-            .signed_by(&expired_key, &ca)
-            .expect("expired leaf");
-
-        let other_key = KeyPair::generate().expect("key");
-
-        let write = |name: &str, pem: String| {
-            let path = dir.0.join(name);
-            std::fs::write(&path, pem).expect("write PEM");
-            path
-        };
-        TestPki {
-            cert: write("cert.pem", format!("{}{}", cert.pem(), ca.pem())),
-            key: write("key.pem", key.serialize_pem()),
-            expired_cert: write("expired.pem", format!("{}{}", expired.pem(), ca.pem())),
-            expired_key: write("expired-key.pem", expired_key.serialize_pem()),
-            other_key: write("other-key.pem", other_key.serialize_pem()),
-            ca_der: ca.der().clone(),
+        let pki = TestPki::new();
+        let files = pki.write_files(&dir.0);
+        PkiFiles {
+            cert: files.cert,
+            key: files.key,
+            expired_cert: files.expired_cert,
+            expired_key: files.expired_key,
+            other_key: files.other_key,
+            pki,
             dir,
         }
     }
@@ -90,16 +58,7 @@ impl TestPki {
 
     /// A rustls client trusting only the test CA, offering ALPN `http/1.1` as browsers do.
     pub fn client_config(&self) -> Arc<ClientConfig> {
-        let mut roots = RootCertStore::empty();
-        roots.add(self.ca_der.clone()).expect("add the test CA");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Arc::new(config)
+        self.pki.client_config()
     }
 }
 

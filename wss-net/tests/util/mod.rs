@@ -1,11 +1,11 @@
 //! Helpers shared by the integration tests: a routing service, a recording (and optionally
-//! echoing) sink, raw-socket WebSocket helpers, and tungstenite clients.
+//! echoing) sink, the testkit's raw-socket WebSocket client, and tungstenite clients.
 #![allow(dead_code)]
 
 pub mod deflate;
 pub mod tls;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -187,36 +187,20 @@ impl Server {
     }
 }
 
+/// The raw WebSocket client is the testkit's (one for every crate's tests).
+#[allow(unused_imports)]
+pub use testkit::raw::{client_frame, read_frame, read_head, read_to_eof};
+
+/// A TCP connection with these tests' longer read timeout ([`WAIT`]).
 pub fn tcp(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect(addr).unwrap();
+    let s = testkit::raw::tcp(addr);
     s.set_read_timeout(Some(WAIT)).unwrap();
-    s.set_nodelay(true).unwrap();
     s
 }
 
+/// An upgrade request for `path` with `Host: localhost` and no extra header.
 pub fn upgrade_request(path: &str) -> String {
-    format!(
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-}
-
-/// Reads until the end of a response head; returns the head (bytes after it are left unread
-/// only if the server sent none, which holds right after a 101).
-pub fn read_head(s: &mut TcpStream) -> String {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        let n = s.read(&mut byte).unwrap();
-        assert_eq!(
-            n,
-            1,
-            "EOF inside a response head: {:?}",
-            String::from_utf8_lossy(&head)
-        );
-        head.push(byte[0]);
-    }
-    String::from_utf8(head).unwrap()
+    testkit::raw::upgrade_request("localhost", path, &[])
 }
 
 /// Handshake over a raw socket: the test then speaks frames itself.
@@ -226,64 +210,6 @@ pub fn raw_ws(addr: SocketAddr, path: &str) -> TcpStream {
     let head = read_head(&mut s);
     assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
     s
-}
-
-/// A masked client frame.
-pub fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![(u8::from(fin) << 7) | opcode];
-    let len = payload.len();
-    if len < 126 {
-        out.push(0x80 | len as u8);
-    } else if len <= 0xffff {
-        out.push(0x80 | 126);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        out.push(0x80 | 127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    let key = [0x12, 0x34, 0x56, 0x78];
-    out.extend_from_slice(&key);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    out
-}
-
-/// Reads one unmasked server frame: (opcode, payload). None on EOF before a frame.
-pub fn read_frame(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
-    let mut h = [0u8; 2];
-    if s.read_exact(&mut h).is_err() {
-        return None;
-    }
-    assert_eq!(h[1] & 0x80, 0, "server frames are unmasked");
-    let len = match h[1] & 0x7f {
-        126 => {
-            let mut b = [0u8; 2];
-            s.read_exact(&mut b).unwrap();
-            u64::from(u16::from_be_bytes(b))
-        }
-        127 => {
-            let mut b = [0u8; 8];
-            s.read_exact(&mut b).unwrap();
-            u64::from_be_bytes(b)
-        }
-        n => u64::from(n),
-    };
-    let mut payload = vec![0u8; len as usize];
-    s.read_exact(&mut payload).unwrap();
-    Some((h[0] & 0x0f, payload))
-}
-
-/// Reads until EOF; returns what came (panics on a read error other than reset).
-pub fn read_to_eof(s: &mut TcpStream) -> Vec<u8> {
-    let mut all = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return all,
-            Ok(n) => all.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return all,
-            Err(e) => panic!("read error before EOF: {e}"),
-        }
-    }
 }
 
 pub type Client = tungstenite::WebSocket<TcpStream>;

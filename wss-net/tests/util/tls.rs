@@ -1,65 +1,30 @@
-//! TLS helpers: a test CA and a `localhost` certificate made at test time (rcgen), the
-//! server config built from their PEM, and rustls clients trusting the CA.
+//! TLS helpers: the testkit's test CA and `localhost` certificate, the server config built
+//! from their PEM by wss-net's loader, and the rustls clients these tests need.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use wss_net::rustls::pki_types::{CertificateDer, ServerName};
-use wss_net::rustls::{
-    self, ClientConfig, ClientConnection, RootCertStore, ServerConfig, StreamOwned,
-};
+use wss_net::rustls::pki_types::ServerName;
+use wss_net::rustls::{ClientConfig, ClientConnection, ServerConfig, StreamOwned};
 
 use super::{tcp, WAIT};
 
-/// A CA and a leaf certificate for `localhost` and `127.0.0.1` signed by it.
-pub struct TestPki {
-    pub ca_pem: String,
-    pub ca_der: CertificateDer<'static>,
-    /// Leaf then CA, as a server sends its chain.
-    pub chain_pem: String,
-    pub key_pem: String,
+/// The test CA and certificates: the testkit's, one copy for every crate's tests.
+#[allow(unused_imports)]
+pub use testkit::pki::{pki, TestPki};
+
+/// What only a wss-net test needs of the test PKI: a server config built by wss-net's own
+/// PEM loader (the testkit depends on no workspace crate).
+pub trait ServerPki {
+    /// The server config of the `localhost` leaf, loaded as a user's PEM would be.
+    fn server_config(&self) -> Arc<ServerConfig>;
 }
 
-pub fn pki() -> TestPki {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "wss-net test CA");
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    TestPki {
-        ca_pem: ca.pem(),
-        ca_der: ca.der().clone(),
-        chain_pem: format!("{}{}", leaf.pem(), ca.pem()),
-        key_pem: key.serialize_pem(),
-    }
-}
-
-impl TestPki {
-    pub fn server_config(&self) -> Arc<ServerConfig> {
+impl ServerPki for TestPki {
+    fn server_config(&self) -> Arc<ServerConfig> {
         wss_net::tls::server_config_from_pem(self.chain_pem.as_bytes(), self.key_pem.as_bytes())
             .unwrap()
-    }
-
-    /// A rustls client trusting only the test CA, offering ALPN `http/1.1`.
-    pub fn client_config(&self) -> Arc<ClientConfig> {
-        let mut roots = RootCertStore::empty();
-        roots.add(self.ca_der.clone()).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Arc::new(config)
     }
 }
 

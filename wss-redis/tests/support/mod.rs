@@ -1,10 +1,8 @@
-//! Test helpers: a private `redis-server` per test on a free loopback port, nodes (a web
+//! Test helpers: the testkit's private `redis-server` per test, nodes (a web
 //! server, a WebSocket server and a Redis broker) in this process, tungstenite clients.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,131 +13,14 @@ use wss_server::*;
 
 pub const WAIT: Duration = Duration::from_secs(5);
 
-/// A `redis-server` child on a loopback port, killed on drop.
-pub struct RedisServer {
-    pub port: u16,
-    child: Option<Child>,
-}
+/// The private `redis-server` is the testkit's (one spawner for every crate's tests).
+pub use testkit::RedisServer;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn have_redis_server() -> bool {
-    Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-impl RedisServer {
-    /// Starts one, or returns `None` (after a loud message) when `redis-server` is not
-    /// installed and `WSS_REQUIRE_REDIS` is not `1`.
-    pub fn start() -> Option<RedisServer> {
-        if !have_redis_server() {
-            if std::env::var("WSS_REQUIRE_REDIS").as_deref() == Ok("1") {
-                panic!("redis-server is not installed and WSS_REQUIRE_REDIS=1");
-            }
-            // Straight to the process's stderr: the test harness captures eprintln! of
-            // passing tests, and this must be seen.
-            let _ = std::io::stderr().write_all(
-                b"\n!!! SKIPPED: redis-server is not installed; this Redis test did not run. \
-                  Install it (apt-get install -y redis-server) or set WSS_REQUIRE_REDIS=1 to \
-                  make this a failure. !!!\n",
-            );
-            return None;
-        }
-        let mut server = RedisServer {
-            port: free_port(),
-            child: None,
-        };
-        server.spawn();
-        Some(server)
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        self.child = Some(child);
-        let deadline = Instant::now() + WAIT;
-        while Instant::now() < deadline {
-            if self.ping() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("redis-server on port {} did not answer", self.port);
-    }
-
-    fn ping(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
-        let mut buf = [0u8; 7];
-        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-    }
-
-    /// Kills it (SIGKILL: no goodbye to the clients).
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Freezes it (SIGSTOP): connections stay open, nothing is answered.
-    pub fn pause(&self) {
-        self.signal("-STOP");
-    }
-
-    /// Thaws it (SIGCONT).
-    pub fn resume(&self) {
-        self.signal("-CONT");
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().expect("running").id().to_string();
-        let ok = Command::new("kill").args([sig, &pid]).status();
-        assert!(ok.is_ok_and(|s| s.success()), "kill {sig} {pid}");
-    }
-
-    /// Starts it again, empty, on the same port.
-    pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-
-    /// A plain client connection, for looking at keys or publishing by hand.
-    pub fn client(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .and_then(|c| c.get_connection())
-            .expect("redis client")
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            // A stopped process ignores SIGKILL until continued on some systems' test hosts.
-            self.signal("-CONT");
-        }
-        self.kill();
-    }
+/// A plain client connection to `redis`, for looking at keys or publishing by hand.
+pub fn client(redis: &RedisServer) -> redis::Connection {
+    redis::Client::open(redis.url())
+        .and_then(|c| c.get_connection())
+        .expect("redis client")
 }
 
 /// Timings short enough for tests.

@@ -5,8 +5,6 @@
 // The permessage-deflate test client is wss-net's: one copy, shared by path.
 #[path = "../../../wss-net/tests/util/deflate.rs"]
 pub mod deflate;
-#[path = "../../../wss-net/tests/util/tls.rs"]
-mod net_tls;
 pub mod tls;
 
 use std::io::{Read, Write};
@@ -20,13 +18,12 @@ use wss_server::*;
 
 pub const WAIT: Duration = Duration::from_secs(5);
 
-/// A plain TCP connection with the tests' read timeout (the deflate client builds on it).
-pub fn tcp(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect(addr).expect("tcp connect");
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    s.set_nodelay(true).unwrap();
-    s
-}
+/// The raw WebSocket client is the testkit's (one for every crate's tests); `tcp` has the
+/// same read timeout as [`WAIT`].
+#[allow(unused_imports)]
+pub use testkit::raw::{
+    closed_without_bytes, read_close, read_frame, read_head, status_of, tcp, write_frame, KEY,
+};
 
 /// A thread-safe, waitable list of event lines.
 #[derive(Clone, Default)]
@@ -270,24 +267,10 @@ pub struct Raw {
     pub head: String,
 }
 
-pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-
 /// Sends an upgrade request for `path` with `extra` header lines; returns the socket and the
 /// response head.
 pub fn raw_handshake(addr: SocketAddr, path: &str, extra: &[&str]) -> Raw {
-    let mut stream = TcpStream::connect(addr).expect("tcp connect");
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    let mut req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n"
-    );
-    for line in extra {
-        req.push_str(line);
-        req.push_str("\r\n");
-    }
-    req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).unwrap();
-    let head = read_head(&mut stream);
+    let (stream, head) = testkit::raw::handshake(addr, path, extra);
     Raw { stream, head }
 }
 
@@ -327,82 +310,4 @@ fn complete_response(bytes: &[u8], head_only: bool) -> Option<String> {
         })
         .unwrap_or(0);
     (head_only || bytes.len() >= end + len).then(|| text.into_owned())
-}
-
-pub fn read_head(stream: &mut TcpStream) -> String {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match stream.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => break,
-        }
-    }
-    String::from_utf8_lossy(&head).into_owned()
-}
-
-pub fn status_of(head: &str) -> u16 {
-    head.split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Writes one masked client frame.
-pub fn write_frame(stream: &mut TcpStream, opcode: u8, payload: &[u8]) {
-    let mut frame = vec![0x80 | opcode];
-    let mask = [1u8, 2, 3, 4];
-    if payload.len() < 126 {
-        frame.push(0x80 | payload.len() as u8);
-    } else {
-        frame.push(0x80 | 126);
-        frame.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    }
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    stream.write_all(&frame).unwrap();
-}
-
-/// Reads one (unmasked, short) server frame: `Some((opcode, payload))`, `None` on EOF/error.
-pub fn read_frame(stream: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
-    let mut h = [0u8; 2];
-    stream.read_exact(&mut h).ok()?;
-    let mut len = u64::from(h[1] & 0x7f);
-    if len == 126 {
-        let mut l = [0u8; 2];
-        stream.read_exact(&mut l).ok()?;
-        len = u64::from(u16::from_be_bytes(l));
-    } else if len == 127 {
-        let mut l = [0u8; 8];
-        stream.read_exact(&mut l).ok()?;
-        len = u64::from_be_bytes(l);
-    }
-    let mut payload = vec![0u8; len as usize];
-    stream.read_exact(&mut payload).ok()?;
-    Some((h[0] & 0x0f, payload))
-}
-
-/// Reads frames until a close frame; returns its code (None: empty payload) or None on EOF.
-pub fn read_close(stream: &mut TcpStream) -> Option<Option<u16>> {
-    loop {
-        let (op, payload) = read_frame(stream)?;
-        if op == 8 {
-            return Some(
-                (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]])),
-            );
-        }
-    }
-}
-
-/// True when the peer closed the socket (EOF or reset) within `WAIT` without sending a byte.
-pub fn closed_without_bytes(stream: &mut TcpStream) -> bool {
-    let mut buf = [0u8; 64];
-    match stream.read(&mut buf) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(e) => matches!(
-            e.kind(),
-            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
-        ),
-    }
 }

@@ -1,5 +1,5 @@
-//! TLS helpers: the test CA and `localhost` certificate of wss-net's tests (shared by path),
-//! and the clients these tests need on top of it.
+//! TLS helpers: the testkit's test CA and `localhost` certificate, and the clients these
+//! tests need on top of it.
 #![allow(unused_imports)]
 
 use std::io::Read;
@@ -8,12 +8,24 @@ use std::sync::Arc;
 
 use tungstenite::client::IntoClientRequest;
 use wss_net::rustls::pki_types::ServerName;
-use wss_net::rustls::{ClientConfig, ClientConnection, StreamOwned};
+use wss_net::rustls::{ClientConfig, ClientConnection, ServerConfig, StreamOwned};
+use wss_server::tls::server_config_from_pem;
 
 use super::WAIT;
 
-/// The test CA and certificates are wss-net's: one copy, shared by path.
-pub use super::net_tls::{pki, TestPki};
+/// The test CA and certificates: the testkit's, one copy for every crate's tests.
+pub use testkit::pki::{pki, TestPki};
+
+/// The server side of the test PKI, loaded by wss-net's PEM loader as a user's PEM is.
+pub trait ServerPki {
+    fn server_config(&self) -> Arc<ServerConfig>;
+}
+
+impl ServerPki for TestPki {
+    fn server_config(&self) -> Arc<ServerConfig> {
+        server_config_from_pem(self.chain_pem.as_bytes(), self.key_pem.as_bytes()).unwrap()
+    }
+}
 
 /// A tungstenite handshake to `wss://localhost:PORT{path}` with extra headers (an
 /// `Origin`, say).

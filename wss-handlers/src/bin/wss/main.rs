@@ -6,6 +6,10 @@
 //! 0 (a second signal: at once, status 128 + signal), SIGHUP to reopen the --log file, one
 //! line on stderr and a non-zero status when it cannot start. Every flag also reads
 //! `WSS_<FLAG>` from the environment.
+//!
+//! Why this file stays whole past 700 lines: about 360 of them are its unit tests; the code is
+//! one idea, the command line (the `Cli` contract) turned into a start-up `Plan` and run. The
+//! parts that are their own ideas already live beside it (cluster, listen, logs, values...).
 
 mod cluster;
 mod listen;
