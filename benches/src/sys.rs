@@ -146,20 +146,29 @@ mod tests {
 
     #[test]
     fn named_threads_cpu_is_summed_and_absent_names_give_none() {
+        // The thread stays alive until its CPU has been read: on a loaded machine it could
+        // otherwise end before /proc is looked at.
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let (started, ready) = std::sync::mpsc::channel::<()>();
         let spin = std::thread::Builder::new()
             .name("sys-test-spin".into())
-            .spawn(|| {
+            .spawn(move || {
                 let end = std::time::Instant::now() + std::time::Duration::from_millis(50);
                 let mut x = 0u64;
                 while std::time::Instant::now() < end {
                     x = x.wrapping_add(1);
                 }
+                started.send(()).unwrap();
+                wait.recv().unwrap();
                 x
             })
             .unwrap();
+        ready.recv().unwrap();
         let pid = std::process::id();
-        assert!(threads_cpu_seconds(pid, "sys-test-spin").is_some());
+        let spent = threads_cpu_seconds(pid, "sys-test-spin");
+        release.send(()).unwrap();
         spin.join().unwrap();
+        assert!(spent.is_some_and(|s| s >= 0.0), "{spent:?}");
         assert_eq!(threads_cpu_seconds(pid, "no-thread-has-this-name"), None);
     }
 
