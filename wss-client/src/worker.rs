@@ -19,7 +19,7 @@ use wss_net::{
 };
 use wss_proto::close::CloseCode;
 use wss_proto::connection::Message;
-use wss_server::{codes as server_codes, Data, DataType, ErrorEvent, ErrorInfo, MessageEvent};
+use wss_server::{ErrorEvent, ErrorInfo, MessageEvent};
 use wss_server::{OpenEvent, TerminateEvent};
 
 use crate::dial::{self, Target};
@@ -222,7 +222,7 @@ impl Worker {
 
     fn message(&mut self, message: Message) {
         let cost = Backlog::of(&message);
-        match to_data(self.ws.data_type(), message) {
+        match self.ws.data_type().decode(message) {
             Ok(data) => self.call("on_message", |h, ws| {
                 h.on_message_owned(ws, MessageEvent { data })
             }),
@@ -288,31 +288,6 @@ impl Worker {
     }
 }
 
-/// The `data` of a message for the data type, as on the server (SPEC Part A point 2, A5).
-fn to_data(data_type: DataType, message: Message) -> Result<Data, ErrorInfo> {
-    match (data_type, message) {
-        (DataType::Text, Message::Text(t)) => Ok(Data::Text(t)),
-        (DataType::Text | DataType::Blob, Message::Binary(b)) => Ok(Data::Blob(b)),
-        (DataType::Blob, Message::Text(t)) => Ok(Data::Blob(t.into_bytes())),
-        (DataType::Object, Message::Text(t)) => parse_json(t.as_bytes()),
-        (DataType::Object, Message::Binary(b)) => parse_json(&b),
-    }
-}
-
-fn parse_json(bytes: &[u8]) -> Result<Data, ErrorInfo> {
-    let invalid = |detail: String| {
-        ErrorInfo::new(
-            server_codes::INVALID_JSON,
-            format!("Invalid JSON payload: {detail}"),
-            "JSON",
-        )
-    };
-    let text = std::str::from_utf8(bytes).map_err(|e| invalid(e.to_string()))?;
-    serde_json::from_str(text)
-        .map(Data::Object)
-        .map_err(|e| invalid(e.to_string()))
-}
-
 /// The `on_error` (if any) and `on_terminate` of a closed connection, by the server's rules
 /// (SPEC §3.1, A12): the server's code, 1005 without one, 1006 without a close frame;
 /// `on_error` for an abnormal end that we did not ask for. `local`: `terminate` started it.
@@ -368,20 +343,5 @@ mod tests {
         assert_eq!(e.map(|i| i.err_code), Some(1001));
         let (e, _) = close_outcome(1006, "", Some(&ConnError::CloseTimeout), true);
         assert!(e.is_none(), "our own close that timed out is no error");
-    }
-
-    #[test]
-    fn object_data_type_parses_json_and_reports_bad_json() {
-        let ok = to_data(DataType::Object, Message::Text(r#"{"a":1}"#.into()));
-        assert_eq!(ok, Ok(Data::Object(serde_json::json!({"a": 1}))));
-        let bad = to_data(DataType::Object, Message::Text("{".into())).unwrap_err();
-        assert_eq!(
-            (bad.err_code, bad.component_signature.as_str()),
-            (1007, "JSON")
-        );
-        assert_eq!(
-            to_data(DataType::Blob, Message::Text("x".into())),
-            Ok(Data::Blob(b"x".to_vec()))
-        );
     }
 }

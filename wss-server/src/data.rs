@@ -3,7 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::ServerError;
+use wss_proto::Message;
+
+use crate::error::{codes, ErrorInfo, ServerError};
 
 /// How received messages are handed to `on_message` (4D's `dataType` option).
 ///
@@ -23,6 +25,30 @@ pub enum DataType {
 }
 
 impl DataType {
+    /// What a received message becomes under this data type (SPEC Part A point 2): text
+    /// stays text and binary stays bytes under `Text`; everything is bytes under `Blob`;
+    /// under `Object` the payload is parsed as JSON, and a payload that is not UTF-8 JSON is
+    /// an [`ErrorInfo`] with errCode 1007 and componentSignature `"JSON"` (A5). The server's
+    /// worker and the client both decode received messages with it.
+    ///
+    /// ```
+    /// use wss_proto::Message;
+    /// use wss_server::{Data, DataType};
+    ///
+    /// let data = DataType::Object.decode(Message::Text(r#"{"a":1}"#.into())).unwrap();
+    /// assert_eq!(data, Data::Object(serde_json::json!({"a": 1})));
+    /// assert_eq!(DataType::Object.decode(Message::Text("{".into())).unwrap_err().err_code, 1007);
+    /// ```
+    pub fn decode(self, message: Message) -> Result<Data, ErrorInfo> {
+        match (self, message) {
+            (DataType::Text, Message::Text(t)) => Ok(Data::Text(t)),
+            (DataType::Text | DataType::Blob, Message::Binary(b)) => Ok(Data::Blob(b)),
+            (DataType::Blob, Message::Text(t)) => Ok(Data::Blob(t.into_bytes())),
+            (DataType::Object, Message::Text(t)) => parse_json(t.as_bytes()),
+            (DataType::Object, Message::Binary(b)) => parse_json(&b),
+        }
+    }
+
     /// The 4D spelling: `"text"`, `"blob"` or `"object"`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -180,5 +206,59 @@ mod tests {
             Data::from(serde_json::json!({"a": 1})).wire_len(),
             "{\"a\":1}".len()
         );
+    }
+}
+
+fn parse_json(bytes: &[u8]) -> Result<Data, ErrorInfo> {
+    let json_error = |detail: String| {
+        ErrorInfo::new(
+            codes::INVALID_JSON,
+            format!("Invalid JSON payload: {detail}"),
+            "JSON",
+        )
+    };
+    let text = std::str::from_utf8(bytes).map_err(|e| json_error(e.to_string()))?;
+    serde_json::from_str(text)
+        .map(Data::Object)
+        .map_err(|e| json_error(e.to_string()))
+}
+
+#[cfg(test)]
+mod decode_tests {
+    use super::*;
+
+    #[test]
+    fn text_type_keeps_binary_frames_as_blobs() {
+        assert_eq!(
+            DataType::Text.decode(Message::Binary(vec![0xff, 0])),
+            Ok(Data::Blob(vec![0xff, 0]))
+        );
+        assert_eq!(
+            DataType::Text.decode(Message::Text("é".into())),
+            Ok(Data::Text("é".into()))
+        );
+        assert_eq!(
+            DataType::Blob.decode(Message::Text("a".into())),
+            Ok(Data::Blob(b"a".to_vec()))
+        );
+    }
+
+    #[test]
+    fn object_type_parses_json_and_reports_bad_json() {
+        assert_eq!(
+            DataType::Object.decode(Message::Text("{\"a\":1}".into())),
+            Ok(Data::Object(serde_json::json!({"a": 1})))
+        );
+        assert_eq!(
+            DataType::Object.decode(Message::Binary(b"[1,2]".to_vec())),
+            Ok(Data::Object(serde_json::json!([1, 2])))
+        );
+        let err = DataType::Object.decode(Message::Text("{oops".into())).err();
+        let err = err.expect("bad JSON is an error");
+        assert_eq!(err.err_code, 1007);
+        assert_eq!(err.component_signature, "JSON");
+        assert!(DataType::Object
+            .decode(Message::Binary(vec![0xff]))
+            .is_err());
     }
 }

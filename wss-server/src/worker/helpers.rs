@@ -1,15 +1,14 @@
-//! The worker's pure helpers: the handshake refusal, message data by data type (JSON
-//! included), the close rules of A12/A13/A15, and running callbacks with panics caught (A17).
+//! The worker's pure helpers: the handshake refusal, the close rules of A12/A13/A15, and
+//! running callbacks with panics caught (A17). Message data by data type is
+//! [`DataType::decode`](crate::DataType::decode), shared with the client.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use wss_net::{ConnError, Decision};
 use wss_proto::close::CloseCode;
-use wss_proto::connection::Message;
 
 use crate::connection::WebSocketConnection;
-use crate::data::{Data, DataType};
 use crate::error::{codes, ErrorInfo};
 use crate::event::{ErrorEvent, TerminateEvent};
 use crate::handler::{self, ConnectionHandler, ErasedServer, Stored};
@@ -26,33 +25,6 @@ pub(crate) fn refusal(status: u16) -> Decision {
         )),
         keep_alive: false,
     }
-}
-
-/// The `data` of a message for the server's data type (SPEC Part A point 2, A5).
-pub(crate) fn to_data(data_type: DataType, message: Message) -> Result<Data, ErrorInfo> {
-    match (data_type, message) {
-        (DataType::Text, Message::Text(t)) => Ok(Data::Text(t)),
-        (DataType::Text, Message::Binary(b)) | (DataType::Blob, Message::Binary(b)) => {
-            Ok(Data::Blob(b))
-        }
-        (DataType::Blob, Message::Text(t)) => Ok(Data::Blob(t.into_bytes())),
-        (DataType::Object, Message::Text(t)) => parse_json(t.as_bytes()),
-        (DataType::Object, Message::Binary(b)) => parse_json(&b),
-    }
-}
-
-fn parse_json(bytes: &[u8]) -> Result<Data, ErrorInfo> {
-    let json_error = |detail: String| {
-        ErrorInfo::new(
-            codes::INVALID_JSON,
-            format!("Invalid JSON payload: {detail}"),
-            "JSON",
-        )
-    };
-    let text = std::str::from_utf8(bytes).map_err(|e| json_error(e.to_string()))?;
-    serde_json::from_str(text)
-        .map(Data::Object)
-        .map_err(|e| json_error(e.to_string()))
 }
 
 /// A12/A13/A15: the `on_error` (if any) and `on_terminate` of a closed connection.
@@ -180,39 +152,6 @@ pub(super) fn server_error(
 mod tests {
     use super::*;
     use wss_proto::error::ProtocolError;
-
-    #[test]
-    fn text_type_keeps_binary_frames_as_blobs() {
-        assert_eq!(
-            to_data(DataType::Text, Message::Binary(vec![0xff, 0])),
-            Ok(Data::Blob(vec![0xff, 0]))
-        );
-        assert_eq!(
-            to_data(DataType::Text, Message::Text("é".into())),
-            Ok(Data::Text("é".into()))
-        );
-        assert_eq!(
-            to_data(DataType::Blob, Message::Text("a".into())),
-            Ok(Data::Blob(b"a".to_vec()))
-        );
-    }
-
-    #[test]
-    fn object_type_parses_json_and_reports_bad_json() {
-        assert_eq!(
-            to_data(DataType::Object, Message::Text("{\"a\":1}".into())),
-            Ok(Data::Object(serde_json::json!({"a": 1})))
-        );
-        assert_eq!(
-            to_data(DataType::Object, Message::Binary(b"[1,2]".to_vec())),
-            Ok(Data::Object(serde_json::json!([1, 2])))
-        );
-        let err = to_data(DataType::Object, Message::Text("{oops".into())).err();
-        let err = err.expect("bad JSON is an error");
-        assert_eq!(err.err_code, 1007);
-        assert_eq!(err.component_signature, "JSON");
-        assert!(to_data(DataType::Object, Message::Binary(vec![0xff])).is_err());
-    }
 
     #[test]
     fn close_rules_of_a12() {

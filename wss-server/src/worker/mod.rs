@@ -28,9 +28,7 @@ use crate::topics;
 pub(crate) use batch::{current_server, flush_if_worker, send, send_many};
 use batch::{Batch, CURRENT};
 pub(crate) use helpers::refusal;
-use helpers::{
-    call_conn, call_server, close_outcome, conn_error, panic_info, server_error, to_data,
-};
+use helpers::{call_conn, call_server, close_outcome, conn_error, panic_info, server_error};
 pub(crate) use msg::{NetBatch, PendingConnect, WorkerMsg};
 use sink::Sink;
 use slots::{IdMap, Slot, SlotTable};
@@ -280,7 +278,7 @@ impl Worker {
                 let cost = Backlog::of(&message);
                 let counters = &self.server.inner.counters;
                 counters.note_message(&message);
-                match to_data(self.server.inner.options.data_type, message) {
+                match self.server.inner.options.data_type.decode(message) {
                     Ok(data) => {
                         let event = MessageEvent { data };
                         // One message in TIMING_SAMPLE is timed (two clock reads), the first
