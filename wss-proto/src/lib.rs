@@ -61,7 +61,9 @@ mod text;
 pub mod utf8;
 
 pub use close::CloseCode;
-pub use connection::{Config, Connection, Event, EventRef, Role, State, Timeout};
+pub use connection::{
+    CloseReply, Config, Connection, Event, EventRef, Outgoing, Role, State, Timeout, Transmit,
+};
 pub use error::{ProtocolError, SendError};
 pub use frame::{FrameHeader, Opcode};
 pub use handshake::deflate::{DeflateConfig, DeflateParams};

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wss_net::{
-    Backlog, ConnError, ConnId, Credit, Decision, EventSink, Inbound, NetEvent, Outgoing,
+    Backlog, CloseReply, ConnError, ConnId, Credit, Decision, EventSink, Inbound, NetEvent,
+    Outgoing,
 };
 use wss_proto::close::CloseCode;
 use wss_proto::connection::Message;
@@ -96,9 +97,10 @@ impl EventSink for Sink {
     }
 
     /// Callbacks run later, on the worker: the answers they send to messages that came before
-    /// a protocol failure must reach the peer before the close (the worker releases it).
-    fn holds_failure_close(&self) -> bool {
-        true
+    /// the peer's close or a protocol failure must reach the peer before our close frame
+    /// (the worker says `answered` once it has handled the `Closed`).
+    fn close_reply(&self) -> CloseReply {
+        CloseReply::Deferred
     }
 }
 
@@ -615,11 +617,7 @@ impl Worker {
                 error,
             } => {
                 let opened = self.opening.remove(&conn).is_none();
-                // Whether the net holds the close reply behind the messages of the read that
-                // brought the peer's close (failures are held without asking: see below).
-                let mut held = false;
                 if let Some(slot) = self.slots.remove(conn) {
-                    held = slot.credit.as_ref().is_none_or(Credit::holds_close);
                     let local = slot.ws.inner.closed_locally();
                     let outcome = close_outcome(
                         code.0,
@@ -630,13 +628,10 @@ impl Worker {
                     );
                     self.end(slot, opened, Some(outcome));
                 }
-                if held || matches!(error, Some(ConnError::Protocol(_))) {
-                    // The callbacks for every event before the close or the failure have run:
-                    // their sends go first, on the same channel, then the close frame the net
-                    // holds.
-                    flush_if_worker(&self.server.inner);
-                    self.server.inner.net.release(conn);
-                }
+                // The callbacks for every event before the close or the failure have run: their
+                // sends go first, on the same channel, then the close reply the net defers.
+                flush_if_worker(&self.server.inner);
+                self.server.inner.net.answered(conn);
             }
         }
     }

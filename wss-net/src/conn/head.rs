@@ -220,7 +220,8 @@ impl Conn {
                 });
                 let mut config = ctx.config.proto.clone();
                 config.deflate.clone_from(&deflate);
-                let ws = Connection::new(Role::Server, config, ctx.now);
+                config.close_reply = sink.close_reply();
+                let ws = Connection::new(Role::Server, ctx.share_proto(config), ctx.now);
                 // Always allocated: the queued-bytes count lives there even without flow control.
                 let link = crate::guard::inbound(&*sink)
                     .map(|inbound| (inbound, Arc::clone(&ctx.shared), id));

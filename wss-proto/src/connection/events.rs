@@ -67,13 +67,6 @@ impl EventQueue {
         self.ring.get_or_insert_with(lend).push_back(event);
     }
 
-    /// Whether a data message waits in the queue (looked at only when a close arrives).
-    pub(crate) fn has_message(&self) -> bool {
-        self.ring
-            .as_ref()
-            .is_some_and(|r| r.iter().any(|e| matches!(e, Event::Message(_))))
-    }
-
     #[inline]
     pub(crate) fn pop(&mut self) -> Option<Event> {
         let ring = self.ring.as_mut()?;
