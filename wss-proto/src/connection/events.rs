@@ -115,22 +115,6 @@ mod tests {
     }
 
     #[test]
-    fn a_message_is_found_wherever_it_waits() {
-        let mut q = EventQueue::default();
-        assert!(!q.has_message());
-        q.push(ev(1));
-        assert!(!q.has_message(), "a ping is no message");
-        q.push(Event::Message(crate::Message::Text("m".into())));
-        assert!(q.has_message(), "behind the first event");
-        let _ = q.pop();
-        assert!(q.has_message(), "alone in the queue");
-        let _ = q.pop();
-        assert!(!q.has_message());
-        q.push(Event::Message(crate::Message::Binary(vec![1])));
-        assert!(q.has_message(), "first in the queue");
-    }
-
-    #[test]
     fn a_drained_queue_holds_no_ring() {
         let mut q = EventQueue::default();
         for n in 0..100 {
