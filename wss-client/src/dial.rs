@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 use wss_net::rustls;
-use wss_proto::connection::{CloseReply, Config, Connection, Role};
 use wss_proto::handshake::{deflate, ClientHandshake, ClientHandshakeError};
+use wss_proto::{CloseReply, Config, Connection, Role};
 
 use crate::error::ConnectError;
 use crate::options::{default_tls, ClientOptions};

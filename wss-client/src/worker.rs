@@ -17,8 +17,8 @@ use wss_net::{
     Backlog, ClientStream, ConnError, Credit, EventSink, Inbound, InboundLimits, Net, NetConfig,
     NetEvent, NetHandle,
 };
-use wss_proto::close::CloseCode;
-use wss_proto::connection::Message;
+use wss_proto::CloseCode;
+use wss_proto::Message;
 use wss_server::{codes as server_codes, Data, DataType, ErrorEvent, ErrorInfo, MessageEvent};
 use wss_server::{OpenEvent, TerminateEvent};
 
@@ -105,7 +105,6 @@ impl EventSink for Sink {
     fn inbound(&self) -> Option<Arc<Inbound>> {
         Some(Arc::clone(&self.inbound))
     }
-
 }
 
 struct Worker {

@@ -5,10 +5,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use wss_proto::close::CloseCode;
-use wss_proto::connection::Message;
-use wss_proto::error::ProtocolError;
 use wss_proto::handshake::{Request, Response, UpgradeRequest};
+use wss_proto::CloseCode;
+use wss_proto::Message;
+use wss_proto::ProtocolError;
 use wss_proto::{CloseReply, DeflateParams};
 
 use crate::inbound::{Buffered, Credit, Inbound};
@@ -212,7 +212,7 @@ pub enum NetEvent {
         /// The permessage-deflate parameters agreed in the handshake, `None` when the
         /// connection runs uncompressed. Receivers with equal parameters can share one
         /// compressed broadcast frame
-        /// ([`encode_message_deflated`](wss_proto::frame::encode_message_deflated)).
+        /// ([`encode_message_deflated`](wss_proto::encode_message_deflated)).
         deflate: Option<DeflateParams>,
         /// The connection's share of the sink's [`Inbound`] backlog, when the sink has one
         /// ([`EventSink::inbound`]): release each message on it once done with it.

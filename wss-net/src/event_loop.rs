@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
-use wss_proto::close::CloseCode;
+use wss_proto::CloseCode;
 
 use crate::accept::{is_listener, Acceptor};
 use crate::api::{ConnError, EventSink, NetEvent, Service};

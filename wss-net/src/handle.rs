@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use wss_proto::close::CloseCode;
+use wss_proto::CloseCode;
 
 use crate::api::{ConnId, Decision, Outgoing};
 use crate::limits::{Admission, Refusal};

@@ -27,7 +27,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use wss_proto::connection::Message;
+use wss_proto::Message;
 
 use crate::api::{ConnId, NetEvent};
 use crate::wake::{Command, LoopShared};

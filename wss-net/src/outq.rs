@@ -143,8 +143,8 @@ impl OutQueue {
                 let mut v = std::mem::take(&mut inner.spare);
                 if v.capacity() < room {
                     // Written chunks go back to the loop's buffer pool: take one from there.
-                    let small = std::mem::replace(&mut v, wss_proto::pool::take(room));
-                    wss_proto::pool::recycle(small);
+                    let small = std::mem::replace(&mut v, wss_proto::internal::pool::take(room));
+                    wss_proto::internal::pool::recycle(small);
                 }
                 v.clear();
                 encode(&mut v);
@@ -258,7 +258,7 @@ impl Inner {
                 } else {
                     // A large payload sent as it was received (an echo, a relay): its buffer
                     // serves the next message this loop receives.
-                    wss_proto::pool::recycle(v);
+                    wss_proto::internal::pool::recycle(v);
                 }
             }
         }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::Waker;
-use wss_proto::close::CloseCode;
+use wss_proto::CloseCode;
 
 use crate::api::{ConnId, Decision, Outgoing};
 use crate::stats::LoopCounters;

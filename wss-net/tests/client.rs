@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use util::*;
 use wss_net::{ClientStream, ConnId, EventSink, Net, NetConfig, NetEvent, NetHandle, Outgoing};
-use wss_proto::connection::{CloseReply, Config, Connection, Role};
 use wss_proto::handshake::ClientHandshake;
 use wss_proto::{CloseCode, Message};
+use wss_proto::{CloseReply, Config, Connection, Role};
 
 /// Connects to `addr` and upgrades `/ws`, blocking; returns the socket and the bytes that
 /// came after the `101`.

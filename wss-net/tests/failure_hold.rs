@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use util::{client_frame, quick_config, raw_ws, read_frame, read_to_eof};
 use wss_net::{
-    CloseReply, ConnError, ConnId, Decision, EventSink, Net, NetEvent, NetHandle, Outgoing,
-    Service,
+    CloseReply, ConnError, ConnId, Decision, EventSink, Net, NetEvent, NetHandle, Outgoing, Service,
 };
 use wss_proto::handshake::{validate_upgrade, Request};
 use wss_proto::Message;

@@ -545,7 +545,7 @@ impl Connection {
     /// [`send_text`](Self::send_text) / [`send_binary`](Self::send_binary) do, but an
     /// uncompressed server frame's payload is not copied into this connection's buffer: a
     /// large one becomes its own chunk (`push_owned`), a small one is copied once after its
-    /// header and its buffer given back to [`pool`](crate::pool). A shared frame is queued as
+    /// header and its buffer kept for the next message this thread receives. A shared frame is queued as
     /// it is; with context takeover, a compressed one cuts this side's compressor history
     /// (the peer's window now holds a message our compressor never saw).
     ///
@@ -900,7 +900,9 @@ impl Connection {
     fn start_reply_wait(&mut self, now: Instant) {
         let wait = self.config.close_timeout;
         if let Some(reply) = self.rare.as_deref_mut().and_then(|r| r.reply.as_mut()) {
-            reply.until.get_or_insert_with(|| now.checked_add(wait).unwrap_or(now));
+            reply
+                .until
+                .get_or_insert_with(|| now.checked_add(wait).unwrap_or(now));
         }
     }
 

@@ -150,7 +150,9 @@ impl fmt::Display for SendError {
             SendError::NoMessageInProgress => f.write_str("continuation without a started message"),
             SendError::MessageInProgress => f.write_str("a fragmented message is unfinished"),
             SendError::UseCloseMethod => f.write_str("send close frames with close()"),
-            SendError::SharedOnClient => f.write_str("shared server frames cannot go out on a client connection"),
+            SendError::SharedOnClient => {
+                f.write_str("shared server frames cannot go out on a client connection")
+            }
         }
     }
 }

@@ -244,7 +244,7 @@ pub(crate) fn encode_frame_with(
 /// `opcode` is `Text` or `Binary`; control opcodes are always encoded plain.
 ///
 /// ```
-/// use wss_proto::frame::encode_message_deflated;
+/// use wss_proto::encode_message_deflated;
 /// use wss_proto::{DeflateParams, Opcode};
 ///
 /// let params = DeflateParams { server_no_context_takeover: true, threshold: 0, ..DeflateParams::default() };

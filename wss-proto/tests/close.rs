@@ -3,8 +3,8 @@
 
 mod util;
 
-use util::{client_frame, close_payload, events, output, parse_frames, server};
 use std::time::Duration;
+use util::{client_frame, close_payload, events, output, parse_frames, server};
 
 use wss_proto::{
     CloseCode, CloseReply, Config, Event, Message, Opcode, ProtocolError, SendError, State,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use util::{events, output, Pair};
-use wss_proto::frame::{encode_frame, encode_message_deflated, FrameHeader, RSV1};
+use wss_proto::{encode_frame, encode_message_deflated, FrameHeader, RSV1};
 use wss_proto::{
     Config, Connection, DeflateParams, Event, Message, Opcode, Outgoing, ProtocolError, Role,
     SendError,
@@ -401,7 +401,11 @@ fn send_compresses_per_the_threshold_and_window() {
         ..DeflateParams::default()
     };
     let mut server = Connection::new(Role::Server, config(&narrow), now);
-    assert_eq!(sent_first_byte(&mut server, 1 << 20), 0x82, "2^8 window: never");
+    assert_eq!(
+        sent_first_byte(&mut server, 1 << 20),
+        0x82,
+        "2^8 window: never"
+    );
     let mut client = Connection::new(Role::Client, config(&narrow), now);
     assert_eq!(
         sent_first_byte(&mut client, 1 << 20),

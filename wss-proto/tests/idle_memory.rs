@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Instant;
 
-use wss_proto::frame::encode_frame;
+use wss_proto::encode_frame;
 use wss_proto::{Config, Connection, Event, Opcode, Role};
 
 /// Counts the bytes live on the heap that this thread allocated (other tests' threads do not

@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use wss_proto::frame::encode_message_deflated;
+use wss_proto::encode_message_deflated;
 use wss_proto::DeflateParams;
 
 use crate::frame::Frame;

@@ -13,9 +13,9 @@ use wss_net::{
     Backlog, CloseReply, ConnError, ConnId, Credit, Decision, EventSink, Inbound, NetEvent,
     Outgoing,
 };
-use wss_proto::close::CloseCode;
-use wss_proto::connection::Message;
 use wss_proto::handshake::UpgradeRequest;
+use wss_proto::CloseCode;
+use wss_proto::Message;
 
 use crate::connection::{ConnInner, WebSocketConnection};
 use crate::data::{Data, DataType};
@@ -945,7 +945,7 @@ fn server_error(handler: &Stored<dyn ErasedServer>, server: &WebSocketServer, e:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wss_proto::error::ProtocolError;
+    use wss_proto::ProtocolError;
 
     /// An idle connection costs, on this side, its table entry, its handle's shared state and
     /// its handler: bounded here so a field added to either shows up (the whole server's

@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use wss_proto::connection::{Connection, Role};
 use wss_proto::handshake::deflate;
 use wss_proto::handshake::{Request, RequestParser, Response, UpgradeRequest};
 use wss_proto::DeflateParams;
+use wss_proto::{Connection, Role};
 
 use super::{Conn, Pending, Phase, Step, Ws};
 use crate::api::{ConnInfo, Decision, NetEvent};

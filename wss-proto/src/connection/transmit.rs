@@ -16,9 +16,8 @@ pub enum Outgoing {
     Text(String),
     /// A binary message.
     Binary(Vec<u8>),
-    /// Already-encoded, unmasked frame(s), e.g. from
-    /// [`encode_message`](crate::frame::encode_message) or
-    /// [`encode_message_deflated`](crate::frame::encode_message_deflated): the same bytes can
+    /// Already-encoded, unmasked frame(s), from [`encode_frame`](crate::encode_frame) or
+    /// `encode_message_deflated` (with the `deflate` feature): the same bytes can
     /// go to many server connections (broadcast: encode once, share the `Arc`). They are
     /// queued as they are. A compressed frame (RSV1) may only go to a connection that
     /// negotiated permessage-deflate with a server window at least as large as the one it was
