@@ -265,6 +265,24 @@ impl Inner {
     }
 }
 
+/// The protocol core frames messages straight into the socket queue.
+impl wss_proto::Transmit for OutQueue {
+    #[inline]
+    fn push_with(&mut self, size: usize, encode: impl FnOnce(&mut Vec<u8>)) {
+        OutQueue::push_with(self, size, encode);
+    }
+
+    #[inline]
+    fn push_owned(&mut self, bytes: Vec<u8>) {
+        OutQueue::push_owned(self, bytes);
+    }
+
+    #[inline]
+    fn push_shared(&mut self, bytes: Arc<[u8]>) {
+        OutQueue::push_shared(self, bytes);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,23 +476,5 @@ mod tests {
         };
         q.write_to(&mut w2).unwrap();
         assert_eq!(w2.got, b"x");
-    }
-}
-
-/// The protocol core frames messages straight into the socket queue.
-impl wss_proto::Transmit for OutQueue {
-    #[inline]
-    fn push_with(&mut self, size: usize, encode: impl FnOnce(&mut Vec<u8>)) {
-        OutQueue::push_with(self, size, encode);
-    }
-
-    #[inline]
-    fn push_owned(&mut self, bytes: Vec<u8>) {
-        OutQueue::push_owned(self, bytes);
-    }
-
-    #[inline]
-    fn push_shared(&mut self, bytes: Arc<[u8]>) {
-        OutQueue::push_shared(self, bytes);
     }
 }

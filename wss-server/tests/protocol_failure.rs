@@ -147,7 +147,10 @@ fn a_close_read_on_its_own_still_follows_the_answer_in_progress() {
         "the echo first"
     );
     assert_eq!(read_frame(&mut raw.stream), Some((8, close_payload(1000))));
-    assert!(closed_without_bytes(&mut raw.stream), "nothing after the close");
+    assert!(
+        closed_without_bytes(&mut raw.stream),
+        "nothing after the close"
+    );
     let term = log.wait_for("terminate:").unwrap();
     assert!(term.contains(":1000:"), "{term}");
 }
@@ -181,13 +184,12 @@ fn slow_echoes_of_messages_read_with_the_close_precede_the_close_reply() {
 #[test]
 fn a_handler_blocked_past_the_close_timeout_does_not_keep_the_close_reply() {
     let log = Log::default();
-    let web = web();
-    let handler = echo_after(&log, Duration::from_millis(1600));
-    let options = ServerOptions {
+    let web = web_with(WebServerOptions {
         close_timeout: Duration::from_secs(1),
-        ..ServerOptions::default()
-    };
-    let _wss = WebSocketServer::new(&web, handler, options).unwrap();
+        ..WebServerOptions::default()
+    });
+    let handler = echo_after(&log, Duration::from_millis(1600));
+    let _wss = WebSocketServer::new(&web, handler, ServerOptions::default()).unwrap();
     let mut raw = raw_handshake(web.local_addr(), "/", &[]);
     let mut bytes = frame(0x81, b"stuck");
     bytes.extend_from_slice(&frame(0x88, &1000u16.to_be_bytes()));
