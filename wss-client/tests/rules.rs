@@ -99,7 +99,7 @@ fn a_message_over_the_limit_fails_with_1009() {
     let url = raw_server(|mut s| {
         // One unmasked binary frame of 2 KiB (126 form).
         let mut frame = vec![0x82, 126, 0x08, 0x00];
-        frame.extend(std::iter::repeat(7u8).take(2048));
+        frame.extend(std::iter::repeat_n(7u8, 2048));
         s.write_all(&frame).unwrap();
         let _ = std::io::Read::read(&mut s, &mut [0u8; 64]);
     });

@@ -245,9 +245,9 @@ impl SessionStore {
     pub(crate) fn get(&self, id: &str, now: Instant) -> Option<Session> {
         let mut lru = self.lock();
         let at = *lru.index.get(id)?;
-        let expired = lru.node(at).map_or(true, |n| {
-            now.saturating_duration_since(n.last_seen) > self.idle
-        });
+        let expired = lru
+            .node(at)
+            .is_none_or(|n| now.saturating_duration_since(n.last_seen) > self.idle);
         if expired {
             let gone = lru.remove_at(at);
             drop(lru);
