@@ -115,7 +115,12 @@ fn sends_from_other_threads_arrive() {
     want.sort();
     assert_eq!(got, want);
     ws.terminate(Some(1000), Some("done"));
-    assert_eq!(ws.status(), Status::Closing);
+    // The server's close reply may already have been handled: Closing or Closed, never open.
+    assert!(
+        matches!(ws.status(), Status::Closing | Status::Closed),
+        "{:?}",
+        ws.status()
+    );
     assert_eq!(ws.send("late"), Err(SendError::Closed));
     assert_eq!(events.next(), Ev::Terminate(1000, None));
 }
