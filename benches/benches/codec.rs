@@ -42,9 +42,9 @@ use std::time::Instant;
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 use tungstenite::protocol::frame::{Frame, FrameSocket, Utf8Bytes};
 use tungstenite::protocol::{Role as TRole, WebSocket};
-use wss_proto::frame::encode_frame;
-use wss_proto::mask::{apply_mask, extend_masked};
-use wss_proto::utf8::Utf8Validator;
+use wss_proto::encode_frame;
+use wss_proto::internal::Utf8Validator;
+use wss_proto::internal::{apply_mask, extend_masked};
 use wss_proto::{Config, Connection, Event, EventRef, FrameHeader, Opcode, Role};
 
 const SIZES: [usize; 5] = [16, 125, 1024, 64 * 1024, 1024 * 1024];

@@ -17,7 +17,7 @@ use wss_proto::handshake::{
     accept_key, is_upgrade_request, validate_upgrade, ClientHandshake, ClientHandshakeError,
     HeadError, HeadLimits, Request, RequestParser, Response,
 };
-use wss_proto::mask::{apply_mask, apply_mask_offset};
+use wss_proto::internal::{apply_mask, apply_mask_offset};
 use wss_proto::{CloseCode, Config, Connection, Event, FrameHeader, Message, Opcode, Role, State};
 
 /// The nonce of RFC 6455 §1.3 ("the sample nonce"); its accept key is the RFC's
@@ -296,7 +296,7 @@ pub fn frame_header(data: &[u8]) {
     };
     let mask = if b0 & 0x20 != 0 { key } else { None };
     let mut wire = Vec::new();
-    wss_proto::frame::encode_frame(&mut wire, fin, opcode, payload, mask);
+    wss_proto::encode_frame(&mut wire, fin, opcode, payload, mask);
     let (header, len) = FrameHeader::parse(&wire)
         .expect("an encoded frame parses")
         .expect("an encoded frame is complete");

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 use wss_net::rustls;
-use wss_proto::connection::{Config, Connection, Role};
 use wss_proto::handshake::{deflate, ClientHandshake, ClientHandshakeError};
+use wss_proto::{CloseReply, Config, Connection, Role};
 
 use crate::error::ConnectError;
 use crate::options::{default_tls, ClientOptions};
@@ -171,6 +171,10 @@ pub(crate) fn establish(
         // Never zero: the mask generator needs a non-zero state.
         mask_seed: u64::from_le_bytes(seed) | 1,
         deflate: handshake.deflate_params().cloned(),
+        // Callbacks run on the client's worker: the answers they send to messages that came
+        // before the server's close (or a failure) go out before our close frame, which
+        // waits for the worker's `answered`.
+        close_reply: CloseReply::Deferred,
         ..Config::default()
     };
     let now = Instant::now();

@@ -9,7 +9,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use wss_net::{Buffered, ConnId, NetHandle, Outgoing};
-use wss_proto::close::CloseCode;
+use wss_proto::CloseCode;
 use wss_server::{Data, DataType};
 
 use crate::error::{ConnectError, SendError};

@@ -17,8 +17,8 @@ use wss_net::{
     Backlog, ClientStream, ConnError, Credit, EventSink, Inbound, InboundLimits, Net, NetConfig,
     NetEvent, NetHandle,
 };
-use wss_proto::close::CloseCode;
-use wss_proto::connection::Message;
+use wss_proto::CloseCode;
+use wss_proto::Message;
 use wss_server::{ErrorEvent, ErrorInfo, MessageEvent};
 use wss_server::{OpenEvent, TerminateEvent};
 
@@ -104,12 +104,6 @@ impl EventSink for Sink {
 
     fn inbound(&self) -> Option<Arc<Inbound>> {
         Some(Arc::clone(&self.inbound))
-    }
-
-    fn holds_failure_close(&self) -> bool {
-        // Replies our callbacks send to messages that came before a close or a failure go
-        // out before the close frame (the worker releases it after those callbacks).
-        true
     }
 }
 
@@ -197,7 +191,6 @@ impl Worker {
                         reason,
                         error,
                     } => {
-                        let held = self.credit.as_ref().is_none_or(Credit::holds_close);
                         self.ws.inner.set_closed();
                         let (error_info, event) = close_outcome(
                             code.0,
@@ -208,11 +201,9 @@ impl Worker {
                         if let Some(info) = error_info {
                             self.error(ErrorEvent::single(info));
                         }
-                        if held || matches!(error, Some(ConnError::Protocol(_))) {
-                            // Every callback before the close has run and its sends are
-                            // queued ahead of this: the held close frame may follow them.
-                            self.ws.inner.net.release(conn);
-                        }
+                        // Every callback before the close has run and its sends are queued
+                        // ahead of this: the deferred close reply may follow them.
+                        self.ws.inner.net.answered(conn);
                         return self.terminated(event);
                     }
                 }

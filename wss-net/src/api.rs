@@ -5,11 +5,11 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use wss_proto::close::CloseCode;
-use wss_proto::connection::Message;
-use wss_proto::error::ProtocolError;
 use wss_proto::handshake::{Request, Response, UpgradeRequest};
-use wss_proto::DeflateParams;
+use wss_proto::CloseCode;
+use wss_proto::Message;
+use wss_proto::ProtocolError;
+use wss_proto::{CloseReply, DeflateParams};
 
 use crate::inbound::{Buffered, Credit, Inbound};
 
@@ -179,26 +179,21 @@ pub trait EventSink: Send + Sync + 'static {
         None
     }
 
-    /// Whether a close frame the loop queues on its own waits for the consumer: the one of a
-    /// connection that broke the protocol, and the reply to the peer's close when messages
-    /// came before that close in the same read (a close that comes alone is answered at once).
-    /// Asked when a connection fails or receives the peer's close. Default `false`: the close
-    /// frame is written at once, so answers the consumer sends later to messages received
-    /// before it are dropped (nothing may follow our close frame).
+    /// When the close frame the loop owes a connection of this sink goes out: the reply to
+    /// the peer's close, or the close after a protocol failure. Asked once, when the
+    /// connection is upgraded (an outgoing one follows its own `Connection`'s config).
     ///
-    /// With `true`, the loop stops reading the connection and reports its
-    /// [`NetEvent::Closed`] as usual, but keeps the close frame aside and still writes the
-    /// messages sent to that connection, until
-    /// [`NetHandle::release`](crate::NetHandle::release) (or at most one second, or the
-    /// close timeout when shorter, so a stuck consumer cannot keep the socket): then the
-    /// close frame goes out after them. A consumer that runs its callbacks on another thread
-    /// answers true and calls `release` once it has handled that `Closed`: after a failure
-    /// (`error` is [`ConnError::Protocol`]), and after a clean close when the connection's
-    /// [`Credit::holds_close`](crate::Credit::holds_close) says so (a sink without an
-    /// [`Inbound`] has no credit: release after every `Closed`; a release with nothing held
-    /// is ignored).
-    fn holds_failure_close(&self) -> bool {
-        false
+    /// [`CloseReply::Auto`] (the default): at once, so answers the consumer sends later to
+    /// messages received just before it are dropped (nothing may follow our close frame).
+    ///
+    /// [`CloseReply::Deferred`]: the loop stops reading the connection and reports its
+    /// [`NetEvent::Closed`] as usual, still writes the messages sent to it, and writes the
+    /// close frame after them on [`NetHandle::answered`](crate::NetHandle::answered) (or when
+    /// the protocol's close timeout runs out, so a stuck consumer cannot keep the socket). A
+    /// consumer that runs its callbacks on another thread answers `Deferred` and calls
+    /// `answered` once it has handled each `Closed` (a call with nothing waiting is ignored).
+    fn close_reply(&self) -> CloseReply {
+        CloseReply::Auto
     }
 }
 
@@ -217,7 +212,7 @@ pub enum NetEvent {
         /// The permessage-deflate parameters agreed in the handshake, `None` when the
         /// connection runs uncompressed. Receivers with equal parameters can share one
         /// compressed broadcast frame
-        /// ([`encode_message_deflated`](wss_proto::frame::encode_message_deflated)).
+        /// ([`encode_message_deflated`](wss_proto::encode_message_deflated)).
         deflate: Option<DeflateParams>,
         /// The connection's share of the sink's [`Inbound`] backlog, when the sink has one
         /// ([`EventSink::inbound`]): release each message on it once done with it.
@@ -297,21 +292,8 @@ impl fmt::Display for ConnError {
 
 impl std::error::Error for ConnError {}
 
-/// A message to send on an upgraded connection.
-#[derive(Debug, Clone)]
-pub enum Outgoing {
-    /// A text message, framed by the loop (and compressed when the connection negotiated
-    /// permessage-deflate and the text reaches the threshold).
-    Text(String),
-    /// A binary message, framed (and compressed) as for `Text`.
-    Binary(Vec<u8>),
-    /// Already-encoded, unmasked frame(s): the same bytes can be handed to many connections
-    /// (broadcast: encode once, share the `Arc`). They are written as they are. A compressed
-    /// frame (RSV1) may only go to a connection that negotiated permessage-deflate with a
-    /// server window at least as large as the one it was compressed with; the connection's
-    /// own compressor then drops its history, so later messages stay decodable.
-    Shared(Arc<[u8]>),
-}
+/// A message to send on an upgraded connection: the protocol core's, which frames it.
+pub use wss_proto::Outgoing;
 
 #[cfg(test)]
 mod tests {

@@ -16,7 +16,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use wss_proto::connection::{Connection, Role};
+use wss_proto::{Connection, Role};
 
 use crate::api::EventSink;
 

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::ServerConfig;
-use wss_proto::connection::Config as ProtoConfig;
 use wss_proto::handshake::HeadLimits;
+use wss_proto::Config as ProtoConfig;
 use wss_proto::DeflateConfig;
 
 /// How the loops run and what they tolerate. `NetConfig::default()` gives the values below.

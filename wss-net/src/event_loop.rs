@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
-use wss_proto::close::CloseCode;
+use wss_proto::CloseCode;
 
 use crate::accept::{is_listener, Acceptor};
 use crate::api::{ConnError, EventSink, NetEvent, Service};
@@ -69,6 +69,10 @@ pub(crate) struct Ctx {
     pub(crate) shared: Arc<LoopShared>,
     pub(crate) shutting_down: bool,
     generation: u32,
+    /// The protocol config of the last connection upgraded here, shared with the next one
+    /// when equal: a server whose connections agree on their params keeps one copy per loop
+    /// instead of one per connection.
+    last_proto: Option<Arc<wss_proto::Config>>,
 }
 
 /// One sink's events of this turn.
@@ -82,6 +86,16 @@ struct SinkBatch {
 }
 
 impl Ctx {
+    /// `config` as an `Arc`, the last one made here when equal (see `last_proto`).
+    pub(crate) fn share_proto(&mut self, config: wss_proto::Config) -> Arc<wss_proto::Config> {
+        if let Some(last) = self.last_proto.as_ref().filter(|last| ***last == config) {
+            return Arc::clone(last);
+        }
+        let fresh = Arc::new(config);
+        self.last_proto = Some(Arc::clone(&fresh));
+        fresh
+    }
+
     fn batch_for(&mut self, sink: &Arc<dyn EventSink>) -> &mut SinkBatch {
         let key = Arc::as_ptr(sink) as *const ();
         let found = self
@@ -198,6 +212,7 @@ impl EventLoop {
                 shared,
                 shutting_down: false,
                 generation: 0,
+                last_proto: None,
             },
             acceptor,
             shutdown_deadline: None,
@@ -370,7 +385,7 @@ impl EventLoop {
             Command::Adopt(adopted) => self.adopt(adopted),
             Command::Connect(client) => self.adopt_client(*client),
             Command::Shutdown(graceful) => self.begin_shutdown(graceful),
-            Command::Release(id) => self.with_conn(id, |c, ctx| c.release_close(ctx, id)),
+            Command::Answered(id) => self.with_conn(id, |c, ctx| c.answered(ctx, id)),
             Command::Resume(id) => self.with_conn(id, |c, ctx| c.resume(ctx, id, false)),
             Command::ResumeWaiting => {
                 for id in std::mem::take(&mut self.ctx.total_blocked) {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use wss_proto::close::CloseCode;
+use wss_proto::CloseCode;
 
 use crate::api::{ConnId, Decision, Outgoing};
 use crate::limits::{Admission, Refusal};
@@ -125,15 +125,15 @@ impl NetHandle {
         self.to(conn, Command::Close(conn, code, reason));
     }
 
-    /// Says the layer above is done with the events of `conn` that were delivered before its
-    /// [`NetEvent::Closed`](crate::NetEvent::Closed), and has sent what it had to send in
-    /// answer: the close frame held after a protocol failure or in reply to the peer's close
-    /// (see [`EventSink::holds_failure_close`](crate::EventSink::holds_failure_close)) is
-    /// written now, after those sends, and the connection ends. Commands from one thread reach
-    /// the loop in order, so sends issued before this call go out before the close. Ignored
-    /// when nothing is held.
-    pub fn release(&self, conn: ConnId) {
-        self.to(conn, Command::Release(conn));
+    /// Says the layer above has handled the events of `conn` delivered up to its
+    /// [`NetEvent::Closed`](crate::NetEvent::Closed) and sent what it had to send in answer:
+    /// under [`CloseReply::Deferred`](crate::CloseReply::Deferred) (see
+    /// [`EventSink::close_reply`](crate::EventSink::close_reply)) the close frame the loop
+    /// owes it is written now, after those sends, and the connection ends. Commands from one
+    /// thread reach the loop in order, so sends issued before this call go out before the
+    /// close. Ignored when no reply waits.
+    pub fn answered(&self, conn: ConnId) {
+        self.to(conn, Command::Answered(conn));
     }
 
     /// Drops the connection without a close frame. An upgraded one is reported

@@ -27,7 +27,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use wss_proto::connection::Message;
+use wss_proto::Message;
 
 use crate::api::{ConnId, NetEvent};
 use crate::wake::{Command, LoopShared};
@@ -266,8 +266,6 @@ const PARKED: u8 = 1;
 const DETACHED: u8 = 2;
 /// Loop-only: the connection is in its loop's list of those stopped on the sink's total.
 const LISTED: u8 = 4;
-/// The loop holds the connection's close frame until the consumer's release.
-const CLOSE_HELD: u8 = 8;
 
 /// What an upgraded connection's loop shares with the consumer: the bytes queued for the
 /// socket (`bufferedAmount`), and its share of the sink's backlog when the sink has one.
@@ -279,7 +277,7 @@ pub(crate) struct ConnFlow {
     /// Bytes queued and not yet written, saturating at `u32::MAX` (4 GiB, far past any
     /// `max_outgoing`: the connection is dropped past that bound anyway).
     buffered: AtomicU32,
-    /// `PARKED`, `DETACHED`, `LISTED`, `CLOSE_HELD`: updated with read-modify-writes only,
+    /// `PARKED`, `DETACHED`, `LISTED`: updated with read-modify-writes only,
     /// as the loop and the consumer both change bits of it.
     flags: AtomicU8,
     /// Packed backlog (see `pack`).
@@ -467,12 +465,6 @@ pub(crate) fn unlist(flow: &ConnFlow) {
     flow.lower(LISTED);
 }
 
-/// Loop side: the connection's close frame is held until the consumer releases it. Set before
-/// the connection's `Closed` is handed over, so the consumer sees it when it handles that.
-pub(crate) fn note_close_held(flow: &ConnFlow) {
-    flow.raise(CLOSE_HELD);
-}
-
 /// A connection's share of its sink's backlog, handed to the consumer in
 /// [`NetEvent::Opened`](crate::NetEvent::Opened) when the sink has an [`Inbound`].
 ///
@@ -527,16 +519,6 @@ impl Credit {
     /// What this connection has handed over and not had released yet.
     pub fn backlog(&self) -> Backlog {
         self.flow.pending()
-    }
-
-    /// Whether the loop holds this connection's close frame until
-    /// [`NetHandle::release`](crate::NetHandle::release) (see
-    /// [`EventSink::holds_failure_close`](crate::EventSink::holds_failure_close)), or held it
-    /// and let it go at the deadline. Settled before the connection's
-    /// [`NetEvent::Closed`](crate::NetEvent::Closed) is handed over: a consumer handling that
-    /// event releases the connection when this is true, and need not otherwise.
-    pub fn holds_close(&self) -> bool {
-        self.flow.has(CLOSE_HELD)
     }
 }
 

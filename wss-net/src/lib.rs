@@ -132,3 +132,5 @@ pub use rustls;
 
 /// The protocol crate, re-exported so users of `wss-net` alone name one dependency.
 pub use wss_proto as proto;
+/// When the close frame the loop owes a connection goes out ([`EventSink::close_reply`]).
+pub use wss_proto::CloseReply;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mio::{Interest, Poll, Waker};
 use socket2::{Domain, Socket, Type};
-use wss_proto::close::CloseCode;
+use wss_proto::CloseCode;
 
 use crate::accept::{listener_token, Acceptor, MAX_LISTENERS};
 use crate::api::Service;

@@ -143,8 +143,8 @@ impl OutQueue {
                 let mut v = std::mem::take(&mut inner.spare);
                 if v.capacity() < room {
                     // Written chunks go back to the loop's buffer pool: take one from there.
-                    let small = std::mem::replace(&mut v, wss_proto::pool::take(room));
-                    wss_proto::pool::recycle(small);
+                    let small = std::mem::replace(&mut v, wss_proto::internal::pool::take(room));
+                    wss_proto::internal::pool::recycle(small);
                 }
                 v.clear();
                 encode(&mut v);
@@ -258,10 +258,28 @@ impl Inner {
                 } else {
                     // A large payload sent as it was received (an echo, a relay): its buffer
                     // serves the next message this loop receives.
-                    wss_proto::pool::recycle(v);
+                    wss_proto::internal::pool::recycle(v);
                 }
             }
         }
+    }
+}
+
+/// The protocol core frames messages straight into the socket queue.
+impl wss_proto::Transmit for OutQueue {
+    #[inline]
+    fn push_with(&mut self, size: usize, encode: impl FnOnce(&mut Vec<u8>)) {
+        OutQueue::push_with(self, size, encode);
+    }
+
+    #[inline]
+    fn push_owned(&mut self, bytes: Vec<u8>) {
+        OutQueue::push_owned(self, bytes);
+    }
+
+    #[inline]
+    fn push_shared(&mut self, bytes: Arc<[u8]>) {
+        OutQueue::push_shared(self, bytes);
     }
 }
 

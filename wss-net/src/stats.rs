@@ -9,7 +9,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use wss_proto::close::CloseCode;
+use wss_proto::CloseCode;
 
 /// Close codes counted one by one: 1000 to 1015 (RFC 6455 §7.4.1 and the IANA registry).
 /// Every other code (application codes 3000-4999, say) falls in one last bucket.

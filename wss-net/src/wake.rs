@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::Waker;
-use wss_proto::close::CloseCode;
+use wss_proto::CloseCode;
 
 use crate::api::{ConnId, Decision, Outgoing};
 use crate::stats::LoopCounters;
@@ -32,8 +32,8 @@ pub(crate) enum Command {
     Shutdown(Option<(CloseCode, Duration)>),
     /// The consumer caught up with this connection's backlog: read it again.
     Resume(ConnId),
-    /// The consumer handled a closed connection's events: its held close frame may go.
-    Release(ConnId),
+    /// The consumer handled a closed connection's events: its deferred close reply may go.
+    Answered(ConnId),
     /// A sink this loop waits on caught up: read again the connections stopped on a total.
     ResumeWaiting,
 }

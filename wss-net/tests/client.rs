@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use util::*;
 use wss_net::{ClientStream, ConnId, EventSink, Net, NetConfig, NetEvent, NetHandle, Outgoing};
-use wss_proto::connection::{Config, Connection, Role};
 use wss_proto::handshake::ClientHandshake;
 use wss_proto::{CloseCode, Message};
+use wss_proto::{CloseReply, Config, Connection, Role};
 
 /// Connects to `addr` and upgrades `/ws`, blocking; returns the socket and the bytes that
 /// came after the `101`.
@@ -39,8 +39,8 @@ fn client_state() -> Connection {
     Connection::new(Role::Client, config, Instant::now())
 }
 
-/// The client side's sink: every event on a channel; `hold` answers `holds_failure_close`.
-struct ClientSink(crossbeam_channel::Sender<NetEvent>, bool);
+/// The client side's sink: every event on a channel.
+struct ClientSink(crossbeam_channel::Sender<NetEvent>);
 
 impl EventSink for ClientSink {
     fn deliver(&self, batch: Vec<NetEvent>) {
@@ -48,15 +48,11 @@ impl EventSink for ClientSink {
             let _ = self.0.send(event);
         }
     }
-
-    fn holds_failure_close(&self) -> bool {
-        self.1
-    }
 }
 
 fn client_sink() -> (Arc<ClientSink>, crossbeam_channel::Receiver<NetEvent>) {
     let (tx, rx) = crossbeam_channel::unbounded();
-    (Arc::new(ClientSink(tx, false)), rx)
+    (Arc::new(ClientSink(tx)), rx)
 }
 
 fn next(rx: &crossbeam_channel::Receiver<NetEvent>) -> NetEvent {
@@ -196,15 +192,21 @@ fn a_server_side_protocol_state_is_refused() {
 }
 
 #[test]
-fn a_failure_in_the_bytes_before_the_hand_over_holds_its_close_like_any_other() {
+fn a_failure_in_the_bytes_before_the_hand_over_defers_its_close_like_any_other() {
     let server = start(quick_config(), false);
     let (stream, _) = upgrade(server.addr);
-    let mut ws = client_state();
+    // An outgoing connection's own config decides: its close reply waits for the consumer.
+    let config = Config {
+        mask_seed: 0x1234_5678_9abc_def1,
+        close_reply: CloseReply::Deferred,
+        ..Config::default()
+    };
+    let mut ws = Connection::new(Role::Client, config, Instant::now());
     // A whole message, then a continuation frame with nothing to continue (1002), as if both
     // had come in the read that brought the 101.
     ws.receive(Instant::now(), &[0x81, 0x02, b'h', b'i', 0x80, 0x00]);
     let (tx, rx) = crossbeam_channel::unbounded();
-    let sink = Arc::new(ClientSink(tx, true));
+    let sink = Arc::new(ClientSink(tx));
     server
         .handle
         .connect(ClientStream::new(stream, ws, sink).unwrap());
@@ -218,9 +220,9 @@ fn a_failure_in_the_bytes_before_the_hand_over_holds_its_close_like_any_other() 
         NetEvent::Closed { code, .. } => assert_eq!(code, CloseCode::PROTOCOL_ERROR),
         other => panic!("{other:?}"),
     }
-    // The answer to the message goes out before the held close frame.
+    // The answer to the message goes out before the deferred close frame.
     server.handle.send(client, Outgoing::Text("answer".into()));
-    server.handle.release(client);
+    server.handle.answered(client);
     match server.next_event() {
         NetEvent::Message { message, .. } => assert_eq!(message, Message::Text("answer".into())),
         other => panic!("the answer must come before the close: {other:?}"),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use util::deflate::{is_compressed, DeflateClient};
 use util::*;
 use wss_net::{NetConfig, NetEvent, Outgoing};
-use wss_proto::frame::encode_message_deflated;
+use wss_proto::encode_message_deflated;
 use wss_proto::{CloseCode, DeflateConfig, DeflateParams, Opcode};
 
 fn deflate_config() -> NetConfig {

@@ -1,6 +1,6 @@
 //! A peer that breaks the protocol, or sends its close, right after valid messages: with a
-//! sink that holds the close frame, the answers its consumer sends (from another thread,
-//! later) still reach the peer, before the 1002 close or the close reply.
+//! sink whose close reply is `Deferred`, the answers its consumer sends (from another
+//! thread, later) still reach the peer, before the 1002 close or the close reply.
 
 mod util;
 
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use util::{client_frame, quick_config, raw_ws, read_frame, read_to_eof};
 use wss_net::{
-    ConnError, ConnId, Decision, EventSink, Net, NetEvent, NetHandle, Outgoing, Service,
+    CloseReply, ConnError, ConnId, Decision, EventSink, Net, NetEvent, NetHandle, Outgoing, Service,
 };
 use wss_proto::handshake::{validate_upgrade, Request};
 use wss_proto::Message;
@@ -29,8 +29,12 @@ impl EventSink for Mailbox {
         let _ = self.tx.send(batch);
     }
 
-    fn holds_failure_close(&self) -> bool {
-        self.hold
+    fn close_reply(&self) -> CloseReply {
+        if self.hold {
+            CloseReply::Deferred
+        } else {
+            CloseReply::Auto
+        }
     }
 }
 
@@ -55,9 +59,8 @@ impl Service for Upgrades {
 /// What the consumer saw of a connection's end.
 type Ends = Receiver<(ConnId, Option<ConnError>)>;
 
-/// A slow consumer: echoes each message after `delay`, and calls `release` after every
-/// `Closed` when `release` is set (this sink has no `Inbound`, so no credit says when a
-/// release is needed).
+/// A slow consumer: echoes each message after `delay`, and calls `answered` after every
+/// `Closed` when `release` is set.
 fn consumer(net: NetHandle, rx: Receiver<Vec<NetEvent>>, delay: Duration, release: bool) -> Ends {
     let (ends_tx, ends) = crossbeam_channel::unbounded();
     thread::spawn(move || {
@@ -85,7 +88,7 @@ fn consumer(net: NetHandle, rx: Receiver<Vec<NetEvent>>, delay: Duration, releas
             }
             net.send_batch(sends);
             for conn in released {
-                net.release(conn);
+                net.answered(conn);
             }
         }
     });
@@ -134,7 +137,7 @@ fn echo_of_a_message_before_the_violation_precedes_the_close() {
         "the echo comes first"
     );
     expect_close_1002(&mut s);
-    // Released by the consumer, not by the deadline.
+    // Sent on the consumer's answer, not at the deadline.
     assert!(
         started.elapsed() < Duration::from_millis(900),
         "{:?}",
@@ -148,7 +151,7 @@ fn echo_of_a_message_before_the_violation_precedes_the_close() {
 }
 
 #[test]
-fn a_consumer_that_never_releases_gets_the_close_at_the_deadline() {
+fn a_consumer_that_never_answers_gets_the_close_at_the_close_timeout() {
     let (net, ends) = start(true, Duration::ZERO, false);
     let mut s = raw_ws(net.local_addr(), "/");
     let started = Instant::now();
@@ -166,7 +169,7 @@ fn a_consumer_that_never_releases_gets_the_close_at_the_deadline() {
 }
 
 #[test]
-fn without_holding_the_close_goes_at_once_and_a_late_echo_is_dropped() {
+fn with_auto_close_reply_the_close_goes_at_once_and_a_late_echo_is_dropped() {
     let (net, _ends) = start(false, Duration::from_millis(100), false);
     let mut s = raw_ws(net.local_addr(), "/");
     s.write_all(&message_then_violation()).unwrap();
@@ -175,7 +178,7 @@ fn without_holding_the_close_goes_at_once_and_a_late_echo_is_dropped() {
 }
 
 #[test]
-fn a_held_close_is_sent_when_the_net_shuts_down() {
+fn a_deferred_close_is_sent_when_the_net_shuts_down() {
     let (net, _ends) = start(true, Duration::ZERO, false);
     let mut s = raw_ws(net.local_addr(), "/");
     s.write_all(&message_then_violation()).unwrap();
@@ -194,7 +197,7 @@ fn a_held_close_is_sent_when_the_net_shuts_down() {
     net.shutdown(None);
 }
 
-/// A text message and the peer's close, one write: the close reply is held like a failure's.
+/// A text message and the peer's close, one write: the close reply waits like a failure's.
 fn message_then_close() -> Vec<u8> {
     let mut bytes = client_frame(true, 0x1, b"last words");
     bytes.extend_from_slice(&client_frame(true, 0x8, &1000u16.to_be_bytes()));
@@ -222,7 +225,7 @@ fn echo_of_a_message_read_with_the_close_precedes_the_close_reply() {
     expect_close_reply(&mut s);
     assert!(
         started.elapsed() < Duration::from_millis(900),
-        "released by the consumer, not by the deadline: {:?}",
+        "sent on the consumer's answer, not at the deadline: {:?}",
         started.elapsed()
     );
     let (_, error) = ends.recv_timeout(Duration::from_secs(5)).unwrap();
@@ -232,7 +235,7 @@ fn echo_of_a_message_read_with_the_close_precedes_the_close_reply() {
 }
 
 #[test]
-fn a_held_close_reply_goes_at_the_deadline_without_a_release() {
+fn a_deferred_close_reply_goes_at_the_close_timeout_without_an_answer() {
     let (net, ends) = start(true, Duration::ZERO, false);
     let mut s = raw_ws(net.local_addr(), "/");
     let started = Instant::now();
@@ -249,10 +252,10 @@ fn a_held_close_reply_goes_at_the_deadline_without_a_release() {
     net.shutdown(None);
 }
 
-/// Nothing came before the close: it is answered at once, release or not.
+/// One rule: a close that came alone waits for the consumer too, which answers at once.
 #[test]
-fn a_close_alone_is_answered_at_once_even_by_a_holding_sink() {
-    let (net, ends) = start(true, Duration::ZERO, false);
+fn a_close_alone_is_answered_when_the_consumer_says_so() {
+    let (net, ends) = start(true, Duration::ZERO, true);
     let mut s = raw_ws(net.local_addr(), "/");
     let started = Instant::now();
     s.write_all(&client_frame(true, 0x8, &1000u16.to_be_bytes()))

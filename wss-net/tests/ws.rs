@@ -348,7 +348,7 @@ fn shared_frame_reaches_every_receiver_unchanged() {
     let mut clients: Vec<_> = (0..3).map(|_| ws_client(server.addr, "/ws")).collect();
     let ids: Vec<_> = (0..3).map(|_| server.expect_opened()).collect();
     let mut frame = Vec::new();
-    wss_proto::frame::encode_frame(&mut frame, true, wss_proto::Opcode::Text, b"to all", None);
+    wss_proto::encode_frame(&mut frame, true, wss_proto::Opcode::Text, b"to all", None);
     let shared: std::sync::Arc<[u8]> = frame.into();
     server.handle.send_batch(
         ids.iter()
@@ -370,13 +370,7 @@ fn a_burst_of_small_and_large_shared_frames_arrives_complete_and_in_order() {
     let ids: Vec<_> = (0..2).map(|_| server.expect_opened()).collect();
     let frame = |text: &str| -> std::sync::Arc<[u8]> {
         let mut v = Vec::new();
-        wss_proto::frame::encode_frame(
-            &mut v,
-            true,
-            wss_proto::Opcode::Text,
-            text.as_bytes(),
-            None,
-        );
+        wss_proto::encode_frame(&mut v, true, wss_proto::Opcode::Text, text.as_bytes(), None);
         v.into()
     };
     let large = "L".repeat(2000);

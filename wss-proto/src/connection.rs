@@ -9,8 +9,8 @@ mod decoder;
 mod events;
 mod receive;
 mod timer;
+mod transmit;
 
-use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,11 @@ use decoder::{Decoder, Inflater, Item, Limits};
 use events::EventQueue;
 use receive::{ControlEvent, InPlace, Mode, Owned};
 use timer::{Due, Timers};
+pub use transmit::{Outgoing, Transmit};
+
+/// Payloads above this size are queued by [`Connection::send`] as their own chunk instead of
+/// copied after their header.
+const ZERO_COPY_MIN: usize = 16 * 1024;
 
 /// Which end of the connection this is. It decides the masking rules: a client masks what
 /// it sends and refuses masked frames; a server the other way round.
@@ -65,6 +70,30 @@ pub struct Config {
     /// [`Connection::send_binary`] compress messages of at least `threshold` bytes.
     /// Ignored when the crate is built without its `deflate` feature.
     pub deflate: Option<DeflateParams>,
+    /// When the close frame this end sends on its own goes out: the reply to the peer's
+    /// close, and the close after a protocol failure. Default [`CloseReply::Auto`].
+    pub close_reply: CloseReply,
+}
+
+/// When a connection sends the close frame nobody asked it for: the reply to the peer's
+/// close, or the close after a protocol failure (RFC 6455 §5.5.1, §7.1.7).
+///
+/// Once that frame is queued nothing may follow it, so an owner that answers messages later
+/// (on another thread, after the events were taken) would lose the answers to the messages
+/// that came just before the close. `Deferred` lets it answer them first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum CloseReply {
+    /// Queued as soon as the close arrives or the failure happens. For an owner that answers
+    /// each event as it takes it.
+    #[default]
+    Auto,
+    /// Kept back: the connection reports the close ([`Event::CloseReceived`]) or the failure
+    /// ([`Event::Failed`]) as usual, still accepts [`send_text`](Connection::send_text) and
+    /// [`send_binary`](Connection::send_binary) (the answers), and queues the close frame after
+    /// them on [`send_close_reply`](Connection::send_close_reply), or when the close timeout
+    /// ([`Config::close_timeout`], counted from the read that brought the close) runs out
+    /// ([`poll_timeout`](Connection::poll_timeout) includes that deadline).
+    Deferred,
 }
 
 impl Default for Config {
@@ -77,6 +106,7 @@ impl Default for Config {
             idle_timeout: None,
             mask_seed: 0,
             deflate: None,
+            close_reply: CloseReply::Auto,
         }
     }
 }
@@ -186,8 +216,8 @@ pub enum State {
 ///
 /// # Memory
 /// A connection is kept small because a server holds one per client, most of them idle:
-/// the [`Config`] is shared (connections made on one thread with equal configs point to one
-/// copy), compression state and the error are boxed, each timer is an 8-byte tick, no buffer
+/// the [`Config`] is shared (the caller passes one `Arc` to connections with equal configs),
+/// compression state and the error are boxed, each timer is an 8-byte tick, no buffer
 /// keeps capacity once drained, and what is needed only while a frame is part-way across reads
 /// or while events wait to be taken lives in boxes lent from small per-thread pools (bounded)
 /// while in use. An idle connection is `size_of::<Connection>()` bytes (80 on 64-bit
@@ -223,20 +253,17 @@ struct Rare {
     /// compressed messages. Lent to the decoder on each receive.
     #[cfg(feature = "deflate")]
     inflater: Option<Inflater>,
-    /// Where the close frame we queued on our own (after a failure, or in reply to the
-    /// peer's close) stands, while the caller may still want to hold it.
-    auto_close: AutoClose,
+    /// The close frame [`CloseReply::Deferred`] keeps back until the owner's
+    /// [`send_close_reply`](Connection::send_close_reply) or its deadline.
+    reply: Option<PendingReply>,
 }
 
-/// A close frame queued without the caller asking (a protocol failure's, or the reply to the
-/// peer's close that arrived behind data messages still waiting in the event queue): still at
-/// the end of the output (its length), held aside by the caller's request, or gone
-/// (transmitted, released, never queued, or not worth holding).
+/// A deferred close reply: the code it carries (none: an empty close), and when it goes out
+/// on its own (set at the end of the read that brought it).
 #[derive(Debug)]
-enum AutoClose {
-    None,
-    Queued(usize),
-    Held { frame: Vec<u8>, until: Instant },
+struct PendingReply {
+    code: Option<CloseCode>,
+    until: Option<Instant>,
 }
 
 impl Rare {
@@ -248,7 +275,7 @@ impl Rare {
             deflater: None,
             #[cfg(feature = "deflate")]
             inflater: None,
-            auto_close: AutoClose::None,
+            reply: None,
         })
     }
 }
@@ -264,41 +291,13 @@ fn inflater_of(rare: &mut Option<Box<Rare>>) -> Option<&mut Inflater> {
     }
 }
 
-/// One shared copy of `config` for this thread's connections: the last config seen here is
-/// reused when equal, so a server making every connection from the same `Config` keeps a
-/// single copy of it instead of one per connection.
-fn share(config: Config) -> Arc<Config> {
-    thread_local! {
-        static LAST: RefCell<Option<Arc<Config>>> = const { RefCell::new(None) };
-    }
-    let mut config = Some(config);
-    let shared = LAST.try_with(|last| {
-        let mut last = last.try_borrow_mut().ok()?;
-        let wanted = config.take()?;
-        if let Some(found) = last.as_ref().filter(|found| ***found == wanted) {
-            return Some(Arc::clone(found));
-        }
-        let fresh = Arc::new(wanted);
-        *last = Some(Arc::clone(&fresh));
-        Some(fresh)
-    });
-    match (shared, config) {
-        (Ok(Some(shared)), _) => shared,
-        (_, Some(config)) => Arc::new(config),
-        // `take` ran but no Arc came back: impossible, as every path after it returns one.
-        (_, None) => Arc::new(Config::default()),
-    }
-}
-
 impl Connection {
     /// A connection whose handshake just completed at `now` (the idle timer starts here).
-    pub fn new(role: Role, config: Config, now: Instant) -> Connection {
-        Connection::new_shared(role, share(config), now)
-    }
-
-    /// As [`new`](Self::new), with a `Config` the caller already shares between its
-    /// connections.
-    pub fn new_shared(role: Role, config: Arc<Config>, now: Instant) -> Connection {
+    ///
+    /// `config` is a [`Config`] or an `Arc<Config>`: a server that makes many connections
+    /// from equal configs passes clones of one `Arc`, so they share one copy.
+    pub fn new(role: Role, config: impl Into<Arc<Config>>, now: Instant) -> Connection {
+        let config: Arc<Config> = config.into();
         #[allow(unused_mut)]
         let mut rare = None;
         #[cfg(feature = "deflate")]
@@ -401,6 +400,14 @@ impl Connection {
         if self.state == State::Closed || mode.input().is_empty() {
             return;
         }
+        self.decode(now, mode);
+        if self.state == State::Closed {
+            self.start_reply_wait(now);
+        }
+    }
+
+    #[inline]
+    fn decode<M: Mode>(&mut self, now: Instant, mode: &mut M) {
         let config = &*self.config;
         if self.timers.received(now, config.idle_timeout) {
             self.ping_armed = true;
@@ -502,7 +509,7 @@ impl Connection {
     }
 
     fn send_message(&mut self, opcode: Opcode, payload: &[u8]) -> Result<(), SendError> {
-        if !self.can_send() && !self.is_holding_close() {
+        if !self.can_send() && !self.close_reply_pending() {
             return Err(SendError::Closed);
         }
         if self.sending_fragments {
@@ -533,10 +540,91 @@ impl Connection {
         self.config.deflate.as_ref()
     }
 
-    /// Whether [`send_text`](Self::send_text) / [`send_binary`](Self::send_binary) would
-    /// compress a message of `len` bytes. A caller that frames plain messages itself (to
-    /// avoid a copy) must go through the `Connection` for those.
-    pub fn would_compress(&self, len: usize) -> bool {
+    /// Sends a message into the caller's transmit queue `tx`, after everything this
+    /// connection queued before it (pongs, close): the network layer's send. Frames as
+    /// [`send_text`](Self::send_text) / [`send_binary`](Self::send_binary) do, but an
+    /// uncompressed server frame's payload is not copied into this connection's buffer: a
+    /// large one becomes its own chunk (`push_owned`), a small one is copied once after its
+    /// header and its buffer kept for the next message this thread receives. A shared frame is queued as
+    /// it is; with context takeover, a compressed one cuts this side's compressor history
+    /// (the peer's window now holds a message our compressor never saw).
+    ///
+    /// # Errors
+    /// As for `send_text`, plus [`SendError::SharedOnClient`]. Nothing is queued then.
+    ///
+    /// # Example
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Instant;
+    /// use wss_proto::{Config, Connection, Outgoing, Role};
+    ///
+    /// let mut server = Connection::new(Role::Server, Config::default(), Instant::now());
+    /// let mut wire = Vec::new();
+    /// server.send(Outgoing::Text("Hi".into()), &mut wire).unwrap();
+    /// let shared: Arc<[u8]> = Arc::from(&[0x82, 0x01, 7][..]);
+    /// server.send(Outgoing::Shared(shared), &mut wire).unwrap();
+    /// assert_eq!(wire, [0x81, 0x02, b'H', b'i', 0x82, 0x01, 7]);
+    /// ```
+    pub fn send(&mut self, message: Outgoing, tx: &mut impl Transmit) -> Result<(), SendError> {
+        if !self.can_send() && !self.close_reply_pending() {
+            return Err(SendError::Closed);
+        }
+        if self.sending_fragments {
+            return Err(SendError::MessageInProgress);
+        }
+        // Frames queued here before (pongs) keep their place ahead of this message.
+        self.transmit_into(tx);
+        let (opcode, payload) = match message {
+            Outgoing::Shared(frames) => {
+                if self.role == Role::Client {
+                    return Err(SendError::SharedOnClient);
+                }
+                self.note_shared_frames(&frames);
+                tx.push_shared(frames);
+                return Ok(());
+            }
+            Outgoing::Text(text) => (Opcode::Text, text.into_bytes()),
+            Outgoing::Binary(bytes) => (Opcode::Binary, bytes),
+        };
+        if self.role == Role::Client || self.compresses(payload.len()) {
+            // Masking or compression writes a new payload anyway: framed in our buffer.
+            self.send_message(opcode, &payload)?;
+            self.transmit_into(tx);
+            return Ok(());
+        }
+        // A server's frame is unmasked, so the payload goes out as it is: a large one as its
+        // own chunk, a small one copied once after its header.
+        if payload.len() > ZERO_COPY_MIN {
+            let header = FrameHeader {
+                fin: true,
+                rsv: 0,
+                opcode,
+                mask: None,
+                payload_len: payload.len() as u64,
+            };
+            tx.push_with(FrameHeader::MAX_SIZE, |v| header.encode(v));
+            tx.push_owned(payload);
+        } else {
+            tx.push_with(FrameHeader::MAX_SIZE + payload.len(), |v| {
+                encode_frame(v, true, opcode, &payload, None);
+            });
+            // Most often a received message sent back or on: its buffer serves the next
+            // message this thread receives.
+            crate::pool::recycle(payload);
+        }
+        Ok(())
+    }
+
+    /// Moves what this connection queued (control frames, compressed or masked messages)
+    /// into `tx`, handing its buffer over when it can.
+    fn transmit_into(&mut self, tx: &mut impl Transmit) {
+        if !self.out.is_empty() {
+            tx.push_owned(std::mem::take(&mut self.out));
+        }
+    }
+
+    /// Whether a message of `len` bytes would go out compressed.
+    fn compresses(&self, len: usize) -> bool {
         #[cfg(feature = "deflate")]
         if let Some(deflater) = self.rare.as_ref().and_then(|r| r.deflater.as_ref()) {
             return deflater.wants(len);
@@ -545,41 +633,30 @@ impl Connection {
         false
     }
 
-    /// Call after queuing on this connection's stream frames it did not produce (shared
-    /// broadcast bytes): when one of them is a compressed message, the compressor's history is
-    /// cut as [`reset_send_context`](Self::reset_send_context) does. Bytes that do not parse
-    /// as whole frames are treated as compressed.
-    pub fn note_external_frames(&mut self, mut frames: &[u8]) {
-        while !frames.is_empty() {
-            let Ok(Some((header, len))) = FrameHeader::parse(frames) else {
-                self.reset_send_context();
-                return;
-            };
-            if header.rsv & crate::frame::RSV1 != 0 {
-                self.reset_send_context();
-                return;
-            }
-            let end = usize::try_from(header.payload_len)
-                .ok()
-                .and_then(|n| n.checked_add(len));
-            frames = end.and_then(|end| frames.get(end..)).unwrap_or_default();
-        }
-    }
-
-    /// Makes the next compressed message refer to nothing sent before it.
-    ///
-    /// Call it right after queuing on this connection's stream a compressed message that this
-    /// `Connection` did not compress itself (a shared broadcast frame from
-    /// [`encode_message_deflated`](crate::frame::encode_message_deflated)), when context
-    /// takeover is in force: the peer's window now holds that message, which this side's
-    /// compressor never saw, so their histories must be cut. Without it, the next compressed
-    /// message could refer to bytes at the wrong distance. Does nothing without
-    /// permessage-deflate or without context takeover.
-    pub fn reset_send_context(&mut self) {
+    /// Shared frames went out past this side's compressor: when one of them is a compressed
+    /// message and the compressor keeps history, that history is cut, or the next compressed
+    /// message could refer to bytes at the wrong distance in the peer's window. Bytes that do
+    /// not parse as whole frames are treated as compressed.
+    fn note_shared_frames(&mut self, mut frames: &[u8]) {
         #[cfg(feature = "deflate")]
         if let Some(deflater) = self.rare.as_mut().and_then(|r| r.deflater.as_mut()) {
-            deflater.reset();
+            if !deflater.keeps_context() {
+                return;
+            }
+            while !frames.is_empty() {
+                let Ok(Some((header, len))) = FrameHeader::parse(frames) else {
+                    return deflater.reset();
+                };
+                if header.rsv & crate::frame::RSV1 != 0 {
+                    return deflater.reset();
+                }
+                let end = usize::try_from(header.payload_len)
+                    .ok()
+                    .and_then(|n| n.checked_add(len));
+                frames = end.and_then(|end| frames.get(end..)).unwrap_or_default();
+            }
         }
+        let _ = &mut frames;
     }
 
     /// Queues one frame: a fragment of a message (Text/Binary with `fin: false`, then
@@ -683,58 +760,21 @@ impl Connection {
         self.rare.as_ref().and_then(|r| r.error.as_ref())
     }
 
-    /// Takes the close frame the connection queued on its own out of the output and keeps it
-    /// aside, until [`release_held_close`](Self::release_held_close) or until `until` passes
-    /// ([`poll_timeout`](Self::poll_timeout) reports it, [`handle_timeout`](Self::handle_timeout)
-    /// queues the frame then). Two frames qualify: the close after a protocol failure, and
-    /// the reply to the peer's close when data messages received before that close still
-    /// wait in the event queue (taken by [`receive`](Self::receive) and not yet by
-    /// [`poll_event`](Self::poll_event)). A reply to a close that came alone goes out as usual.
-    ///
-    /// Meanwhile [`send_text`](Self::send_text) and [`send_binary`](Self::send_binary) still
-    /// queue (and compress) messages, ahead of the close: the answers to messages received
-    /// before it, which the layer above may still be computing, are not lost. Returns false
-    /// (nothing held) when no such frame is queued, or it was already taken by
-    /// [`poll_transmit`](Self::poll_transmit).
-    pub fn hold_close(&mut self, until: Instant) -> bool {
-        let Some(rare) = self.rare.as_deref_mut() else {
-            return false;
-        };
-        let AutoClose::Queued(len) = rare.auto_close else {
-            return false;
-        };
-        let Some(start) = self.out.len().checked_sub(len) else {
-            return false;
-        };
-        let frame = self.out.split_off(start);
-        rare.auto_close = AutoClose::Held { frame, until };
-        true
-    }
-
-    /// As [`hold_close`](Self::hold_close), for the close frame of a protocol failure only:
-    /// false (nothing held) when the connection did not fail.
-    pub fn hold_failure_close(&mut self, until: Instant) -> bool {
-        self.error().is_some() && self.hold_close(until)
-    }
-
-    /// Whether a close frame is held aside (see [`hold_close`](Self::hold_close)).
-    pub fn is_holding_close(&self) -> bool {
-        self.rare
-            .as_ref()
-            .is_some_and(|r| matches!(r.auto_close, AutoClose::Held { .. }))
-    }
-
-    /// Queues the close frame held by [`hold_close`](Self::hold_close), after everything
-    /// queued meanwhile. Does nothing when none is held.
-    pub fn release_held_close(&mut self) {
-        let Some(rare) = self.rare.as_deref_mut() else {
+    /// With [`CloseReply::Deferred`]: the owner has queued its answers to every event before
+    /// the peer's close or the failure (the messages it was still handling), so the close
+    /// frame kept back goes out now, after them. Does nothing when no reply waits (in
+    /// `Auto` mode, or already sent).
+    pub fn send_close_reply(&mut self) {
+        let Some(reply) = self.rare.as_deref_mut().and_then(|r| r.reply.take()) else {
             return;
         };
-        if let AutoClose::Held { frame, .. } =
-            std::mem::replace(&mut rare.auto_close, AutoClose::None)
-        {
-            self.out.extend_from_slice(&frame);
-        }
+        self.push_close(reply.code, "");
+    }
+
+    /// Whether a deferred close reply waits for [`send_close_reply`](Self::send_close_reply)
+    /// (see [`CloseReply::Deferred`]).
+    pub fn close_reply_pending(&self) -> bool {
+        self.rare.as_ref().is_some_and(|r| r.reply.is_some())
     }
 
     /// True when output is queued: ask the socket for writability.
@@ -745,12 +785,6 @@ impl Connection {
     /// Moves all queued output to the end of `out`. When `out` is empty the buffers are
     /// swapped instead of copied, so a caller that drains `out` fully keeps reusing both.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
-        if let Some(rare) = self.rare.as_deref_mut() {
-            if let AutoClose::Queued(_) = rare.auto_close {
-                // The frame leaves with the rest: it can no longer be held.
-                rare.auto_close = AutoClose::None;
-            }
-        }
         if out.is_empty() {
             std::mem::swap(out, &mut self.out);
         } else {
@@ -763,26 +797,17 @@ impl Connection {
     /// [`handle_timeout`](Self::handle_timeout) once it has passed.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if let Some(Rare {
-            auto_close: AutoClose::Held { until, .. },
-            ..
-        }) = self.rare.as_deref()
-        {
-            return Some(*until);
+        if let Some(until) = self.reply_deadline() {
+            return Some(until);
         }
         self.timers.next(self.ping_armed, self.config.idle_timeout)
     }
 
     /// Runs the timers due at `now`. Calling it early or twice does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Some(Rare {
-            auto_close: AutoClose::Held { until, .. },
-            ..
-        }) = self.rare.as_deref()
-        {
-            if *until <= now {
-                self.release_held_close();
-            }
+        if self.reply_deadline().is_some_and(|until| until <= now) {
+            // The owner did not answer in time: the close goes out without its answers.
+            self.send_close_reply();
         }
         if self.state == State::Closed {
             return;
@@ -818,16 +843,7 @@ impl Connection {
             _ => match parse_close_payload(payload) {
                 Ok((code, reason)) => {
                     if self.state == State::Open {
-                        let start = self.out.len();
-                        self.push_close(code, "");
-                        if self.events.has_message() {
-                            // The caller has not seen the messages before this close yet, and
-                            // may answer them: the reply stays holdable behind the answers.
-                            let len = self.out.len() - start;
-                            let config = &self.config;
-                            let rare = self.rare.get_or_insert_with(|| Rare::new(config));
-                            rare.auto_close = AutoClose::Queued(len);
-                        }
+                        self.reply_close(code);
                     }
                     self.enter_closed();
                     mode.control(self, ControlEvent::Close { code, reason });
@@ -850,20 +866,44 @@ impl Connection {
         if self.error().is_some() {
             return false;
         }
-        let mut close_len = None;
         if self.state == State::Open {
-            let start = self.out.len();
-            self.push_close(Some(error.close_code()), "");
-            close_len = Some(self.out.len() - start);
+            self.reply_close(Some(error.close_code()));
         }
         self.enter_closed();
         let config = &self.config;
         let rare = self.rare.get_or_insert_with(|| Rare::new(config));
         rare.error = Some(error.clone());
-        if let Some(len) = close_len {
-            rare.auto_close = AutoClose::Queued(len);
-        }
         true
+    }
+
+    /// The close frame this end owes (the reply to the peer's close, or a failure's): queued
+    /// now, or kept back for the owner under [`CloseReply::Deferred`] (its deadline is set
+    /// when the read that brought it ends, see [`run`](Self::run)).
+    fn reply_close(&mut self, code: Option<CloseCode>) {
+        match self.config.close_reply {
+            CloseReply::Auto => self.push_close(code, ""),
+            CloseReply::Deferred => {
+                let config = &self.config;
+                let rare = self.rare.get_or_insert_with(|| Rare::new(config));
+                rare.reply = Some(PendingReply { code, until: None });
+            }
+        }
+    }
+
+    /// When a deferred close reply goes out on its own.
+    fn reply_deadline(&self) -> Option<Instant> {
+        self.rare.as_ref()?.reply.as_ref()?.until
+    }
+
+    /// Starts the wait of a close reply deferred during the read at `now`.
+    #[cold]
+    fn start_reply_wait(&mut self, now: Instant) {
+        let wait = self.config.close_timeout;
+        if let Some(reply) = self.rare.as_deref_mut().and_then(|r| r.reply.as_mut()) {
+            reply
+                .until
+                .get_or_insert_with(|| now.checked_add(wait).unwrap_or(now));
+        }
     }
 
     fn enter_closed(&mut self) {

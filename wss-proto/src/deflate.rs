@@ -166,6 +166,11 @@ impl Deflater {
     }
 
     /// Forgets the history: the next message refers to nothing sent before.
+    /// Whether the compressor keeps history between messages (context takeover).
+    pub(crate) fn keeps_context(&self) -> bool {
+        !self.no_context_takeover
+    }
+
     pub(crate) fn reset(&mut self) {
         if let Some(compress) = self.own.as_mut() {
             compress.reset();

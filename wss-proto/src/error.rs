@@ -135,6 +135,9 @@ pub enum SendError {
     /// Close frames go through [`Connection::close`](crate::connection::Connection::close),
     /// which also drives the closing handshake.
     UseCloseMethod,
+    /// [`Outgoing::Shared`](crate::Outgoing::Shared) frames are unmasked server frames: a
+    /// client connection must mask what it sends.
+    SharedOnClient,
 }
 
 impl fmt::Display for SendError {
@@ -147,6 +150,9 @@ impl fmt::Display for SendError {
             SendError::NoMessageInProgress => f.write_str("continuation without a started message"),
             SendError::MessageInProgress => f.write_str("a fragmented message is unfinished"),
             SendError::UseCloseMethod => f.write_str("send close frames with close()"),
+            SendError::SharedOnClient => {
+                f.write_str("shared server frames cannot go out on a client connection")
+            }
         }
     }
 }

@@ -237,15 +237,14 @@ pub(crate) fn encode_frame_with(
 ///
 /// A receiver that agreed on context takeover decodes these bytes fine, but its own
 /// [`Connection`](crate::Connection) compressor did not see this message while the peer's
-/// window did: when the message went out compressed, call
-/// [`Connection::reset_send_context`](crate::Connection::reset_send_context) on it right
-/// after queuing the bytes, or give it its own compression
-/// ([`Connection::send_text`](crate::Connection::send_text)) instead of the shared bytes.
+/// window did: hand the bytes to it as [`Outgoing::Shared`](crate::Outgoing::Shared) through
+/// [`Connection::send`](crate::Connection::send), which cuts its compressor's history when
+/// the message went out compressed.
 ///
 /// `opcode` is `Text` or `Binary`; control opcodes are always encoded plain.
 ///
 /// ```
-/// use wss_proto::frame::encode_message_deflated;
+/// use wss_proto::encode_message_deflated;
 /// use wss_proto::{DeflateParams, Opcode};
 ///
 /// let params = DeflateParams { server_no_context_takeover: true, threshold: 0, ..DeflateParams::default() };

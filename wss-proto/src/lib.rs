@@ -47,22 +47,41 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod close;
-pub mod connection;
+mod close;
+mod connection;
 #[cfg(feature = "deflate")]
 mod deflate;
-pub mod error;
-pub mod frame;
+mod error;
+mod frame;
 pub mod handshake;
-pub mod mask;
-pub mod message;
-pub mod pool;
+mod mask;
+mod message;
+mod pool;
 mod text;
-pub mod utf8;
+mod utf8;
 
-pub use close::CloseCode;
-pub use connection::{Config, Connection, Event, EventRef, Role, State, Timeout};
+pub use close::{CloseCode, MAX_REASON_LEN};
+pub use connection::{
+    CloseReply, Config, Connection, Event, EventRef, Outgoing, Role, State, Timeout, Transmit,
+};
 pub use error::{ProtocolError, SendError};
-pub use frame::{FrameHeader, Opcode};
+#[cfg(feature = "deflate")]
+pub use frame::encode_message_deflated;
+pub use frame::{encode_frame, FrameHeader, Opcode, MAX_CONTROL_PAYLOAD, RSV1};
 pub use handshake::deflate::{DeflateConfig, DeflateParams};
 pub use message::{Message, MessageRef};
+
+/// What only this workspace's own layers (wss-net, wss-server, the benches, the fuzz
+/// drivers) use: codec pieces and the per-thread buffer pool. Not part of the stable API: it
+/// may change in any release.
+#[doc(hidden)]
+pub mod internal {
+    pub use crate::close::{parse_close_payload, truncate_reason};
+    pub use crate::mask::{apply_mask, apply_mask_offset, extend_masked};
+    pub use crate::utf8::{Utf8Error, Utf8Validator};
+
+    /// Payload buffers a thread reuses for the messages it receives (see the module's doc).
+    pub mod pool {
+        pub use crate::pool::{recycle, take, MAX_BUFFERS, MAX_BYTES, MAX_CAPACITY};
+    }
+}

@@ -60,7 +60,7 @@ fn fits(capacity: usize, len: usize) -> bool {
 /// server.receive(now, &[0x82, 0x83, 0, 0, 0, 0, 1, 2, 3]); // binary [1, 2, 3], zero mask
 /// let Some(Event::Message(Message::Binary(first))) = server.poll_event() else { panic!() };
 /// let kept = first.as_ptr();
-/// wss_proto::pool::recycle(first);
+/// wss_proto::internal::pool::recycle(first);
 /// server.receive(now, &[0x82, 0x83, 0, 0, 0, 0, 4, 5, 6]);
 /// let Some(Event::Message(Message::Binary(second))) = server.poll_event() else { panic!() };
 /// assert_eq!(second, [4, 5, 6]);
@@ -88,7 +88,7 @@ pub fn recycle(mut bytes: Vec<u8>) {
 ///
 /// # Example
 /// ```
-/// let buffer = wss_proto::pool::take(1000);
+/// let buffer = wss_proto::internal::pool::take(1000);
 /// assert!(buffer.is_empty() && buffer.capacity() >= 1000);
 /// ```
 pub fn take(len: usize) -> Vec<u8> {

@@ -6,7 +6,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Instant;
 
-use wss_proto::frame::encode_frame;
+use wss_proto::encode_frame;
 use wss_proto::{Config, Connection, Event, EventRef, MessageRef, Opcode, Role};
 
 /// Counts the allocations (and reallocations) made by this thread, so that other tests'

@@ -3,8 +3,12 @@
 
 mod util;
 
+use std::time::Duration;
 use util::{client_frame, close_payload, events, output, parse_frames, server};
-use wss_proto::{CloseCode, Config, Event, Message, Opcode, ProtocolError, SendError, State};
+
+use wss_proto::{
+    CloseCode, CloseReply, Config, Event, Message, Opcode, ProtocolError, SendError, State,
+};
 
 #[test]
 fn peer_close_while_open_is_echoed_with_its_code() {
@@ -295,26 +299,32 @@ fn poll_transmit_appends_to_a_non_empty_buffer() {
     assert_eq!(fresh, [0x82, 0x01, 0x02]);
 }
 
-/// A ping, a bad frame: the pong goes out, the failure's close is held while answers are still
-/// queued ahead of it, then released after them.
+fn deferred() -> Config {
+    Config {
+        close_reply: CloseReply::Deferred,
+        close_timeout: Duration::from_millis(500),
+        ..Config::default()
+    }
+}
+
+/// A ping, a bad frame: the pong goes out, the failure's close waits while answers are still
+/// queued ahead of it, then follows them.
 #[test]
-fn held_failure_close_lets_answers_go_first_then_follows_them() {
-    let (mut s, now) = server(Config::default());
+fn deferred_failure_close_lets_answers_go_first_then_follows_them() {
+    let (mut s, now) = server(deferred());
     let mut input = client_frame(true, Opcode::Ping, b"p");
     let mut bad = client_frame(true, Opcode::Text, b"x");
     bad[0] |= 0x20;
     input.extend_from_slice(&bad);
     util::receive(&mut s, now, &input);
-    assert!(s.hold_failure_close(now + std::time::Duration::from_secs(1)));
-    assert!(s.is_holding_close());
-    assert!(!s.hold_failure_close(now), "held once");
+    assert!(s.close_reply_pending());
     assert_eq!(
         parse_frames(&output(&mut s)),
         [(true, Opcode::Pong, b"p".to_vec())]
     );
     s.send_text("answer").unwrap();
-    s.release_held_close();
-    assert!(!s.is_holding_close());
+    s.send_close_reply();
+    assert!(!s.close_reply_pending());
     assert_eq!(
         parse_frames(&output(&mut s)),
         [
@@ -323,17 +333,19 @@ fn held_failure_close_lets_answers_go_first_then_follows_them() {
         ]
     );
     assert_eq!(s.send_text("late"), Err(SendError::Closed));
+    s.send_close_reply();
+    assert!(output(&mut s).is_empty(), "the reply goes once");
 }
 
 #[test]
-fn held_failure_close_is_released_at_its_deadline() {
-    let (mut s, now) = server(Config::default());
+fn deferred_failure_close_goes_out_when_the_close_timeout_runs_out() {
+    let (mut s, now) = server(deferred());
     util::receive(&mut s, now, &client_frame(false, Opcode::Ping, b""));
-    let until = now + std::time::Duration::from_millis(500);
-    assert!(s.hold_failure_close(until));
+    let until = now + Duration::from_millis(500);
     assert_eq!(s.poll_timeout(), Some(until));
     s.handle_timeout(now);
-    assert!(s.is_holding_close(), "not yet due");
+    assert!(s.close_reply_pending(), "not yet due");
+    assert!(output(&mut s).is_empty());
     s.handle_timeout(until);
     assert_eq!(
         parse_frames(&output(&mut s)),
@@ -342,22 +354,11 @@ fn held_failure_close_is_released_at_its_deadline() {
     assert_eq!(s.poll_timeout(), None);
 }
 
-#[test]
-fn a_close_already_taken_or_a_clean_close_cannot_be_held() {
-    let (mut s, now) = server(Config::default());
-    util::receive(&mut s, now, &client_frame(true, Opcode::Close, b""));
-    assert!(!s.hold_failure_close(now));
-    let (mut f, now) = server(Config::default());
-    util::receive(&mut f, now, &client_frame(false, Opcode::Ping, b""));
-    let _ = output(&mut f);
-    assert!(!f.hold_failure_close(now), "the close frame already left");
-}
-
-/// A message and the peer's close in one read: the close reply can wait behind the answer the
+/// A message and the peer's close in one read: the close reply waits behind the answer the
 /// caller computes for that message, then goes out after it.
 #[test]
-fn reply_to_a_close_behind_a_message_is_held_until_the_answer_is_queued() {
-    let (mut s, now) = server(Config::default());
+fn deferred_reply_to_a_close_behind_a_message_follows_the_answer() {
+    let (mut s, now) = server(deferred());
     let mut input = client_frame(true, Opcode::Text, b"last");
     input.extend_from_slice(&client_frame(
         true,
@@ -366,10 +367,7 @@ fn reply_to_a_close_behind_a_message_is_held_until_the_answer_is_queued() {
     ));
     s.receive(now, &input);
     assert_eq!(s.state(), State::Closed);
-    assert!(!s.hold_failure_close(now), "no failure to hold");
-    assert!(s.hold_close(now + std::time::Duration::from_secs(1)));
-    assert!(s.is_holding_close());
-    assert!(!s.hold_close(now), "held once");
+    assert!(s.close_reply_pending());
     assert!(output(&mut s).is_empty(), "the reply waits");
     assert_eq!(
         events(&mut s),
@@ -382,8 +380,7 @@ fn reply_to_a_close_behind_a_message_is_held_until_the_answer_is_queued() {
         ]
     );
     s.send_text("last").unwrap();
-    s.release_held_close();
-    assert!(!s.is_holding_close());
+    s.send_close_reply();
     assert_eq!(
         parse_frames(&output(&mut s)),
         [
@@ -394,66 +391,38 @@ fn reply_to_a_close_behind_a_message_is_held_until_the_answer_is_queued() {
     assert_eq!(s.send_text("late"), Err(SendError::Closed));
 }
 
+/// One rule: under `Deferred` every reply waits for the owner (a close alone too), bounded by
+/// the close timeout; under `Auto` none does, even behind a message in the same read.
 #[test]
-fn held_close_reply_goes_out_at_its_deadline() {
-    let (mut s, now) = server(Config::default());
-    let mut input = client_frame(true, Opcode::Binary, b"m");
-    input.extend_from_slice(&client_frame(true, Opcode::Close, b""));
-    s.receive(now, &input);
-    let until = now + std::time::Duration::from_millis(500);
-    assert!(s.hold_close(until));
-    assert_eq!(s.poll_timeout(), Some(until));
-    s.handle_timeout(now);
-    assert!(s.is_holding_close(), "not yet due");
-    s.handle_timeout(until);
-    assert_eq!(
-        parse_frames(&output(&mut s)),
-        [(true, Opcode::Close, vec![])]
-    );
-    assert_eq!(s.poll_timeout(), None);
-    assert_eq!(s.send_binary(b"late"), Err(SendError::Closed));
-}
-
-/// Nothing waits for an answer: the reply to a close alone, or behind a ping only, or one
-/// whose messages were already taken, goes out at once.
-#[test]
-fn reply_to_a_close_without_waiting_messages_is_not_held() {
-    let (mut s, now) = server(Config::default());
+fn the_close_reply_mode_alone_decides_whether_the_reply_waits() {
+    let (mut s, now) = server(deferred());
     s.receive(now, &client_frame(true, Opcode::Close, b""));
-    assert!(!s.hold_close(now));
+    assert!(s.close_reply_pending());
+    assert!(output(&mut s).is_empty());
+    s.handle_timeout(now + Duration::from_millis(500));
     assert_eq!(
         parse_frames(&output(&mut s)),
         [(true, Opcode::Close, vec![])]
     );
 
-    let (mut p, now) = server(Config::default());
-    let mut input = client_frame(true, Opcode::Ping, b"p");
-    input.extend_from_slice(&client_frame(true, Opcode::Close, b""));
-    p.receive(now, &input);
-    assert!(!p.hold_close(now), "a ping needs no answer from the caller");
-
-    let (mut t, now) = server(Config::default());
-    t.receive(now, &client_frame(true, Opcode::Text, b"m"));
-    assert_eq!(events(&mut t).len(), 1);
-    t.receive(now, &client_frame(true, Opcode::Close, b""));
-    assert!(
-        !t.hold_close(now),
-        "the message was taken before the close came"
-    );
-
-    let (mut q, now) = server(Config::default());
+    let (mut a, now) = server(Config::default());
     let mut input = client_frame(true, Opcode::Text, b"m");
     input.extend_from_slice(&client_frame(true, Opcode::Close, b""));
-    q.receive(now, &input);
-    let _ = output(&mut q);
-    assert!(!q.hold_close(now), "the reply already left");
+    a.receive(now, &input);
+    assert!(!a.close_reply_pending());
+    assert_eq!(
+        parse_frames(&output(&mut a)),
+        [(true, Opcode::Close, vec![])]
+    );
+    a.send_close_reply();
+    assert!(output(&mut a).is_empty(), "nothing deferred in Auto");
 }
 
-/// The borrowed API hands each message over before the close is parsed: the caller answered
-/// already, so there is nothing to hold.
+/// The borrowed API hands each message over before the close is parsed: an answer sent from
+/// the callback is queued before the deferred reply.
 #[test]
-fn reply_after_messages_handed_over_in_place_is_not_held() {
-    let (mut s, now) = server(Config::default());
+fn deferred_reply_after_messages_handed_over_in_place_follows_their_answers() {
+    let (mut s, now) = server(deferred());
     let mut input = client_frame(true, Opcode::Text, b"m");
     input.extend_from_slice(&client_frame(true, Opcode::Close, b""));
     let mut seen = 0;
@@ -464,7 +433,8 @@ fn reply_after_messages_handed_over_in_place_is_not_held() {
         seen += 1;
     });
     assert_eq!(seen, 2);
-    assert!(!s.hold_close(now));
+    assert!(s.close_reply_pending());
+    s.send_close_reply();
     assert_eq!(
         parse_frames(&output(&mut s)),
         [

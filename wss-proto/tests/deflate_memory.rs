@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use util::{events, header, output, KEY};
-use wss_proto::frame::RSV1;
+use wss_proto::RSV1;
 use wss_proto::{Config, Connection, DeflateParams, Event, Opcode, ProtocolError, Role};
 
 struct Counting;
@@ -90,7 +90,7 @@ fn compression_bomb_fails_with_1009_and_memory_stays_bounded() {
     for limit in [MIB, 4 * MIB] {
         // Masked, as a client sends it, in one frame and split in 16 KiB reads.
         let mut masked = payload.clone();
-        wss_proto::mask::apply_mask(&mut masked, KEY);
+        wss_proto::internal::apply_mask(&mut masked, KEY);
         let mut wire = header(true, RSV1, Opcode::Binary, Some(KEY), masked.len() as u64);
         wire.extend_from_slice(&masked);
         let config = Config {

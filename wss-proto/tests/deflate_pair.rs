@@ -5,11 +5,15 @@
 
 mod util;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use util::{events, output, Pair};
-use wss_proto::frame::{encode_frame, encode_message_deflated, FrameHeader, RSV1};
-use wss_proto::{Config, Connection, DeflateParams, Event, Message, Opcode, ProtocolError, Role};
+use wss_proto::{encode_frame, encode_message_deflated, FrameHeader, RSV1};
+use wss_proto::{
+    Config, Connection, DeflateParams, Event, Message, Opcode, Outgoing, ProtocolError, Role,
+    SendError,
+};
 
 fn config(params: &DeflateParams) -> Config {
     Config {
@@ -252,8 +256,9 @@ fn broadcast_encoded_once_reaches_receivers_of_every_kind() {
         let before = chat(1);
         server.send_text(&before).unwrap();
         let mut wire = output(&mut server);
-        wire.extend_from_slice(&shared);
-        server.note_external_frames(&shared);
+        server
+            .send(Outgoing::Shared(Arc::from(shared.as_slice())), &mut wire)
+            .unwrap();
         server.send_text(&before).unwrap();
         wire.extend_from_slice(&output(&mut server));
         util::receive(&mut client, Instant::now(), &wire);
@@ -271,8 +276,9 @@ fn broadcast_encoded_once_reaches_receivers_of_every_kind() {
 
 #[test]
 fn without_reset_a_context_takeover_receiver_misreads_after_a_shared_frame() {
-    // Why reset_send_context exists: the peer's window holds the shared message, the
-    // compressor's history does not.
+    // Why `send` cuts the compressor's history after a compressed shared frame: the peer's
+    // window holds the shared message, the compressor's history does not. (Queued here past
+    // the `Connection`, which therefore cannot know.)
     let params = DeflateParams {
         threshold: 8,
         ..DeflateParams::default()
@@ -331,7 +337,11 @@ fn plain_external_frames_keep_the_context() {
     let first = output(&mut server);
     let mut plain = Vec::new();
     encode_frame(&mut plain, true, Opcode::Text, b"plain broadcast", None);
-    server.note_external_frames(&plain);
+    let mut sent = Vec::new();
+    server
+        .send(Outgoing::Shared(Arc::from(plain.as_slice())), &mut sent)
+        .unwrap();
+    assert_eq!(sent, plain, "queued as it is");
     server.send_text(&a).unwrap();
     let again = output(&mut server);
     assert!(
@@ -354,7 +364,10 @@ fn plain_external_frames_keep_the_context() {
         Opcode::Text,
         a.as_bytes()
     ));
-    server.note_external_frames(&shared);
+    let mut sent = Vec::new();
+    server
+        .send(Outgoing::Shared(Arc::from(shared.as_slice())), &mut sent)
+        .unwrap();
     server.send_text(&a).unwrap();
     let after_reset = output(&mut server);
     assert!(after_reset.len() > again.len());
@@ -368,22 +381,49 @@ fn plain_external_frames_keep_the_context() {
     );
 }
 
+/// The first byte of what `send` queues for a binary message of `len` bytes: 0xc2 when
+/// compressed (RSV1), 0x82 when plain.
+fn sent_first_byte(conn: &mut Connection, len: usize) -> u8 {
+    let mut wire = Vec::new();
+    conn.send(Outgoing::Binary(vec![b'a'; len]), &mut wire)
+        .unwrap();
+    wire[0]
+}
+
 #[test]
-fn would_compress_follows_the_threshold_and_window() {
+fn send_compresses_per_the_threshold_and_window() {
     let now = Instant::now();
-    let on = Connection::new(Role::Server, config(&DeflateParams::default()), now);
-    assert!(!on.would_compress(63) && on.would_compress(64));
+    let mut on = Connection::new(Role::Server, config(&DeflateParams::default()), now);
+    assert_eq!(sent_first_byte(&mut on, 63), 0x82);
+    assert_eq!(sent_first_byte(&mut on, 64), 0xc2);
     let narrow = DeflateParams {
         server_max_window_bits: 8,
         ..DeflateParams::default()
     };
-    let server = Connection::new(Role::Server, config(&narrow), now);
-    assert!(!server.would_compress(1 << 20), "2^8 window: never");
-    let client = Connection::new(Role::Client, config(&narrow), now);
-    assert!(
-        client.would_compress(1 << 20),
+    let mut server = Connection::new(Role::Server, config(&narrow), now);
+    assert_eq!(
+        sent_first_byte(&mut server, 1 << 20),
+        0x82,
+        "2^8 window: never"
+    );
+    let mut client = Connection::new(Role::Client, config(&narrow), now);
+    assert_eq!(
+        sent_first_byte(&mut client, 1 << 20),
+        0xc2,
         "the client's window is 2^15"
     );
-    let off = Connection::new(Role::Server, Config::default(), now);
-    assert!(!off.would_compress(1 << 20));
+    let mut off = Connection::new(Role::Server, Config::default(), now);
+    assert_eq!(sent_first_byte(&mut off, 1 << 20), 0x82);
+}
+
+#[test]
+fn shared_frames_are_refused_on_a_client() {
+    let now = Instant::now();
+    let mut client = Connection::new(Role::Client, Config::default(), now);
+    let mut wire = Vec::new();
+    assert_eq!(
+        client.send(Outgoing::Shared(Arc::from(&[0x81, 0x00][..])), &mut wire),
+        Err(SendError::SharedOnClient)
+    );
+    assert!(wire.is_empty());
 }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
-use wss_proto::frame::FrameHeader;
+use wss_proto::FrameHeader;
 use wss_proto::{Config, Connection, DeflateParams, Event, Message, Opcode, Role, State};
 
 fn message() -> impl Strategy<Value = Message> {
@@ -87,7 +87,7 @@ fn reframe(
             let key = keys[n % keys.len()];
             n += 1;
             let mut body = payload[start..end].to_vec();
-            wss_proto::mask::apply_mask(&mut body, key);
+            wss_proto::internal::apply_mask(&mut body, key);
             FrameHeader {
                 fin: j == last,
                 rsv: bits,
@@ -101,7 +101,7 @@ fn reframe(
             if j != last && pings[(i + j) % pings.len()] {
                 let p = format!("p{i}.{j}").into_bytes();
                 let mut body = p.clone();
-                wss_proto::mask::apply_mask(&mut body, key);
+                wss_proto::internal::apply_mask(&mut body, key);
                 FrameHeader {
                     fin: true,
                     rsv: 0,

@@ -7,7 +7,7 @@ mod util;
 use std::time::Instant;
 
 use util::{events, header, output, parse_frames, KEY};
-use wss_proto::frame::encode_frame;
+use wss_proto::encode_frame;
 use wss_proto::{Config, Connection, DeflateParams, Event, Message, Opcode, ProtocolError, Role};
 
 fn params(no_context_takeover: bool) -> DeflateParams {
@@ -43,7 +43,7 @@ fn masked(wire: &[u8]) -> Vec<u8> {
     let (h, n) = wss_proto::FrameHeader::parse(wire).unwrap().unwrap();
     let mut out = header(h.fin, h.rsv, h.opcode, Some(KEY), h.payload_len);
     let mut payload = wire[n..].to_vec();
-    wss_proto::mask::apply_mask(&mut payload, KEY);
+    wss_proto::internal::apply_mask(&mut payload, KEY);
     out.extend_from_slice(&payload);
     out
 }

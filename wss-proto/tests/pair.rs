@@ -6,7 +6,7 @@ mod util;
 use std::time::Duration;
 
 use util::{parse_frames, Pair};
-use wss_proto::connection::Timeout;
+use wss_proto::Timeout;
 use wss_proto::{CloseCode, Config, Event, Message, Opcode, State};
 
 fn idle_config(secs: u64) -> Config {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
-use wss_proto::frame::encode_frame;
+use wss_proto::encode_frame;
 use wss_proto::{Config, Connection, Event, Message, Opcode, Role, State};
 
 fn message() -> impl Strategy<Value = Message> {

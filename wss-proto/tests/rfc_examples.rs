@@ -5,7 +5,7 @@ mod util;
 use std::time::Instant;
 
 use util::{events, output, server};
-use wss_proto::frame::encode_frame;
+use wss_proto::encode_frame;
 use wss_proto::{Config, Connection, Event, Message, Opcode, Role};
 
 fn client() -> (Connection, Instant) {
@@ -95,7 +95,7 @@ fn rfc_unmasked_ping_is_answered_with_a_pong_echoing_hello() {
     assert_eq!(&out[..2], [0x8a, 0x85]);
     let key = [out[2], out[3], out[4], out[5]];
     let mut payload = out[6..].to_vec();
-    wss_proto::mask::apply_mask(&mut payload, key);
+    wss_proto::internal::apply_mask(&mut payload, key);
     assert_eq!(payload, b"Hello");
 }
 

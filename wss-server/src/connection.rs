@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use wss_net::{Buffered, ConnId, Outgoing};
-use wss_proto::close::{truncate_reason, CloseCode};
 use wss_proto::DeflateParams;
+use wss_proto::{internal::truncate_reason, CloseCode};
 
 use crate::data::Data;
 use crate::error::{SendError, TopicError};

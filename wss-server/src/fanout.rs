@@ -8,14 +8,14 @@
 //! groups are keyed on what changes the bytes (window bits, level) and on the threshold, so
 //! in practice (every browser offers the same thing) a broadcast costs one compression.
 //!
-//! A receiver with context takeover gets the shared frame too; the network layer then cuts
-//! its compressor's history (`note_external_frames`), which costs that connection some ratio
+//! A receiver with context takeover gets the shared frame too; its protocol state then cuts
+//! its compressor's history (`Connection::send` of an `Outgoing::Shared`), which costs that connection some ratio
 //! on its next own message. That is the price of compressing once instead of once per
 //! receiver.
 
 use std::sync::Arc;
 
-use wss_proto::frame::encode_message_deflated;
+use wss_proto::encode_message_deflated;
 use wss_proto::DeflateParams;
 
 use crate::frame::Frame;

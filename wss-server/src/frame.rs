@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use wss_proto::frame::{encode_frame, FrameHeader, Opcode};
+use wss_proto::{encode_frame, FrameHeader, Opcode};
 
 use crate::data::Data;
 

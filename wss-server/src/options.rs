@@ -86,7 +86,9 @@ pub struct WebServerOptions {
     /// Largest message (after reassembly), in bytes; bigger ones close with 1009.
     /// Default 16 MiB.
     pub max_message_size: usize,
-    /// How long to wait for the peer's close frame after ours. Default 5 s.
+    /// How long to wait for the peer's close frame after ours. Default 5 s. It also bounds
+    /// how long our reply to the peer's close (or the close after a protocol failure) waits
+    /// for the answers the handlers send to the messages before it.
     pub close_timeout: Duration,
     /// Bytes queued for one connection and not yet written; past it the connection is
     /// dropped with `on_error` then `on_terminate{1006}`. Default 16 MiB.

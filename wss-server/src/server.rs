@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use wss_net::{Backlog, Inbound, NetHandle};
-use wss_proto::close::CloseCode;
+use wss_proto::CloseCode;
 
 use crate::broker::{Broker, Inbox, Presence, Topic};
 use crate::connection::WebSocketConnection;

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use wss_net::{Listen, Net, NetConfig, NetHandle, Service};
-use wss_proto::close::CloseCode;
 use wss_proto::handshake::HeadLimits;
+use wss_proto::CloseCode;
 
 use crate::broker::Broker;
 use crate::connection::WebSocketConnection;

@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use wss_proto::connection::{Connection, Role};
 use wss_proto::handshake::deflate;
 use wss_proto::handshake::{Request, RequestParser, Response, UpgradeRequest};
 use wss_proto::DeflateParams;
+use wss_proto::{Connection, Role};
 
 use super::{Conn, Pending, Phase, Step, Ws};
 use crate::api::{ConnInfo, Decision, NetEvent};
@@ -220,7 +220,8 @@ impl Conn {
                 });
                 let mut config = ctx.config.proto.clone();
                 config.deflate.clone_from(&deflate);
-                let ws = Connection::new(Role::Server, config, ctx.now);
+                config.close_reply = sink.close_reply();
+                let ws = Connection::new(Role::Server, ctx.share_proto(config), ctx.now);
                 // Always allocated: the queued-bytes count lives there even without flow control.
                 let link = crate::guard::inbound(&*sink)
                     .map(|inbound| (inbound, Arc::clone(&ctx.shared), id));

@@ -2,11 +2,9 @@
 //! `NetEvent`s, and the rules for when the socket ends.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use wss_proto::close::CloseCode;
-use wss_proto::connection::{Connection, Event, Message, Role, State, Timeout};
-use wss_proto::frame::{encode_frame, FrameHeader, Opcode};
+use wss_proto::{CloseCode, Connection, Event, Message, State, Timeout};
 
 use super::{Conn, Phase, Step};
 use crate::api::{ConnError, EventSink, NetEvent, Outgoing};
@@ -16,14 +14,6 @@ use crate::outq::OutQueue;
 use crate::stats::{bump, CloseBy, LoopCounters};
 use crate::ConnId;
 
-/// Payloads above this size are queued as their own chunk instead of copied.
-const ZERO_COPY_MIN: usize = 16 * 1024;
-
-/// Longest a held close frame (a failure's, or the reply to the peer's close behind messages)
-/// waits for the consumer's [`release`](crate::NetHandle::release) (the close timeout when
-/// shorter).
-const CLOSE_HOLD: Duration = Duration::from_secs(1);
-
 /// State of an upgraded connection.
 pub(crate) struct Ws {
     ws: Connection,
@@ -31,18 +21,11 @@ pub(crate) struct Ws {
     /// What the consumer shares: the queued-bytes count, and the connection's share of its
     /// sink's backlog when the sink has one.
     flow: Arc<ConnFlow>,
-    /// permessage-deflate with a compressor that keeps history between messages: shared
-    /// frames queued past it must cut that history.
-    takes_context_over: bool,
     /// The consumer is behind: neither the socket is read nor the protocol's decoded events
     /// taken, until a resume.
     blocked: bool,
     /// The connection's `Closed` went to the sink: ending it must not report another.
     closed_reported: bool,
-    /// An outgoing connection (`NetHandle::connect`): its frames are masked, so the protocol
-    /// state frames every send. Kept here, in the struct's padding, so a server's send tests
-    /// a field instead of calling into the protocol crate.
-    client: bool,
     /// The code of the close frame we began the closing handshake with (0: we did not), for
     /// the close counts.
     sent_code: u16,
@@ -58,11 +41,7 @@ enum End {
 
 impl Ws {
     pub(crate) fn new(ws: Connection, sink: Arc<dyn EventSink>, flow: Arc<ConnFlow>) -> Ws {
-        let takes_context_over = ws.deflate().is_some_and(|p| !p.server_no_context_takeover);
-        let client = ws.role() == Role::Client;
         Ws {
-            client,
-            takes_context_over,
             ws,
             sink,
             flow,
@@ -74,11 +53,11 @@ impl Ws {
 
     /// Whether the socket may be read (false while the consumer is behind).
     pub(crate) fn wants_read(&self) -> bool {
-        !self.blocked && !self.ws.is_holding_close()
+        !self.blocked && !self.ws.close_reply_pending()
     }
 
     /// The connection's `Closed` was reported already (after the peer's close or a failure,
-    /// while its close frame may still be held): destroying it must not report another.
+    /// while its close reply may still wait for the consumer): destroying it must not report another.
     pub(crate) fn reported(&self) -> bool {
         self.closed_reported
     }
@@ -110,21 +89,6 @@ impl Ws {
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
         self.ws.poll_timeout()
-    }
-
-    /// Right after input reached the protocol, before anything can take the output: holds
-    /// the close frame it queued (a failure's, or the reply to the peer's close) when the
-    /// sink asks, so the events before it may wait for the consumer (flow control) while
-    /// the socket is flushed. The protocol offers a clean close's reply only when messages
-    /// came before it in the same input, so a close alone is answered at once.
-    fn hold_close_if_asked(&mut self, ctx: &Ctx) {
-        if self.ws.state() == State::Closed && self.sink.holds_failure_close() {
-            let wait = CLOSE_HOLD.min(ctx.config.proto.close_timeout);
-            // Only the close is held: pongs queued before it go out as usual.
-            if self.ws.hold_close(ctx.now + wait) {
-                inbound::note_close_held(&self.flow);
-            }
-        }
     }
 
     /// Counts the connection's close: the side that began it and its code.
@@ -206,19 +170,14 @@ impl Conn {
     }
 
     /// Takes the events the protocol decoded before the hand-over (frames that came with
-    /// the `101`): their close frame, if they ended the connection, is held as it would be
-    /// had they come through the loop.
+    /// the `101`), as if they had come through the loop.
     pub(crate) fn start_client(&mut self, ctx: &mut Ctx, id: ConnId) -> Step {
-        if let Phase::Ws(w) = &mut self.phase {
-            w.hold_close_if_asked(ctx);
-        }
         self.ws_pump(ctx, id)
     }
 
     pub(super) fn ws_bytes(&mut self, ctx: &mut Ctx, id: ConnId, data: &[u8]) -> Step {
         if let Phase::Ws(w) = &mut self.phase {
             w.ws.receive(ctx.now, data);
-            w.hold_close_if_asked(ctx);
         }
         self.ws_pump(ctx, id)
     }
@@ -302,11 +261,11 @@ impl Conn {
             }
         }
         if end.is_none() && drained && w.ws.state() == State::Closed {
-            if w.ws.is_holding_close() {
+            if w.ws.close_reply_pending() {
                 return Ok(());
             }
             if w.closed_reported {
-                // A `Closed` reported earlier whose held close frame was just released.
+                // A `Closed` reported earlier whose deferred close reply was just queued.
                 w.pull_output(&mut self.out);
                 w.set_buffered(&ctx.shared.counters, self.out.len());
                 w.untrack(&ctx.shared.counters);
@@ -333,7 +292,7 @@ impl Conn {
                     },
                 );
                 w.set_buffered(&ctx.shared.counters, self.out.len());
-                if !w.ws.is_holding_close() {
+                if !w.ws.close_reply_pending() {
                     w.untrack(&ctx.shared.counters);
                     self.finish(ctx.now);
                 }
@@ -343,10 +302,10 @@ impl Conn {
     }
 }
 
-/// Counts a message handed to a connection: its type and its payload bytes.
+/// A message's type (0 text, 1 binary) and payload bytes, for the sent counts.
 #[inline]
-fn count_sent(counters: &LoopCounters, msg: &Outgoing) {
-    let (kind, len) = match msg {
+fn sent_count(msg: &Outgoing) -> (usize, u64) {
+    match msg {
         Outgoing::Text(t) => (0, t.len() as u64),
         Outgoing::Binary(b) => (1, b.len() as u64),
         Outgoing::Shared(frames) => {
@@ -354,7 +313,12 @@ fn count_sent(counters: &LoopCounters, msg: &Outgoing) {
             let kind = usize::from(frames.first().is_some_and(|b| b & 0x0f == 0x2));
             (kind, shared_payload_len(frames))
         }
-    };
+    }
+}
+
+/// Counts a message the protocol took: its type and its payload bytes.
+#[inline]
+fn count_sent(counters: &LoopCounters, (kind, len): (usize, u64)) {
     if let Some(c) = counters.sent.get(kind) {
         bump(c, 1);
     }
@@ -403,85 +367,18 @@ fn note_end(end: &mut Option<End>, event: Event) {
 }
 
 impl Conn {
-    /// `NetHandle::send` for this connection: ignored unless upgraded and still open.
+    /// `NetHandle::send` for this connection: ignored unless upgraded and still open (or
+    /// answering before its deferred close reply). The protocol frames the message into the
+    /// socket queue, after the frames it queued before (pongs).
     pub(crate) fn send(&mut self, ctx: &mut Ctx, id: ConnId, msg: Outgoing) -> Step {
         let Phase::Ws(w) = &mut self.phase else {
             return Ok(());
         };
-        if !w.ws.can_send() && !w.ws.is_holding_close() {
-            return Ok(());
-        }
-        // Frames the protocol queued (pongs) keep their place before this message.
-        w.pull_output(&mut self.out);
-        count_sent(&ctx.shared.counters, &msg);
-        if w.client {
-            // A client masks every frame: the protocol state frames (and compresses) it.
-            let sent = match &msg {
-                Outgoing::Text(text) => w.ws.send_text(text),
-                Outgoing::Binary(bytes) => w.ws.send_binary(bytes),
-                // Pre-encoded frames are unmasked server frames: never valid from a client.
-                Outgoing::Shared(_) => {
-                    log::debug!("{id}: shared frames cannot go out on a client connection");
-                    Ok(())
-                }
-            };
-            if let Err(e) = sent {
-                log::debug!("{id}: send refused: {e}");
-            }
-            w.pull_output(&mut self.out);
-            return self.check_bound(ctx);
-        }
-        let (opcode, payload) = match msg {
-            Outgoing::Text(text) if w.ws.would_compress(text.len()) => {
-                // Compression writes a new payload anyway: the protocol frames it.
-                if let Err(e) = w.ws.send_text(&text) {
-                    log::debug!("{id}: send refused: {e}");
-                }
-                w.pull_output(&mut self.out);
-                return self.check_bound(ctx);
-            }
-            Outgoing::Binary(bytes) if w.ws.would_compress(bytes.len()) => {
-                if let Err(e) = w.ws.send_binary(&bytes) {
-                    log::debug!("{id}: send refused: {e}");
-                }
-                w.pull_output(&mut self.out);
-                return self.check_bound(ctx);
-            }
-            Outgoing::Text(text) => (Opcode::Text, text.into_bytes()),
-            Outgoing::Binary(bytes) => (Opcode::Binary, bytes),
-            Outgoing::Shared(frames) => {
-                if w.takes_context_over {
-                    // The peer's window now holds what these frames carry, which our
-                    // compressor never saw: it must not refer back past them.
-                    w.ws.note_external_frames(&frames);
-                }
-                self.out.push_shared(frames);
-                return self.check_bound(ctx);
-            }
-        };
-        // Server frames are unmasked, so the payload goes out as it is: a small one is copied
-        // once, after its header, into the queue's tail; a large one is queued without a copy.
-        // The protocol's state was checked above (`can_send`); this connection never sends
-        // fragmented messages, so no fragment state can be interleaved.
-        if payload.len() > ZERO_COPY_MIN {
-            let header = FrameHeader {
-                fin: true,
-                rsv: 0,
-                opcode,
-                mask: None,
-                payload_len: payload.len() as u64,
-            };
-            self.out
-                .push_with(FrameHeader::MAX_SIZE, |v| header.encode(v));
-            self.out.push_owned(payload);
-        } else {
-            self.out
-                .push_with(FrameHeader::MAX_SIZE + payload.len(), |v| {
-                    encode_frame(v, true, opcode, &payload, None);
-                });
-            // Most often a received message sent back or on: its buffer serves the next
-            // message this loop receives.
-            wss_proto::pool::recycle(payload);
+        let counted = sent_count(&msg);
+        match w.ws.send(msg, &mut self.out) {
+            Ok(()) => count_sent(&ctx.shared.counters, counted),
+            Err(wss_proto::SendError::Closed) => return Ok(()),
+            Err(e) => log::debug!("{id}: send refused: {e}"),
         }
         self.check_bound(ctx)
     }
@@ -494,17 +391,16 @@ impl Conn {
         Ok(())
     }
 
-    /// `NetHandle::release` for this connection: the held close frame (a failure's, or the
-    /// reply to the peer's close) goes out after what was sent meanwhile, then the connection
-    /// ends.
-    pub(crate) fn release_close(&mut self, ctx: &mut Ctx, id: ConnId) -> Step {
+    /// `NetHandle::answered` for this connection: its deferred close reply goes out after
+    /// what was sent meanwhile, then the connection ends.
+    pub(crate) fn answered(&mut self, ctx: &mut Ctx, id: ConnId) -> Step {
         let Phase::Ws(w) = &mut self.phase else {
             return Ok(());
         };
-        if !w.ws.is_holding_close() {
+        if !w.ws.close_reply_pending() {
             return Ok(());
         }
-        w.ws.release_held_close();
+        w.ws.send_close_reply();
         self.ws_pump(ctx, id)
     }
 
@@ -519,8 +415,8 @@ impl Conn {
     ) -> Step {
         match &mut self.phase {
             Phase::Ws(w) => {
-                // A held close frame already says goodbye: send it instead of waiting.
-                w.ws.release_held_close();
+                // A deferred close reply already says goodbye: send it instead of waiting.
+                w.ws.send_close_reply();
                 if w.ws.state() == State::Open {
                     match w.ws.close(ctx.now, code, reason) {
                         Ok(()) => w.sent_code = code.0,

@@ -67,13 +67,6 @@ impl EventQueue {
         self.ring.get_or_insert_with(lend).push_back(event);
     }
 
-    /// Whether a data message waits in the queue (looked at only when a close arrives).
-    pub(crate) fn has_message(&self) -> bool {
-        self.ring
-            .as_ref()
-            .is_some_and(|r| r.iter().any(|e| matches!(e, Event::Message(_))))
-    }
-
     #[inline]
     pub(crate) fn pop(&mut self) -> Option<Event> {
         let ring = self.ring.as_mut()?;
@@ -119,22 +112,6 @@ mod tests {
         q.push(Event::TimedOut(Timeout::Idle));
         assert_eq!(q.pop(), Some(Event::TimedOut(Timeout::Idle)));
         assert_eq!(q.pop(), None);
-    }
-
-    #[test]
-    fn a_message_is_found_wherever_it_waits() {
-        let mut q = EventQueue::default();
-        assert!(!q.has_message());
-        q.push(ev(1));
-        assert!(!q.has_message(), "a ping is no message");
-        q.push(Event::Message(crate::Message::Text("m".into())));
-        assert!(q.has_message(), "behind the first event");
-        let _ = q.pop();
-        assert!(q.has_message(), "alone in the queue");
-        let _ = q.pop();
-        assert!(!q.has_message());
-        q.push(Event::Message(crate::Message::Binary(vec![1])));
-        assert!(q.has_message(), "first in the queue");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use wss_proto::frame::{encode_frame, FrameHeader};
+use wss_proto::{encode_frame, FrameHeader};
 use wss_proto::{Config, Connection, Event, Opcode, Role};
 
 /// A fixed mask key, so expected bytes can be written by hand.
@@ -111,7 +111,7 @@ pub fn parse_frames(mut bytes: &[u8]) -> Vec<(bool, Opcode, Vec<u8>)> {
         let len = h.payload_len as usize;
         let mut payload = bytes[n..n + len].to_vec();
         if let Some(key) = h.mask {
-            wss_proto::mask::apply_mask(&mut payload, key);
+            wss_proto::internal::apply_mask(&mut payload, key);
         }
         frames.push((h.fin, h.opcode, payload));
         bytes = &bytes[n + len..];

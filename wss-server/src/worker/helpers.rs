@@ -6,7 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use wss_net::{ConnError, Decision};
-use wss_proto::close::CloseCode;
+use wss_proto::CloseCode;
 
 use crate::connection::WebSocketConnection;
 use crate::error::{codes, ErrorInfo};
@@ -151,7 +151,7 @@ pub(super) fn server_error(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wss_proto::error::ProtocolError;
+    use wss_proto::ProtocolError;
 
     #[test]
     fn close_rules_of_a12() {

@@ -12,8 +12,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wss_net::{Backlog, ConnError, ConnId, Credit, Decision, EventSink, NetEvent};
-use wss_proto::close::CloseCode;
+use wss_net::{Backlog, ConnId, Decision, EventSink, NetEvent};
+use wss_proto::CloseCode;
 
 use crate::connection::{ConnInner, WebSocketConnection};
 use crate::error::ErrorInfo;
@@ -311,11 +311,7 @@ impl Worker {
                 error,
             } => {
                 let opened = self.opening.remove(&conn).is_none();
-                // Whether the net holds the close reply behind the messages of the read that
-                // brought the peer's close (failures are held without asking: see below).
-                let mut held = false;
                 if let Some(slot) = self.slots.remove(conn) {
-                    held = slot.credit.as_ref().is_none_or(Credit::holds_close);
                     let local = slot.ws.inner.closed_locally();
                     let outcome = close_outcome(
                         code.0,
@@ -326,13 +322,10 @@ impl Worker {
                     );
                     self.end(slot, opened, Some(outcome));
                 }
-                if held || matches!(error, Some(ConnError::Protocol(_))) {
-                    // The callbacks for every event before the close or the failure have run:
-                    // their sends go first, on the same channel, then the close frame the net
-                    // holds.
-                    flush_if_worker(&self.server.inner);
-                    self.server.inner.net.release(conn);
-                }
+                // The callbacks for every event before the close or the failure have run: their
+                // sends go first, on the same channel, then the close reply the net defers.
+                flush_if_worker(&self.server.inner);
+                self.server.inner.net.answered(conn);
             }
         }
     }

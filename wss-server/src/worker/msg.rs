@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wss_net::{Backlog, ConnId, Inbound, NetEvent};
-use wss_proto::close::CloseCode;
+use wss_proto::CloseCode;
 use wss_proto::handshake::UpgradeRequest;
 
 use crate::error::ErrorInfo;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use wss_net::{Backlog, EventSink, Inbound, NetEvent};
+use wss_net::{Backlog, CloseReply, EventSink, Inbound, NetEvent};
 
 use crate::mailbox::Sender;
 
@@ -31,8 +31,9 @@ impl EventSink for Sink {
     }
 
     /// Callbacks run later, on the worker: the answers they send to messages that came before
-    /// a protocol failure must reach the peer before the close (the worker releases it).
-    fn holds_failure_close(&self) -> bool {
-        true
+    /// the peer's close or a protocol failure must reach the peer before our close frame
+    /// (the worker says `answered` once it has handled the `Closed`).
+    fn close_reply(&self) -> CloseReply {
+        CloseReply::Deferred
     }
 }
