@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the same load scenarios against wss and its peers, interleaved (A B C A B C ...) for
-# ROUNDS rounds, with server and load generator pinned to different cores. Appends one JSON line
-# per run to RESULTS, then prints medians and per-round ratios (wss / best peer) and draws a chart.
+# Runs the same load scenarios against wss and its peers, interleaved for ROUNDS rounds with the
+# order reversed every other round (A B C, C B A, ...: whatever a place in the round costs, e.g.
+# coming right after a busy run, then weighs on every server alike), with server and load
+# generator pinned to different cores. Appends one JSON line per run to RESULTS, then prints medians and per-round ratios (wss / best peer) and draws a chart.
 #
 # Usage: benches/compare.sh [scenario ...]      (default: all scenarios)
 # Environment (defaults in brackets):
@@ -96,7 +97,9 @@ log "servers: $SERVERS; scenarios: $SCENARIOS; $ROUNDS rounds; results: $RESULTS
 for round in $(seq "$ROUNDS"); do
     for scenario in $SCENARIOS; do
         args=$(scenario_args "$scenario") || { log "unknown scenario $scenario"; exit 2; }
-        for server in $SERVERS; do
+        order=$SERVERS
+        if [ $((round % 2)) = 0 ]; then order=$(echo "$SERVERS" | tr ' ' '\n' | tac | tr '\n' ' '); fi
+        for server in $order; do
             cmd=$(server_cmd "$server" "$scenario")
             [ -n "$cmd" ] || continue
             start_server "$cmd" || continue
