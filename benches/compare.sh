@@ -2,7 +2,8 @@
 # Runs the same load scenarios against wss and its peers, interleaved for ROUNDS rounds with the
 # order reversed every other round (A B C, C B A, ...: whatever a place in the round costs, e.g.
 # coming right after a busy run, then weighs on every server alike), with server and load
-# generator pinned to different cores. Appends one JSON line per run to RESULTS, then prints medians and per-round ratios (wss / best peer) and draws a chart.
+# generator pinned to different cores. Appends one JSON line per run to RESULTS, then prints
+# medians and per-round ratios (wss / best peer) and draws a chart.
 #
 # Usage: benches/compare.sh [scenario ...]      (default: all scenarios)
 # Environment (defaults in brackets):
