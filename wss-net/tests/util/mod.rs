@@ -238,10 +238,15 @@ pub fn raise_fd_limit() {
 }
 
 /// Whether the server's end of the client's TCP connection `client` (to `server`) still has
-/// a descriptor in this process, from `/proc/net/tcp`: a socket the server closed is listed
-/// with inode 0 while the kernel finishes it (FIN_WAIT, TIME_WAIT), or not at all.
+/// a descriptor in this process (see [`socket_held`]).
 pub fn server_holds_socket(server: SocketAddr, client: &TcpStream) -> bool {
-    let client_port = client.local_addr().unwrap().port();
+    socket_held(server.port(), client.local_addr().unwrap().port())
+}
+
+/// Whether the loopback TCP socket from `local_port` to `remote_port` has a descriptor in some
+/// process, from `/proc/net/tcp`: a socket its owner closed is listed with inode 0 while the
+/// kernel finishes it (FIN_WAIT, TIME_WAIT), or not at all.
+pub fn socket_held(local_port: u16, remote_port: u16) -> bool {
     let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
     let port_of = |addr: &str| {
         addr.rsplit(':')
@@ -255,9 +260,7 @@ pub fn server_holds_socket(server: SocketAddr, client: &TcpStream) -> bool {
         else {
             return false;
         };
-        port_of(local) == Some(server.port())
-            && port_of(remote) == Some(client_port)
-            && *inode != "0"
+        port_of(local) == Some(local_port) && port_of(remote) == Some(remote_port) && *inode != "0"
     })
 }
 
