@@ -5,9 +5,10 @@
 //! from another thread), `Ws` (upgraded: a `wss_proto::Connection` does the protocol) and
 //! `Finishing` (last bytes are written, then FIN, then input is discarded until the peer's
 //! EOF or a short deadline; or, after a clean closing handshake on a plain server socket, the
-//! socket is closed as soon as the last bytes are written). The phase methods live in `head.rs` and `ws.rs`; this file holds
-//! the socket side: reading until `WouldBlock` within a budget, writing until `WouldBlock`,
-//! and the timer. On a TLS socket `tls.rs` sits between the socket and the phases.
+//! socket is closed as soon as the last bytes are written). The phase methods live in
+//! `head.rs` and `ws.rs`; this file holds the socket side: reading until `WouldBlock` within a
+//! budget, writing until `WouldBlock`, and the timer. On a TLS socket `tls.rs` sits between
+//! the socket and the phases.
 
 mod head;
 mod tls;
