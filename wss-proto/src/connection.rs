@@ -971,7 +971,7 @@ mod size_tests {
         let size = size_of::<Connection>();
         println!(
             "Connection {size} = config {} + decoder {} + events {} + out {} + timers {} + \
-             rare {} + role, state, 2 flags",
+             rare {} + role, state, 3 flags",
             size_of::<Arc<Config>>(),
             size_of::<Decoder>(),
             size_of::<EventQueue>(),
