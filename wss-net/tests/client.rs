@@ -135,6 +135,78 @@ fn a_client_connection_on_the_server_loops_is_masked_echoed_and_closed() {
     }
 }
 
+/// RFC 6455 §7.1.1: the server closes TCP first, a client waits for it. The server's
+/// shortcut (closing at once after a clean closing handshake) is not the client's: after the
+/// handshake, whose close frame was the server's last byte, a client connection half-closes
+/// and keeps its socket until the server's EOF.
+#[test]
+fn a_client_keeps_its_socket_until_the_server_closes_tcp() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // A raw server that answers the upgrade and the close, then keeps its socket open.
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let head = read_head(&mut s);
+        let key = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("sec-websocket-key")
+                    .then(|| value.trim().to_owned())
+            })
+            .expect("a key");
+        let accept = wss_proto::handshake::accept_key(&key);
+        let response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        );
+        s.write_all(response.as_bytes()).unwrap();
+        // The client's close: 2 header bytes, 4 mask bytes, the 2-byte code.
+        let mut close = [0u8; 8];
+        s.read_exact(&mut close).unwrap();
+        assert_eq!(close[0], 0x88, "a close frame");
+        s.write_all(&[0x88, 0x02, 0x03, 0xe8]).unwrap();
+        s
+    });
+    let (stream, early) = upgrade(addr);
+    assert!(early.is_empty());
+    let client_port = stream.local_addr().unwrap().port();
+    let net = Net::start(NetConfig {
+        threads: 1,
+        ..NetConfig::default()
+    })
+    .unwrap();
+    let (sink, rx) = client_sink();
+    net.handle()
+        .connect(ClientStream::new(stream, client_state(), sink).unwrap());
+    let client = opened(&rx);
+    net.handle().close(client, CloseCode::NORMAL, String::new());
+    let mut s = peer.join().unwrap();
+    // The client's FIN comes after the handshake; its socket stays open meanwhile.
+    let mut buf = [0u8; 16];
+    assert_eq!(s.read(&mut buf).unwrap(), 0, "the client's FIN");
+    assert!(
+        socket_held(client_port, addr.port()),
+        "the client closed its socket before the server's EOF"
+    );
+    match next(&rx) {
+        NetEvent::Closed {
+            conn, code, error, ..
+        } => {
+            assert_eq!((conn, code, error), (client, CloseCode::NORMAL, None))
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(s);
+    let deadline = Instant::now() + WAIT;
+    while socket_held(client_port, addr.port()) && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(!socket_held(client_port, addr.port()), "closed on our EOF");
+    net.shutdown(None);
+}
+
 #[test]
 fn frames_received_before_the_hand_over_come_after_opened() {
     let server = start(quick_config(), true);

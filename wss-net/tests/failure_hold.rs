@@ -11,7 +11,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use util::{client_frame, quick_config, raw_ws, read_frame, read_to_eof};
+use util::{
+    client_frame, expect_fin, quick_config, raw_ws, read_frame, read_to_eof, server_holds_socket,
+};
 use wss_net::{
     CloseReply, ConnError, ConnId, Decision, EventSink, Net, NetEvent, NetHandle, Outgoing, Service,
 };
@@ -249,6 +251,26 @@ fn a_deferred_close_reply_goes_at_the_close_timeout_without_an_answer() {
     );
     assert_eq!(ends.recv_timeout(Duration::from_secs(5)).unwrap().1, None);
     assert!(ends.recv_timeout(Duration::from_millis(200)).is_err());
+    net.shutdown(None);
+}
+
+/// A close reply the consumer released ends the socket at once when the peer's close frame
+/// was the last thing it sent: the echo, the close, then the FIN, while the client's side is
+/// still open and the server holds no descriptor for it any more.
+#[test]
+fn a_released_close_reply_closes_the_socket_without_waiting_for_the_peer() {
+    let (net, ends) = start(true, Duration::ZERO, true);
+    let mut s = raw_ws(net.local_addr(), "/");
+    s.write_all(&message_then_close()).unwrap();
+    assert_eq!(read_frame(&mut s), Some((0x1, b"last words".to_vec())));
+    let (op, payload) = read_frame(&mut s).expect("a close frame");
+    assert_eq!((op, payload), (8, 1000u16.to_be_bytes().to_vec()));
+    expect_fin(&mut s);
+    assert!(
+        !server_holds_socket(net.local_addr(), &s),
+        "the server waits for the client's FIN"
+    );
+    assert_eq!(ends.recv_timeout(Duration::from_secs(5)).unwrap().1, None);
     net.shutdown(None);
 }
 

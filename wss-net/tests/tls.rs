@@ -60,6 +60,42 @@ fn wss_echo_over_rustls_keeps_text_binary_and_the_peer_address() {
     assert_eq!(server.handle.stats().tls_failures, 0);
 }
 
+/// Over TLS the server keeps the FIN-then-wait ending after a clean closing handshake (a TLS
+/// peer may answer our `close_notify` with its own, which a closed socket would answer with
+/// a reset): once the client has seen our `close_notify` and FIN, the server still holds the
+/// socket, until the client's EOF.
+#[test]
+fn over_tls_the_server_waits_for_the_peer_eof_after_the_close() {
+    let pki = pki();
+    let server = start(tls_config(&pki), false);
+    let mut client = wss_client(server.addr, "/ws", &pki.client_config());
+    let conn = server.expect_opened();
+    client.close(None).unwrap();
+    loop {
+        match client.read() {
+            Ok(_) => {}
+            Err(tungstenite::Error::ConnectionClosed) => break,
+            Err(e) => panic!("the close handshake ends cleanly over TLS: {e}"),
+        }
+    }
+    let tcp = match client.get_ref() {
+        tungstenite::stream::MaybeTlsStream::Rustls(s) => &s.sock,
+        _ => panic!("not a TLS stream"),
+    };
+    assert!(
+        server_holds_socket(server.addr, tcp),
+        "closed at once over TLS"
+    );
+    tcp.shutdown(std::net::Shutdown::Write).unwrap();
+    let deadline = Instant::now() + WAIT;
+    while server_holds_socket(server.addr, tcp) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!server_holds_socket(server.addr, tcp), "closed on our EOF");
+    let (code, _, error) = server.expect_closed(conn);
+    assert_eq!((code, error), (CloseCode::NO_STATUS, None));
+}
+
 fn client_addr(client: &TlsClient) -> std::net::SocketAddr {
     match client.get_ref() {
         tungstenite::stream::MaybeTlsStream::Rustls(s) => s.sock.local_addr().unwrap(),

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use testkit::raw::close_payload;
 use tungstenite::protocol::frame::coding::CloseCode as TCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::Message as TMessage;
@@ -63,6 +64,89 @@ fn close_frame_without_code_is_reported_as_1005() {
     let (code, _, error) = server.expect_closed(conn);
     assert_eq!(code, CloseCode::NO_STATUS);
     assert_eq!(error, None);
+}
+
+/// RFC 6455 §7.1.1: after the closing handshake the server closes TCP first. When the peer's
+/// close frame was the last thing it sent, the server closes the socket at once: the close
+/// frame, then EOF, while the client has not closed its side, and the server holds no
+/// descriptor any more (a FIN then a wait for the client's FIN would keep it).
+#[test]
+fn a_close_that_ends_the_peer_input_closes_the_socket_at_once() {
+    let server = start(quick_config(), false);
+    let mut s = raw_ws(server.addr, "/ws");
+    let conn = server.expect_opened();
+    s.write_all(&client_frame(true, 8, &close_payload(1000, b"done")))
+        .unwrap();
+    assert_eq!(
+        read_frame(&mut s),
+        Some((8, 1000u16.to_be_bytes().to_vec()))
+    );
+    expect_fin(&mut s);
+    assert!(
+        !server_holds_socket(server.addr, &s),
+        "the server still holds the socket, waiting for the client's FIN"
+    );
+    let (code, reason, error) = server.expect_closed(conn);
+    assert_eq!(
+        (code, reason.as_str(), error),
+        (CloseCode::NORMAL, "done", None)
+    );
+}
+
+/// The same when the server began the handshake: the client's answer ends it.
+#[test]
+fn a_close_answered_as_the_last_bytes_closes_the_socket_at_once() {
+    let server = start(quick_config(), false);
+    let mut s = raw_ws(server.addr, "/ws");
+    let conn = server.expect_opened();
+    server
+        .handle
+        .close(conn, CloseCode::GOING_AWAY, "bye".to_owned());
+    let (op, payload) = read_frame(&mut s).expect("the server's close");
+    assert_eq!((op, &payload[..2]), (8, &1001u16.to_be_bytes()[..]));
+    s.write_all(&client_frame(true, 8, &close_payload(1001, b"")))
+        .unwrap();
+    expect_fin(&mut s);
+    assert!(!server_holds_socket(server.addr, &s));
+    let (code, _, error) = server.expect_closed(conn);
+    assert_eq!((code, error), (CloseCode::GOING_AWAY, None));
+}
+
+/// Bytes behind the close frame: the peer is not done sending, and a socket closed now would
+/// answer its next bytes with a reset. The safe path stays: the close frame, a FIN (not a
+/// reset), the rest drained until the client's EOF.
+#[test]
+fn bytes_after_the_close_frame_keep_the_fin_and_drain_ending() {
+    let server = start(quick_config(), false);
+    let mut s = raw_ws(server.addr, "/ws");
+    let conn = server.expect_opened();
+    let mut bytes = client_frame(true, 8, &close_payload(1000, b""));
+    bytes.extend_from_slice(&client_frame(true, 1, b"after the close"));
+    s.write_all(&bytes).unwrap();
+    assert_eq!(
+        read_frame(&mut s),
+        Some((8, 1000u16.to_be_bytes().to_vec()))
+    );
+    expect_fin(&mut s);
+    assert!(
+        server_holds_socket(server.addr, &s),
+        "the server closed at once despite bytes after the close frame"
+    );
+    // More bytes are still taken (discarded), not answered with a reset.
+    s.write_all(&client_frame(true, 1, b"still talking"))
+        .unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    expect_fin(&mut s);
+    let deadline = Instant::now() + WAIT;
+    while server_holds_socket(server.addr, &s) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        !server_holds_socket(server.addr, &s),
+        "closed after our FIN"
+    );
+    let (code, _, error) = server.expect_closed(conn);
+    assert_eq!((code, error), (CloseCode::NORMAL, None));
 }
 
 #[test]

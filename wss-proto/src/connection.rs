@@ -237,6 +237,8 @@ pub struct Connection {
     sending_fragments: bool,
     /// The half-idle ping is still to be sent for the current quiet spell.
     ping_armed: bool,
+    /// `receive` was handed bytes after the connection closed (they were ignored).
+    input_after_close: bool,
 }
 
 /// Connection state that a plain server connection without failures never uses.
@@ -326,6 +328,7 @@ impl Connection {
             state: State::Open,
             sending_fragments: false,
             ping_armed,
+            input_after_close: false,
         }
     }
 
@@ -398,10 +401,12 @@ impl Connection {
     #[inline]
     fn run<M: Mode>(&mut self, now: Instant, mode: &mut M) {
         if self.state == State::Closed || mode.input().is_empty() {
+            self.input_after_close |= !mode.input().is_empty();
             return;
         }
         self.decode(now, mode);
         if self.state == State::Closed {
+            self.input_after_close |= !mode.input().is_empty();
             self.start_reply_wait(now);
         }
     }
@@ -755,6 +760,15 @@ impl Connection {
         &self.config
     }
 
+    /// Whether [`receive`](Self::receive) was handed bytes after the frame that closed the
+    /// connection (the peer's close, or the frame that failed it), or after it had closed:
+    /// they were ignored. False while the closing frame was the last byte received, which is
+    /// what lets a server close TCP at once after the closing handshake (RFC 6455 §7.1.1)
+    /// instead of reading on until the peer's EOF.
+    pub fn input_after_close(&self) -> bool {
+        self.input_after_close
+    }
+
     /// The protocol failure that stopped the connection, if any. It stays set (sticky).
     pub fn error(&self) -> Option<&ProtocolError> {
         self.rare.as_ref().and_then(|r| r.error.as_ref())
@@ -957,7 +971,7 @@ mod size_tests {
         let size = size_of::<Connection>();
         println!(
             "Connection {size} = config {} + decoder {} + events {} + out {} + timers {} + \
-             rare {} + role, state, 2 flags",
+             rare {} + role, state, 3 flags",
             size_of::<Arc<Config>>(),
             size_of::<Decoder>(),
             size_of::<EventQueue>(),

@@ -241,6 +241,38 @@ fn input_after_close_handshake_is_ignored() {
     assert_eq!(events(&mut s), []);
 }
 
+/// What lets a server close TCP at once after the closing handshake: whether the peer's close
+/// frame was the last byte it sent, in the read that brought it or any read after.
+#[test]
+fn input_after_close_tells_whether_the_close_frame_was_the_last_byte() {
+    let close = client_frame(true, Opcode::Close, &close_payload(1000, b""));
+    let text = client_frame(true, Opcode::Text, b"late");
+
+    let (mut last, now) = server(Config::default());
+    util::receive(&mut last, now, &text);
+    util::receive(&mut last, now, &close);
+    assert_eq!(last.state(), State::Closed);
+    assert!(!last.input_after_close(), "the close frame ended the input");
+
+    let (mut trailed, now) = server(Config::default());
+    let mut both = close.clone();
+    both.extend_from_slice(&text);
+    util::receive(&mut trailed, now, &both);
+    assert!(
+        trailed.input_after_close(),
+        "bytes followed it in the same read"
+    );
+
+    let (mut later, now) = server(Config::default());
+    util::receive(&mut later, now, &close);
+    util::receive(&mut later, now, &text[..1]);
+    assert!(later.input_after_close(), "a byte came in a later read");
+
+    let (mut open, now) = server(Config::default());
+    util::receive(&mut open, now, &text);
+    assert!(!open.input_after_close(), "never set while open");
+}
+
 #[test]
 fn eof_closes_without_reporting() {
     let (mut s, _) = server(Config {

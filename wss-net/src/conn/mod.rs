@@ -4,9 +4,11 @@
 //! requests, possibly several on one keep-alive connection), `Pending` (a decision is awaited
 //! from another thread), `Ws` (upgraded: a `wss_proto::Connection` does the protocol) and
 //! `Finishing` (last bytes are written, then FIN, then input is discarded until the peer's
-//! EOF or a short deadline). The phase methods live in `head.rs` and `ws.rs`; this file holds
-//! the socket side: reading until `WouldBlock` within a budget, writing until `WouldBlock`,
-//! and the timer. On a TLS socket `tls.rs` sits between the socket and the phases.
+//! EOF or a short deadline; or, after a clean closing handshake on a plain server socket, the
+//! socket is closed as soon as the last bytes are written). The phase methods live in
+//! `head.rs` and `ws.rs`; this file holds the socket side: reading until `WouldBlock` within a
+//! budget, writing until `WouldBlock`, and the timer. On a TLS socket `tls.rs` sits between
+//! the socket and the phases.
 
 mod head;
 mod tls;
@@ -53,6 +55,10 @@ pub(crate) enum Phase {
     Finishing {
         deadline: Instant,
         fin_sent: bool,
+        /// The peer is done (its close frame was the last thing it sent and we read all of
+        /// it): the socket is closed once our last bytes are written, with no FIN and wait
+        /// for its EOF first. Cleared if any byte arrives after all.
+        at_once: bool,
     },
 }
 
@@ -243,7 +249,12 @@ impl Conn {
                 p.held.extend_from_slice(data);
                 Ok(())
             }
-            Phase::Finishing { .. } => Ok(()),
+            Phase::Finishing { at_once, .. } => {
+                // Bytes after the peer's close: it is not done sending, and closing now would
+                // answer its next bytes with a reset. Back to FIN, drain, wait for EOF.
+                *at_once = false;
+                Ok(())
+            }
         }
     }
 
@@ -254,6 +265,7 @@ impl Conn {
                 self.phase = Phase::Finishing {
                     deadline: Instant::now() + LINGER,
                     fin_sent: false,
+                    at_once: false,
                 };
                 Ok(())
             }
@@ -301,8 +313,24 @@ impl Conn {
     }
 
     /// Once the last bytes of a finishing connection are out: FIN, or the end if the peer is
-    /// already gone.
+    /// already gone or done.
     fn after_flush(&mut self, ctx: &Ctx) -> Step {
+        if let Phase::Finishing { at_once: true, .. } = self.phase {
+            // Closing the socket now (instead of FIN, then a read for the peer's EOF) is safe
+            // only if no byte of the peer's can be unread: with data in the receive queue,
+            // close() sends a reset instead of a FIN, and a reset may make the peer's stack
+            // drop our close frame before its reader takes it. Here the read that brought the
+            // peer's close frame took all the socket held (READABLE is cleared, the protocol
+            // saw no byte after the frame) and nothing came since (any byte clears
+            // `at_once`). With no SO_LINGER set, close() then sends our FIN after the queued
+            // bytes and the kernel delivers them on its own. A peer that keeps sending after
+            // its close frame breaks RFC 6455 §5.5.1 and may get a reset; the peer's FIN
+            // arriving later is simply answered. The server thus closes TCP first, as
+            // §7.1.1 asks, keeps the TIME_WAIT, and saves a `shutdown` and a read.
+            if self.out.is_empty() && !self.io.has(Io::READABLE) {
+                return Err(None);
+            }
+        }
         let ready_for_fin = matches!(
             self.phase,
             Phase::Finishing {
@@ -335,9 +363,16 @@ impl Conn {
 
     /// Ends the connection in an orderly way: queued bytes are written, then FIN.
     pub(crate) fn finish(&mut self, now: Instant) {
+        self.end(now, false);
+    }
+
+    /// Ends the connection after queued bytes are written: with `at_once` the socket is
+    /// closed then (the peer is done sending), otherwise FIN, then the wait for its EOF.
+    fn end(&mut self, now: Instant, at_once: bool) {
         self.phase = Phase::Finishing {
             deadline: now + LINGER,
             fin_sent: false,
+            at_once,
         };
     }
 
@@ -405,6 +440,7 @@ impl Conn {
         self.phase = Phase::Finishing {
             deadline: ctx.now,
             fin_sent: true,
+            at_once: false,
         };
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use wss_proto::{CloseCode, Connection, Event, Message, State, Timeout};
+use wss_proto::{CloseCode, Connection, Event, Message, Role, State, Timeout};
 
 use super::{Conn, Phase, Step};
 use crate::api::{ConnError, EventSink, NetEvent, Outgoing};
@@ -89,6 +89,16 @@ impl Ws {
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
         self.ws.poll_timeout()
+    }
+
+    /// Whether the socket may be closed as soon as our close frame is written, without a FIN
+    /// first and a wait for the peer's EOF: the closing handshake is complete (the peer's
+    /// close frame came, `peer_closed`), we are the server (a client waits for the server to
+    /// close TCP, RFC 6455 §7.1.1), the close frame was the last byte the peer sent, and the
+    /// socket is plain (over TLS the peer answers our `close_notify` with its own, bytes a
+    /// closed socket would answer with a reset).
+    fn ends_at_once(&self, peer_closed: bool, plain: bool) -> bool {
+        peer_closed && plain && self.ws.role() == Role::Server && !self.ws.input_after_close()
     }
 
     /// Counts the connection's close: the side that began it and its code.
@@ -265,11 +275,14 @@ impl Conn {
                 return Ok(());
             }
             if w.closed_reported {
-                // A `Closed` reported earlier whose deferred close reply was just queued.
+                // A `Closed` reported earlier whose deferred close reply was just queued (the
+                // reply is owed after the peer's close, or after a failure).
+                let peer_closed = w.ws.error().is_none();
+                let at_once = w.ends_at_once(peer_closed, self.tls.is_none());
                 w.pull_output(&mut self.out);
                 w.set_buffered(&ctx.shared.counters, self.out.len());
                 w.untrack(&ctx.shared.counters);
-                self.finish(ctx.now);
+                self.end(ctx.now, at_once);
                 return Ok(());
             }
             // Closed without an event explaining it: treat as a failure, never report twice.
@@ -280,6 +293,7 @@ impl Conn {
             None => Ok(()),
             Some(End::Drop(error)) => Err(Some(error)),
             Some(End::Orderly(code, reason, error)) => {
+                let peer_closed = error.is_none();
                 w.closed_reported = true;
                 w.count_close(ctx, code, error.as_ref());
                 ctx.emit(
@@ -293,8 +307,10 @@ impl Conn {
                 );
                 w.set_buffered(&ctx.shared.counters, self.out.len());
                 if !w.ws.close_reply_pending() {
+                    // No error: the end is the peer's close frame (a failure carries one).
+                    let at_once = w.ends_at_once(peer_closed, self.tls.is_none());
                     w.untrack(&ctx.shared.counters);
-                    self.finish(ctx.now);
+                    self.end(ctx.now, at_once);
                 }
                 Ok(())
             }

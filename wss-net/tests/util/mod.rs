@@ -236,3 +236,41 @@ pub fn raise_fd_limit() {
         }
     }
 }
+
+/// Whether the server's end of the client's TCP connection `client` (to `server`) still has
+/// a descriptor in this process (see [`socket_held`]).
+pub fn server_holds_socket(server: SocketAddr, client: &TcpStream) -> bool {
+    socket_held(server.port(), client.local_addr().unwrap().port())
+}
+
+/// Whether the loopback TCP socket from `local_port` to `remote_port` has a descriptor in some
+/// process, from `/proc/net/tcp`: a socket its owner closed is listed with inode 0 while the
+/// kernel finishes it (FIN_WAIT, TIME_WAIT), or not at all.
+pub fn socket_held(local_port: u16, remote_port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let port_of = |addr: &str| {
+        addr.rsplit(':')
+            .next()
+            .and_then(|p| u16::from_str_radix(p, 16).ok())
+    };
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(remote), Some(inode)) =
+            (fields.get(1), fields.get(2), fields.get(9))
+        else {
+            return false;
+        };
+        port_of(local) == Some(local_port) && port_of(remote) == Some(remote_port) && *inode != "0"
+    })
+}
+
+/// Reads the server's FIN: `read` returns 0 (a reset, or a byte, fails the test).
+pub fn expect_fin(s: &mut TcpStream) {
+    use std::io::Read;
+    let mut buf = [0u8; 64];
+    match s.read(&mut buf) {
+        Ok(0) => {}
+        Ok(n) => panic!("{n} bytes where the FIN was expected: {:?}", &buf[..n]),
+        Err(e) => panic!("expected the FIN, got {e}"),
+    }
+}
