@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wss_net::{Backlog, ConnId, Inbound, NetEvent};
-use wss_proto::CloseCode;
 use wss_proto::handshake::UpgradeRequest;
+use wss_proto::CloseCode;
 
 use crate::error::ErrorInfo;
 use crate::event::Request;
