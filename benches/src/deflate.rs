@@ -11,6 +11,9 @@
 //! differ only in compression. Fixed payloads without deflate keep the allocation-free
 //! [`crate::echo`] path.
 //!
+//! (Over 700 lines on purpose: the handshake, the warm-up and the multi-connection run share
+//! one connection type and its checks; its last 40 lines are unit tests.)
+//!
 //! Bytes are counted twice each way: application bytes (payloads) and wire bytes (what went
 //! through the socket after the upgrade: frame headers, masks, control frames included), so
 //! the compression ratio is app bytes / wire bytes.

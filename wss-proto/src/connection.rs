@@ -174,20 +174,27 @@ struct Rare {
     /// compressed messages. Lent to the decoder on each receive.
     #[cfg(feature = "deflate")]
     inflater: Option<Inflater>,
-    /// The close frame [`CloseReply::Deferred`] keeps back until the owner's
-    /// [`send_close_reply`](Connection::send_close_reply) or its deadline.
-    reply: Option<PendingReply>,
-    /// The deadline for the peer's close once ours went out (`None`: not armed, or past what
-    /// `Instant` holds). Here rather than in the timers: set once per connection at most.
-    close_at: Option<Instant>,
+    /// What the closing handshake waits for, with its deadline.
+    closing: Closing,
 }
 
-/// A deferred close reply: the code it carries (none: an empty close), and when it goes out
-/// on its own (set at the end of the read that brought it).
-#[derive(Debug)]
-struct PendingReply {
-    code: Option<CloseCode>,
-    until: Option<Instant>,
+/// A wait of the closing handshake. The two never overlap: we owe a reply only when the
+/// peer's close (or a failure) came while open, and we wait for the peer's close only after
+/// sending ours while open. One field for both keeps the rare box as small as one.
+#[derive(Debug, Default)]
+enum Closing {
+    #[default]
+    None,
+    /// We sent close; the peer's is due by `until` (`None`: past what `Instant` holds).
+    Awaiting { until: Option<Instant> },
+    /// The close frame [`CloseReply::Deferred`] keeps back until the owner's
+    /// [`send_close_reply`](Connection::send_close_reply) or its deadline: the code it carries
+    /// (none: an empty close), and when it goes out on its own (set at the end of the read that
+    /// brought it).
+    Reply {
+        code: Option<CloseCode>,
+        until: Option<Instant>,
+    },
 }
 
 impl Rare {
@@ -199,8 +206,7 @@ impl Rare {
             deflater: None,
             #[cfg(feature = "deflate")]
             inflater: None,
-            reply: None,
-            close_at: None,
+            closing: Closing::None,
         })
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::timer::{later, Due};
-use super::{CloseReply, Connection, Event, PendingReply, Rare, State, Timeout};
+use super::{CloseReply, Closing, Connection, Event, Rare, State, Timeout};
 use crate::close::CloseCode;
 use crate::error::SendError;
 use crate::frame::Opcode;
@@ -26,10 +26,10 @@ impl Connection {
         }
         self.push_close(Some(code), reason);
         self.state = State::Closing;
-        let close_at = later(now, self.config.close_timeout);
+        let until = later(now, self.config.close_timeout);
         let config = &self.config;
         // Closing is once per connection: its deadline costs an idle connection nothing.
-        self.rare.get_or_insert_with(|| Rare::new(config)).close_at = close_at;
+        self.rare.get_or_insert_with(|| Rare::new(config)).closing = Closing::Awaiting { until };
         Ok(())
     }
 
@@ -38,16 +38,21 @@ impl Connection {
     /// frame kept back goes out now, after them. Does nothing when no reply waits (in
     /// `Auto` mode, or already sent).
     pub fn send_close_reply(&mut self) {
-        let Some(reply) = self.rare.as_deref_mut().and_then(|r| r.reply.take()) else {
+        let Some(rare) = self.rare.as_deref_mut() else {
             return;
         };
-        self.push_close(reply.code, "");
+        let Closing::Reply { code, .. } = std::mem::take(&mut rare.closing) else {
+            return;
+        };
+        self.push_close(code, "");
     }
 
     /// Whether a deferred close reply waits for [`send_close_reply`](Self::send_close_reply)
     /// (see [`CloseReply::Deferred`]).
     pub fn close_reply_pending(&self) -> bool {
-        self.rare.as_ref().is_some_and(|r| r.reply.is_some())
+        self.rare
+            .as_ref()
+            .is_some_and(|r| matches!(r.closing, Closing::Reply { .. }))
     }
 
     /// The earliest deadline (close timer, idle ping, idle timeout), if any: call
@@ -98,29 +103,34 @@ impl Connection {
             CloseReply::Deferred => {
                 let config = &self.config;
                 let rare = self.rare.get_or_insert_with(|| Rare::new(config));
-                rare.reply = Some(PendingReply { code, until: None });
+                rare.closing = Closing::Reply { code, until: None };
             }
         }
     }
 
     /// The deadline for the peer's close, once ours went out.
     fn close_at(&self) -> Option<Instant> {
-        self.rare.as_ref()?.close_at
+        match self.rare.as_ref()?.closing {
+            Closing::Awaiting { until } => until,
+            _ => None,
+        }
     }
 
     /// When a deferred close reply goes out on its own.
     pub(super) fn reply_deadline(&self) -> Option<Instant> {
-        self.rare.as_ref()?.reply.as_ref()?.until
+        match self.rare.as_ref()?.closing {
+            Closing::Reply { until, .. } => until,
+            _ => None,
+        }
     }
 
     /// Starts the wait of a close reply deferred during the read at `now`.
     #[cold]
     pub(super) fn start_reply_wait(&mut self, now: Instant) {
         let wait = self.config.close_timeout;
-        if let Some(reply) = self.rare.as_deref_mut().and_then(|r| r.reply.as_mut()) {
-            reply
-                .until
-                .get_or_insert_with(|| now.checked_add(wait).unwrap_or(now));
+        if let Some(Closing::Reply { until, .. }) = self.rare.as_deref_mut().map(|r| &mut r.closing)
+        {
+            until.get_or_insert_with(|| now.checked_add(wait).unwrap_or(now));
         }
     }
 
@@ -128,7 +138,9 @@ impl Connection {
         self.state = State::Closed;
         self.timers.stop_all();
         if let Some(rare) = self.rare.as_deref_mut() {
-            rare.close_at = None;
+            if let Closing::Awaiting { .. } = rare.closing {
+                rare.closing = Closing::None;
+            }
         }
         self.ping_armed = false;
     }

@@ -18,7 +18,7 @@
 
 use crate::connection::{Role, Scratch};
 #[cfg(feature = "deflate")]
-pub(crate) use crate::deflate::Inflater;
+pub(crate) use crate::deflate::{Inflater, Inflaters};
 use crate::error::ProtocolError;
 use crate::frame::MAX_CONTROL_PAYLOAD;
 use crate::frame::{FrameHeader, Opcode, RSV1};
@@ -104,6 +104,11 @@ struct Inflating {
 #[cfg(not(feature = "deflate"))]
 #[derive(Debug)]
 pub(crate) enum Inflater {}
+
+/// Without the `deflate` feature a scratch keeps no inflaters.
+#[cfg(not(feature = "deflate"))]
+#[derive(Debug, Default)]
+pub(crate) struct Inflaters;
 
 /// The receive state of one connection.
 ///
@@ -314,7 +319,7 @@ impl Decoder {
         inflater: Option<&mut Inflater>,
     ) -> (usize, Option<Item>) {
         if self.frame_in_progress() {
-            return self.read_payload(input, limits, inflater);
+            return self.read_payload(&mut scratch.inflaters, input, limits, inflater);
         }
         let (used, header) = match self.read_header(scratch, input) {
             Ok(Some(found)) => found,
@@ -383,7 +388,7 @@ impl Decoder {
             mask: header.mask,
             remaining: header.payload_len,
         });
-        let (more, item) = self.read_payload(rest, limits, inflater);
+        let (more, item) = self.read_payload(&mut scratch.inflaters, rest, limits, inflater);
         (used + more, item)
     }
 
@@ -491,6 +496,7 @@ impl Decoder {
     /// Moves payload bytes of the current frame from `input` into their buffer.
     fn read_payload(
         &mut self,
+        inflaters: &mut Inflaters,
         input: &[u8],
         limits: Limits,
         inflater: Option<&mut Inflater>,
@@ -537,7 +543,10 @@ impl Decoder {
                 Some(Assembling::Inflating(inflating)) => {
                     if let Some(inflater) = inflater.as_deref_mut() {
                         let max = limits.max_message;
-                        if let Err(e) = inflate_piece(inflater, inflating, chunk, frame, max) {
+                        let inflaters = &mut *inflaters;
+                        let piece =
+                            inflate_piece(inflaters, inflater, inflating, chunk, frame, max);
+                        if let Err(e) = piece {
                             return (take, Some(Item::Failed(e)));
                         }
                     }
@@ -545,13 +554,14 @@ impl Decoder {
                 None => {}
             }
         }
-        (take, self.frame_read(take, limits, inflater))
+        (take, self.frame_read(inflaters, take, limits, inflater))
     }
 
     /// `take` more payload bytes of the current frame were stored: ends the frame (and the
     /// message) when they were its last.
     fn frame_read(
         &mut self,
+        inflaters: &mut Inflaters,
         take: usize,
         limits: Limits,
         inflater: Option<&mut Inflater>,
@@ -562,10 +572,15 @@ impl Decoder {
         if frame.remaining > 0 {
             return None;
         }
-        self.end_frame(limits, inflater)
+        self.end_frame(inflaters, limits, inflater)
     }
 
-    fn end_frame(&mut self, limits: Limits, inflater: Option<&mut Inflater>) -> Option<Item> {
+    fn end_frame(
+        &mut self,
+        inflaters: &mut Inflaters,
+        limits: Limits,
+        inflater: Option<&mut Inflater>,
+    ) -> Option<Item> {
         let partial = self.partial.as_deref_mut()?;
         let frame = partial.frame.take()?;
         if frame.opcode.is_control() {
@@ -574,14 +589,15 @@ impl Decoder {
         if !frame.fin {
             return None;
         }
-        let _ = (limits, &inflater);
+        let _ = (limits, &inflater, &inflaters);
         match partial.message.take()? {
             Assembling::Plain(buf) => Some(finish(buf)),
             #[cfg(feature = "deflate")]
             Assembling::Inflating(mut partial) => {
                 let inflater = inflater?;
                 let utf8 = partial.text.then_some(&mut partial.utf8);
-                if let Err(e) = inflater.finish(&mut partial.buf, limits.max_message, utf8) {
+                let max = limits.max_message;
+                if let Err(e) = inflater.finish(inflaters, &mut partial.buf, max, utf8) {
                     return Some(Item::Failed(e));
                 }
                 let Inflating {
@@ -652,6 +668,7 @@ fn take_spare(_: &mut Scratch) -> Vec<u8> {
 /// Inflates one received piece of a compressed frame, unmasking it on the stack first.
 #[cfg(feature = "deflate")]
 fn inflate_piece(
+    inflaters: &mut Inflaters,
     inflater: &mut Inflater,
     partial: &mut Inflating,
     chunk: &[u8],
@@ -660,7 +677,7 @@ fn inflate_piece(
 ) -> Result<(), ProtocolError> {
     let Some(key) = frame.mask else {
         let utf8 = partial.text.then_some(&mut partial.utf8);
-        return inflater.inflate(chunk, &mut partial.buf, max, utf8);
+        return inflater.inflate(inflaters, chunk, &mut partial.buf, max, utf8);
     };
     // Compressed messages are mostly small (chat, JSON): zeroing the whole 4 KiB piece for each
     // of them showed up as a fifth of a deflate server's instructions, so small chunks get a
@@ -680,165 +697,10 @@ fn inflate_piece(
         crate::mask::apply_mask_offset(buf, key, offset);
         offset = offset.wrapping_add(src.len());
         let utf8 = partial.text.then_some(&mut partial.utf8);
-        inflater.inflate(buf, &mut partial.buf, max, utf8)?;
+        inflater.inflate(inflaters, buf, &mut partial.buf, max, utf8)?;
     }
     Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::frame::encode_frame;
-
-    const SERVER: Limits = Limits {
-        role: Role::Server,
-        allowed_rsv: 0,
-        max_frame: 16 << 20,
-        max_message: 16 << 20,
-        recycle: false,
-    };
-
-    #[test]
-    fn slow_huge_frame_holds_only_what_arrived() {
-        let mut d = Decoder::default();
-        let mut scratch = Scratch::default();
-        let mut bytes = Vec::new();
-        FrameHeader {
-            fin: true,
-            rsv: 0,
-            opcode: Opcode::Binary,
-            mask: Some([1, 2, 3, 4]),
-            payload_len: (16 << 20) - 1,
-        }
-        .encode(&mut bytes);
-        bytes.extend_from_slice(&[0u8; 100]);
-        let (used, item) = d.step(&mut scratch, &bytes, SERVER, None);
-        assert_eq!(used, bytes.len());
-        assert!(item.is_none());
-        let Some(Assembling::Plain(buf)) = d.partial.as_mut().and_then(|p| p.message.take()) else {
-            panic!("a plain message is assembling")
-        };
-        let Ok(Message::Binary(held)) = buf.into_message() else {
-            panic!("binary")
-        };
-        assert!(
-            held.capacity() < 4096,
-            "holds {} bytes for 100 received",
-            held.capacity()
-        );
-    }
-
-    #[test]
-    fn the_partial_state_exists_only_while_something_is_partial_and_is_reused() {
-        let mut d = Decoder::default();
-        let mut scratch = Scratch::default();
-        let mut bytes = Vec::new();
-        encode_frame(
-            &mut bytes,
-            true,
-            Opcode::Binary,
-            b"abcdef",
-            Some([1, 2, 3, 4]),
-        );
-        // A header split across reads: its first byte is kept.
-        let (used, item) = d.step(&mut scratch, &bytes[..1], SERVER, None);
-        assert_eq!((used, item.is_none()), (1, true));
-        let lent: *const Partial = d.partial.as_deref().map_or(std::ptr::null(), |p| p);
-        assert!(!lent.is_null(), "a header byte is kept");
-        let (used, item) = d.step(&mut scratch, &bytes[1..], SERVER, None);
-        assert_eq!(used, bytes.len() - 1);
-        assert!(matches!(item, Some(Item::Whole { len: 6, .. })));
-        assert!(d.partial.is_none(), "given back once the header is read");
-        // A payload split across reads borrows the same box, cleared.
-        let (used, item) = d.step(&mut scratch, &bytes[..8], SERVER, None);
-        assert_eq!((used, item.is_none()), (8, true));
-        let again: *const Partial = d.partial.as_deref().map_or(std::ptr::null(), |p| p);
-        assert_eq!(lent, again, "the scratch's box came back");
-        let (_, item) = d.step(&mut scratch, &bytes[8..], SERVER, None);
-        assert!(matches!(item, Some(Item::Message(Message::Binary(ref b))) if b == b"abcdef"));
-        assert!(d.partial.is_none(), "given back once the message is out");
-    }
-
-    #[test]
-    fn a_split_control_frame_keeps_its_payload_until_taken() {
-        let mut d = Decoder::default();
-        let mut scratch = Scratch::default();
-        let mut bytes = Vec::new();
-        encode_frame(&mut bytes, true, Opcode::Ping, b"hello", Some([9, 8, 7, 6]));
-        let _ = d.step(&mut scratch, &bytes[..7], SERVER, None);
-        let (_, item) = d.step(&mut scratch, &bytes[7..], SERVER, None);
-        assert!(matches!(item, Some(Item::ControlBuffered(Opcode::Ping))));
-        assert!(d.partial.is_some(), "the payload waits to be taken");
-        let (payload, len) = d.take_control(&mut scratch);
-        assert_eq!(&payload[..len], b"hello");
-        assert!(d.partial.is_none());
-    }
-
-    #[test]
-    fn step_stops_after_each_complete_item() {
-        let mut d = Decoder::default();
-        let mut scratch = Scratch::default();
-        let client = Limits {
-            role: Role::Client,
-            ..SERVER
-        };
-        let mut bytes = Vec::new();
-        encode_frame(&mut bytes, true, Opcode::Text, b"ab", None);
-        encode_frame(&mut bytes, true, Opcode::Ping, b"c", None);
-        let (used, item) = d.step(&mut scratch, &bytes, client, None);
-        assert_eq!(used, 4);
-        assert!(matches!(
-            item,
-            Some(Item::Whole {
-                kind: Kind::Text,
-                at: 2,
-                len: 2,
-                mask: None
-            })
-        ));
-        let (used, item) = d.step(&mut scratch, &bytes[4..], client, None);
-        assert_eq!(used, 3);
-        assert!(matches!(
-            item,
-            Some(Item::Control {
-                opcode: Opcode::Ping,
-                at: 2,
-                len: 1,
-                mask: None
-            })
-        ));
-    }
-
-    #[test]
-    fn whole_masked_text_frame_is_one_exact_allocation() {
-        let mut d = Decoder::default();
-        let mut scratch = Scratch::default();
-        let text = "héllo ✓".repeat(100);
-        let mut bytes = Vec::new();
-        encode_frame(
-            &mut bytes,
-            true,
-            Opcode::Text,
-            text.as_bytes(),
-            Some([5, 6, 7, 8]),
-        );
-        let (used, item) = d.step(&mut scratch, &bytes, SERVER, None);
-        assert_eq!(used, bytes.len());
-        let Some(Item::Whole {
-            kind,
-            at,
-            len,
-            mask,
-        }) = item
-        else {
-            panic!("a whole message in the input")
-        };
-        let owned =
-            crate::text::whole_message(&mut scratch.buffers, kind, &bytes[at..at + len], mask);
-        let Ok(Message::Text(got)) = owned else {
-            panic!("a text message")
-        };
-        assert_eq!(got, text);
-        assert_eq!(got.capacity(), text.len());
-    }
-}
+mod tests;

@@ -5,7 +5,7 @@
 //! to it. One scratch serves every connection a thread drives; the caller owns it and passes
 //! it in, so the protocol core has no hidden per-thread state.
 
-use super::decoder::Partials;
+use super::decoder::{Inflaters, Partials};
 use super::events::Rings;
 use crate::pool::Buffers;
 
@@ -57,6 +57,8 @@ pub struct Scratch {
     pub(crate) buffers: Buffers,
     pub(crate) partials: Partials,
     pub(crate) rings: Rings,
+    /// Inflaters borrowed for one compressed message from peers without context takeover.
+    pub(crate) inflaters: Inflaters,
     /// The reassembly buffer of the borrowed receive path.
     #[cfg(feature = "in-place")]
     pub(crate) spare: Vec<u8>,
