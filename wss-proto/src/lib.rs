@@ -16,8 +16,9 @@
 //! ## The caller owns the working memory
 //! A connection holds no buffer while idle; what it needs while a frame is part-way across
 //! reads, while events wait, or for a received message's payload is lent from a [`Scratch`]
-//! the caller keeps (one per thread) and passes in. There is no hidden per-thread state and
-//! no process-wide clock epoch: a connection made on one thread runs on another.
+//! the caller keeps (one per thread) and passes in. There is no process-wide state (no clock
+//! epoch) and only one per-thread cache (context-free compressors, see below): a connection
+//! made on one thread runs on another.
 //!
 //! ## Memory is bounded by what the peer actually sent
 //! Frame and message limits ([`Config`]) are checked on the header, before any payload is
@@ -42,7 +43,8 @@
 //! [`handshake::deflate`] and switched on with [`Config::deflate`]. A compressed message is
 //! inflated as its bytes arrive and refused one byte past the message limit, so a compression
 //! bomb costs no more than an honest message. A direction without context takeover borrows
-//! its compressor or inflater from a per-thread cache for each message and holds nothing
+//! its inflater from the [`Scratch`] and its compressor from a per-thread cache (the send
+//! side takes no scratch) for each message and holds nothing
 //! between messages; with context takeover the connection keeps its own (about 420 KB for
 //! both at 2^15 windows). A broadcast is compressed once for all receivers with
 //! [`frame::encode_message_deflated`].

@@ -11,7 +11,8 @@ use crate::pool::Buffers;
 
 /// Reusable memory for the connections one thread drives: payload buffers for received
 /// messages, the boxes a frame split across reads is gathered in, the rings events wait in,
-/// and (with the `in-place` feature) the reassembly buffer of
+/// the inflaters lent for one message to peers without context takeover, and (with the
+/// `in-place` feature) the reassembly buffer of
 /// [`receive_in_place`](crate::Connection::receive_in_place).
 ///
 /// Make one per thread that drives connections and pass it by `&mut` to the methods that
