@@ -45,7 +45,7 @@ use tungstenite::protocol::{Role as TRole, WebSocket};
 use wss_proto::encode_frame;
 use wss_proto::internal::Utf8Validator;
 use wss_proto::internal::{apply_mask, extend_masked};
-use wss_proto::{Config, Connection, Event, EventRef, FrameHeader, Opcode, Role};
+use wss_proto::{Config, Connection, Event, EventRef, FrameHeader, Opcode, Role, Scratch};
 
 const SIZES: [usize; 5] = [16, 125, 1024, 64 * 1024, 1024 * 1024];
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -253,6 +253,7 @@ fn receive(c: &mut Criterion) {
             g.bench_function("wss_in_place", |b| {
                 let now = Instant::now();
                 let mut conn = Connection::new(Role::Server, Config::default(), now);
+                let mut scratch = Scratch::new();
                 let mut socket = Repeat {
                     data: frame.clone(),
                     pos: 0,
@@ -261,19 +262,25 @@ fn receive(c: &mut Criterion) {
                 b.iter(|| {
                     let n = socket.read(&mut buf).unwrap_or(0);
                     let mut got = 0;
-                    conn.receive_in_place(now, &mut buf[..n], |_, event| match event {
-                        EventRef::Message(m) => {
-                            black_box(m);
-                            got += 1;
-                        }
-                        other => panic!("expected a message, got {other:?}"),
-                    });
+                    conn.receive_in_place(
+                        &mut scratch,
+                        now,
+                        &mut buf[..n],
+                        |_, event| match event {
+                            EventRef::Message(m) => {
+                                black_box(m);
+                                got += 1;
+                            }
+                            other => panic!("expected a message, got {other:?}"),
+                        },
+                    );
                     assert_eq!(got, reads.frames);
                 });
             });
             g.bench_function("wss_owned", |b| {
                 let now = Instant::now();
                 let mut conn = Connection::new(Role::Server, Config::default(), now);
+                let mut scratch = Scratch::new();
                 let mut socket = Repeat {
                     data: frame.clone(),
                     pos: 0,
@@ -281,9 +288,9 @@ fn receive(c: &mut Criterion) {
                 let mut buf = vec![0u8; reads.bytes];
                 b.iter(|| {
                     let n = socket.read(&mut buf).unwrap_or(0);
-                    conn.receive(now, &buf[..n]);
+                    conn.receive(&mut scratch, now, &buf[..n]);
                     for _ in 0..reads.frames {
-                        match conn.poll_event() {
+                        match conn.poll_event(&mut scratch) {
                             Some(Event::Message(m)) => black_box(m),
                             other => panic!("expected a message, got {other:?}"),
                         };
@@ -339,15 +346,18 @@ fn sanity(_: &mut Criterion) {
         );
         let now = Instant::now();
         let mut conn = Connection::new(Role::Server, Config::default(), now);
-        conn.receive(now, &frame);
-        match conn.poll_event() {
+        let mut scratch = Scratch::new();
+        conn.receive(&mut scratch, now, &frame);
+        match conn.poll_event(&mut scratch) {
             Some(Event::Message(m)) => assert_eq!(m.as_bytes(), &payload[..], "wss, size {size}"),
             other => panic!("wss gave {other:?} for size {size}"),
         }
         let mut in_place = frame.clone();
         let mut seen = Vec::new();
         conn = Connection::new(Role::Server, Config::default(), now);
-        conn.receive_in_place(now, &mut in_place, |_, e| seen.push(e.to_event()));
+        conn.receive_in_place(&mut scratch, now, &mut in_place, |_, e| {
+            seen.push(e.to_event())
+        });
         assert_eq!(
             seen,
             [Event::Message(wss_proto::Message::Binary(payload.clone()))],

@@ -13,7 +13,7 @@ use wss_benches::peers::{self, Mode};
 use wss_benches::{echo, idle, BenchError, Target};
 use wss_proto::handshake::deflate::{negotiate, DeflateConfig};
 use wss_proto::handshake::{validate_upgrade, HeadLimits, RequestParser, Response};
-use wss_proto::{Config, Connection, Event, Message, Role};
+use wss_proto::{Config, Connection, Event, Message, Role, Scratch};
 
 /// What the test server does.
 #[derive(Clone)]
@@ -79,6 +79,7 @@ fn serve(mut stream: TcpStream, spec: &ServerSpec, seen: &Seen) {
         ..Config::default()
     };
     let mut conn = Connection::new(Role::Server, config, Instant::now());
+    let mut scratch = Scratch::new();
     let mut out = Vec::new();
     let mut echoed = 0;
     loop {
@@ -87,8 +88,8 @@ fn serve(mut stream: TcpStream, spec: &ServerSpec, seen: &Seen) {
             Ok(n) => n,
         };
         count_rsv1(&buf[..n], seen);
-        conn.receive(Instant::now(), &buf[..n]);
-        while let Some(ev) = conn.poll_event() {
+        conn.receive(&mut scratch, Instant::now(), &buf[..n]);
+        while let Some(ev) = conn.poll_event(&mut scratch) {
             match ev {
                 Event::Message(m) => {
                     let mut bytes = m.as_bytes().to_vec();

@@ -18,7 +18,9 @@ use wss_proto::handshake::{
     HeadError, HeadLimits, Request, RequestParser, Response,
 };
 use wss_proto::internal::{apply_mask, apply_mask_offset};
-use wss_proto::{CloseCode, Config, Connection, Event, FrameHeader, Message, Opcode, Role, State};
+use wss_proto::{
+    CloseCode, Config, Connection, Event, FrameHeader, Message, Opcode, Role, Scratch, State,
+};
 
 /// The nonce of RFC 6455 §1.3 ("the sample nonce"); its accept key is the RFC's
 /// `s3pPLMBiTxaQ9kYGzzhZRbK+xOo=`, so the RFC's example response completes the handshake.
@@ -343,9 +345,10 @@ fn drive(mut conn: Connection, now: Instant, chunks: &[&[u8]], echo: bool) -> Ru
         wire: Vec::new(),
         state: State::Open,
     };
+    let mut scratch = Scratch::new();
     for chunk in chunks {
-        conn.receive(now, chunk);
-        while let Some(event) = conn.poll_event() {
+        conn.receive(&mut scratch, now, chunk);
+        while let Some(event) = conn.poll_event(&mut scratch) {
             if let Event::Message(message) = &event {
                 if echo && conn.can_send() {
                     let sent = match message {
@@ -439,11 +442,12 @@ pub fn server_connection(data: &[u8]) {
         ..Config::default()
     };
     let mut client = Connection::new(Role::Client, client_config, now);
-    client.receive(now, &echo.wire);
+    let mut scratch = Scratch::new();
+    client.receive(&mut scratch, now, &echo.wire);
     let mut got = Vec::new();
     let mut pongs = Vec::new();
     let mut close = None;
-    while let Some(event) = client.poll_event() {
+    while let Some(event) = client.poll_event(&mut scratch) {
         match event {
             Event::Message(message) => got.push(message),
             Event::Pong(payload) => pongs.push(payload),

@@ -180,7 +180,9 @@ pub(crate) fn establish(
     let now = Instant::now();
     let mut ws = Connection::new(Role::Client, config, now);
     if !early.is_empty() {
-        ws.receive(now, &early);
+        // A scratch of this dial's own: the events it decodes keep their ring and move with
+        // the connection to the loop, which takes them with its scratch.
+        ws.receive(&mut wss_proto::Scratch::new(), now, &early);
     }
     Ok(Established {
         stream,

@@ -73,6 +73,10 @@ pub(crate) struct Ctx {
     /// when equal: a server whose connections agree on their params keeps one copy per loop
     /// instead of one per connection.
     last_proto: Option<Arc<wss_proto::Config>>,
+    /// This loop's working memory for the protocol core: the buffers, boxes and rings its
+    /// connections borrow while a frame or an event is in flight, and the payload buffers
+    /// that go from written frames to the next received messages.
+    pub(crate) scratch: wss_proto::Scratch,
 }
 
 /// One sink's events of this turn.
@@ -213,6 +217,7 @@ impl EventLoop {
                 shutting_down: false,
                 generation: 0,
                 last_proto: None,
+                scratch: wss_proto::Scratch::new(),
             },
             acceptor,
             shutdown_deadline: None,

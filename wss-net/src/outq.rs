@@ -9,6 +9,8 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::sync::Arc;
 
+use wss_proto::Scratch;
+
 /// Chunks up to this size are appended to the previous owned chunk instead of queued apart, so
 /// a burst of small frames becomes a few iovecs.
 const COALESCE_LIMIT: usize = 16 * 1024;
@@ -93,12 +95,18 @@ impl OutQueue {
     /// Queues bytes owned by this connection. Small ones are copied onto the owned tail (as
     /// `push_with`); others are copied onto it when it has room, queued as they are otherwise.
     pub(crate) fn push_owned(&mut self, bytes: Vec<u8>) {
+        self.push_owned_in(None, bytes);
+    }
+
+    /// [`push_owned`](Self::push_owned), taking a frame buffer from the loop's `scratch`
+    /// when one is needed.
+    fn push_owned_in(&mut self, scratch: Option<&mut Scratch>, bytes: Vec<u8>) {
         if bytes.is_empty() {
             return;
         }
         if bytes.len() <= SHARED_COPY_MAX {
             // A few bytes (a pong, a close): copied where the next frames coalesce too.
-            self.push_with(bytes.len(), |v| v.extend_from_slice(&bytes));
+            self.push_with_in(scratch, bytes.len(), |v| v.extend_from_slice(&bytes));
             return;
         }
         let inner = self.inner();
@@ -120,6 +128,18 @@ impl OutQueue {
     /// `encode` will append, or 0 when unknown (more still works, at the price of a
     /// reallocation).
     pub(crate) fn push_with(&mut self, size: usize, encode: impl FnOnce(&mut Vec<u8>)) {
+        self.push_with_in(None, size, encode);
+    }
+
+    /// [`push_with`](Self::push_with), taking a new chunk's buffer from the loop's `scratch`
+    /// when the queue's spare is too small (without one, a new buffer: the handshake's
+    /// responses, once per connection).
+    fn push_with_in(
+        &mut self,
+        scratch: Option<&mut Scratch>,
+        size: usize,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) {
         let inner = self.inner();
         match inner.chunks.back_mut() {
             // Only into room the tail already has: a burst of echoes used to grow the tail
@@ -142,9 +162,14 @@ impl OutQueue {
                 .max(size);
                 let mut v = std::mem::take(&mut inner.spare);
                 if v.capacity() < room {
-                    // Written chunks go back to the loop's buffer pool: take one from there.
-                    let small = std::mem::replace(&mut v, wss_proto::internal::pool::take(room));
-                    wss_proto::internal::pool::recycle(small);
+                    // Written chunks go back to the loop's scratch: take one from there.
+                    match scratch {
+                        Some(scratch) => {
+                            let small = std::mem::replace(&mut v, scratch.take(room));
+                            scratch.recycle(small);
+                        }
+                        None => v = Vec::with_capacity(room),
+                    }
                 }
                 v.clear();
                 encode(&mut v);
@@ -161,12 +186,19 @@ impl OutQueue {
 
     /// Queues shared bytes: a small frame is copied onto the owned tail (as `push_with`),
     /// a larger one is queued without a copy.
+    #[cfg(test)]
     pub(crate) fn push_shared(&mut self, bytes: Arc<[u8]>) {
+        self.push_shared_in(None, bytes);
+    }
+
+    /// [`push_shared`](Self::push_shared), copying a small frame into a buffer from the
+    /// loop's `scratch` when one is needed.
+    fn push_shared_in(&mut self, scratch: Option<&mut Scratch>, bytes: Arc<[u8]>) {
         if bytes.is_empty() {
             return;
         }
         if bytes.len() <= SHARED_COPY_MAX {
-            self.push_with(bytes.len(), |v| v.extend_from_slice(&bytes));
+            self.push_with_in(scratch, bytes.len(), |v| v.extend_from_slice(&bytes));
             return;
         }
         let inner = self.inner();
@@ -175,8 +207,13 @@ impl OutQueue {
     }
 
     /// One `writev` of the queued chunks. Returns the bytes written (0 only when the queue is
-    /// empty); written bytes leave the queue.
-    pub(crate) fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<usize> {
+    /// empty); written bytes leave the queue, and buffers written whole go to `scratch` (the
+    /// loop's), for the next messages it receives.
+    pub(crate) fn write_to<W: Write>(
+        &mut self,
+        w: &mut W,
+        scratch: &mut Scratch,
+    ) -> io::Result<usize> {
         let Some(inner) = self.inner.as_deref_mut() else {
             return Ok(0);
         };
@@ -205,7 +242,7 @@ impl OutQueue {
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        inner.consume(n);
+        inner.consume(n, scratch);
         self.recycle_if_empty();
         Ok(n)
     }
@@ -239,7 +276,7 @@ impl OutQueue {
 }
 
 impl Inner {
-    fn consume(&mut self, mut n: usize) {
+    fn consume(&mut self, mut n: usize, scratch: &mut Scratch) {
         self.len -= n.min(self.len);
         while n > 0 {
             let Some(front) = self.chunks.front() else {
@@ -258,28 +295,47 @@ impl Inner {
                 } else {
                     // A large payload sent as it was received (an echo, a relay): its buffer
                     // serves the next message this loop receives.
-                    wss_proto::internal::pool::recycle(v);
+                    scratch.recycle(v);
                 }
             }
         }
     }
 }
 
-/// The protocol core frames messages straight into the socket queue.
-impl wss_proto::Transmit for OutQueue {
+impl OutQueue {
+    /// The queue as the protocol core's transmit queue, with the loop's `scratch` for the
+    /// buffers it takes and gives back.
+    pub(crate) fn tx<'a>(&'a mut self, scratch: &'a mut Scratch) -> Tx<'a> {
+        Tx { out: self, scratch }
+    }
+}
+
+/// The protocol core frames messages straight into the socket queue
+/// ([`Connection::send`](wss_proto::Connection::send)).
+pub(crate) struct Tx<'a> {
+    out: &'a mut OutQueue,
+    scratch: &'a mut Scratch,
+}
+
+impl wss_proto::Transmit for Tx<'_> {
     #[inline]
     fn push_with(&mut self, size: usize, encode: impl FnOnce(&mut Vec<u8>)) {
-        OutQueue::push_with(self, size, encode);
+        self.out.push_with_in(Some(self.scratch), size, encode);
     }
 
     #[inline]
     fn push_owned(&mut self, bytes: Vec<u8>) {
-        OutQueue::push_owned(self, bytes);
+        self.out.push_owned_in(Some(self.scratch), bytes);
     }
 
     #[inline]
     fn push_shared(&mut self, bytes: Arc<[u8]>) {
-        OutQueue::push_shared(self, bytes);
+        self.out.push_shared_in(Some(self.scratch), bytes);
+    }
+
+    #[inline]
+    fn give_back(&mut self, buffer: Vec<u8>) {
+        self.scratch.recycle(buffer);
     }
 }
 
@@ -330,7 +386,7 @@ mod tests {
             calls: 0,
         };
         while !q.is_empty() {
-            q.write_to(&mut w).unwrap();
+            q.write_to(&mut w, &mut Scratch::new()).unwrap();
         }
         assert_eq!(w.got, b"abcdefghijkl");
         assert_eq!(w.calls, 3);
@@ -376,7 +432,7 @@ mod tests {
             calls: 0,
         };
         while !q.is_empty() {
-            q.write_to(&mut w).unwrap();
+            q.write_to(&mut w, &mut Scratch::new()).unwrap();
         }
         let want: Vec<u8> = (0..40).flat_map(frame).collect();
         assert_eq!(w.got, want);
@@ -392,7 +448,7 @@ mod tests {
             got: Vec::new(),
             calls: 0,
         };
-        a.write_to(&mut w).unwrap();
+        a.write_to(&mut w, &mut Scratch::new()).unwrap();
         assert!(a.inner.is_none(), "an idle connection keeps nothing");
         // The next frame on this thread reuses the ring and the frame buffer.
         let mut b = OutQueue::default();
@@ -403,7 +459,7 @@ mod tests {
             Some(Chunk::Owned(v)) => assert!(v.capacity() >= 100, "buffer reused"),
             other => panic!("unexpected {other:?}"),
         }
-        b.write_to(&mut w).unwrap();
+        b.write_to(&mut w, &mut Scratch::new()).unwrap();
         assert_eq!(&w.got[100..], b"hi");
     }
 
@@ -438,7 +494,7 @@ mod tests {
             calls: 0,
         };
         while !q.is_empty() {
-            q.write_to(&mut w).unwrap();
+            q.write_to(&mut w, &mut Scratch::new()).unwrap();
         }
         let mut want = [&small[..], &small[..], &large[..]].concat();
         want.extend_from_slice(&small);
@@ -465,7 +521,7 @@ mod tests {
             got: Vec::new(),
             calls: 0,
         };
-        q.write_to(&mut w).unwrap();
+        q.write_to(&mut w, &mut Scratch::new()).unwrap();
         q.clear();
         assert!(q.is_empty());
         q.push_owned(b"x".to_vec());
@@ -474,7 +530,7 @@ mod tests {
             got: Vec::new(),
             calls: 0,
         };
-        q.write_to(&mut w2).unwrap();
+        q.write_to(&mut w2, &mut Scratch::new()).unwrap();
         assert_eq!(w2.got, b"x");
     }
 }

@@ -12,7 +12,7 @@ use util::*;
 use wss_net::{ClientStream, ConnId, EventSink, Net, NetConfig, NetEvent, NetHandle, Outgoing};
 use wss_proto::handshake::ClientHandshake;
 use wss_proto::{CloseCode, Message};
-use wss_proto::{CloseReply, Config, Connection, Role};
+use wss_proto::{CloseReply, Config, Connection, Role, Scratch};
 
 /// Connects to `addr` and upgrades `/ws`, blocking; returns the socket and the bytes that
 /// came after the `101`.
@@ -213,7 +213,11 @@ fn frames_received_before_the_hand_over_come_after_opened() {
     let (stream, _) = upgrade(server.addr);
     let mut ws = client_state();
     // As if these bytes had come in the same read as the 101.
-    ws.receive(Instant::now(), &[0x81, 0x02, b'h', b'i']);
+    ws.receive(
+        &mut Scratch::new(),
+        Instant::now(),
+        &[0x81, 0x02, b'h', b'i'],
+    );
     let (sink, rx) = client_sink();
     server
         .handle
@@ -276,7 +280,8 @@ fn a_failure_in_the_bytes_before_the_hand_over_defers_its_close_like_any_other()
     let mut ws = Connection::new(Role::Client, config, Instant::now());
     // A whole message, then a continuation frame with nothing to continue (1002), as if both
     // had come in the read that brought the 101.
-    ws.receive(Instant::now(), &[0x81, 0x02, b'h', b'i', 0x80, 0x00]);
+    let early = [0x81, 0x02, b'h', b'i', 0x80, 0x00];
+    ws.receive(&mut Scratch::new(), Instant::now(), &early);
     let (tx, rx) = crossbeam_channel::unbounded();
     let sink = Arc::new(ClientSink(tx));
     server

@@ -21,7 +21,9 @@ use wss_proto::handshake::deflate::negotiate;
 use wss_proto::handshake::{
     is_upgrade_request, validate_upgrade, HeadLimits, RequestParser, Response,
 };
-use wss_proto::{Config, Connection, DeflateConfig, DeflateParams, Event, Message, Role, State};
+use wss_proto::{
+    Config, Connection, DeflateConfig, DeflateParams, Event, Message, Role, Scratch, State,
+};
 
 fn main() -> io::Result<()> {
     let addr = std::env::args()
@@ -62,14 +64,22 @@ fn serve(mut stream: TcpStream) -> io::Result<()> {
     };
     let mut conn = Connection::new(Role::Server, config, Instant::now());
     let mut out = Vec::new();
+    // The working memory this thread lends its connection (here, its only one).
+    let mut scratch = Scratch::new();
     // Frames the client sent right behind its head arrived with it.
-    conn.receive(Instant::now(), &leftover);
+    conn.receive(&mut scratch, Instant::now(), &leftover);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        while let Some(event) = conn.poll_event() {
+        while let Some(event) = conn.poll_event(&mut scratch) {
             match event {
-                Event::Message(Message::Text(text)) => echo(conn.send_text(&text)),
-                Event::Message(Message::Binary(data)) => echo(conn.send_binary(&data)),
+                Event::Message(message) => {
+                    echo(match &message {
+                        Message::Text(text) => conn.send_text(text),
+                        Message::Binary(data) => conn.send_binary(data),
+                    });
+                    // Sent: the payload's buffer serves the next message received.
+                    scratch.recycle(message.into_bytes());
+                }
                 Event::Failed(err) => eprintln!("protocol error: {err}"),
                 Event::TimedOut(kind) => eprintln!("timed out: {kind:?}"),
                 Event::Ping(_) | Event::Pong(_) | Event::CloseReceived { .. } => {}
@@ -93,7 +103,7 @@ fn serve(mut stream: TcpStream) -> io::Result<()> {
                 conn.handle_eof();
                 return Ok(());
             }
-            Ok(n) => conn.receive(Instant::now(), &buf[..n]),
+            Ok(n) => conn.receive(&mut scratch, Instant::now(), &buf[..n]),
             Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 conn.handle_timeout(Instant::now());
             }

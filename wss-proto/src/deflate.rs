@@ -29,33 +29,33 @@ pub(crate) const MIN_COMPRESS_BITS: u8 = 9;
 /// Compressors kept per thread for context-free compression, one per (level, window bits).
 const FRESH_CACHE: usize = 4;
 
-/// Idle inflaters kept per thread, for peers that reset after every message.
+/// Idle inflaters a scratch keeps, for peers that reset after every message.
 const INFLATER_CACHE: usize = 4;
 
 thread_local! {
     static FRESH: RefCell<Vec<(u32, u8, Compress)>> = const { RefCell::new(Vec::new()) };
-    static INFLATERS: RefCell<Vec<(u8, Box<Decompress>)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A reset inflater for windows of 2^`bits`, from this thread's cache or new.
-fn take_inflater(bits: u8) -> Box<Decompress> {
-    INFLATERS
-        .with(|cache| {
-            let mut cache = cache.borrow_mut();
-            let at = cache.iter().position(|(b, _)| *b == bits)?;
-            Some(cache.swap_remove(at).1)
-        })
-        .unwrap_or_else(|| Box::new(Decompress::new_with_window_bits(false, bits)))
-}
+/// Idle inflaters of a [`Scratch`](crate::Scratch) (the caller's, passed in on receive), for
+/// peers that reset after every message.
+#[derive(Debug, Default)]
+pub(crate) struct Inflaters(Vec<(u8, Box<Decompress>)>);
 
-/// Gives a reset inflater back to this thread's cache.
-fn return_inflater(bits: u8, inflater: Box<Decompress>) {
-    INFLATERS.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if cache.len() < INFLATER_CACHE {
-            cache.push((bits, inflater));
+impl Inflaters {
+    /// A reset inflater for windows of 2^`bits`, a kept one or new.
+    fn take(&mut self, bits: u8) -> Box<Decompress> {
+        match self.0.iter().position(|(b, _)| *b == bits) {
+            Some(at) => self.0.swap_remove(at).1,
+            None => Box::new(Decompress::new_with_window_bits(false, bits)),
         }
-    });
+    }
+
+    /// Keeps a reset inflater, unless enough are kept.
+    fn give_back(&mut self, bits: u8, inflater: Box<Decompress>) {
+        if self.0.len() < INFLATER_CACHE {
+            self.0.push((bits, inflater));
+        }
+    }
 }
 
 fn new_compressor(level: u32, bits: u8) -> Compress {
@@ -181,8 +181,8 @@ impl Deflater {
 /// The inflating half of one connection.
 #[derive(Debug)]
 pub(crate) struct Inflater {
-    /// Taken on the first compressed message; given back to the thread's cache after each
-    /// message when the peer resets anyway.
+    /// Taken on the first compressed message; given back to the scratch after each message
+    /// when the peer resets anyway.
     inner: Option<Box<Decompress>>,
     bits: u8,
     /// The peer resets after every message, so may we.
@@ -207,13 +207,14 @@ impl Inflater {
     /// comes out.
     pub(crate) fn inflate(
         &mut self,
+        cache: &mut Inflaters,
         mut input: &[u8],
         out: &mut Vec<u8>,
         max: usize,
         mut utf8: Option<&mut Utf8Validator>,
     ) -> Result<(), ProtocolError> {
         let bits = self.bits;
-        let d = self.inner.get_or_insert_with(|| take_inflater(bits));
+        let d = self.inner.get_or_insert_with(|| cache.take(bits));
         let cap = max.saturating_add(1);
         while !self.ended {
             if out.len() == out.capacity() {
@@ -264,11 +265,12 @@ impl Inflater {
     /// the peer does not take context over.
     pub(crate) fn finish(
         &mut self,
+        cache: &mut Inflaters,
         out: &mut Vec<u8>,
         max: usize,
         utf8: Option<&mut Utf8Validator>,
     ) -> Result<(), ProtocolError> {
-        self.inflate(&TRAILER, out, max, utf8)?;
+        self.inflate(cache, &TRAILER, out, max, utf8)?;
         if self.ended || self.reset_each {
             if let Some(d) = self.inner.as_mut() {
                 d.reset(false);
@@ -277,7 +279,7 @@ impl Inflater {
         }
         if self.reset_each {
             if let Some(d) = self.inner.take() {
-                return_inflater(self.bits, d);
+                cache.give_back(self.bits, d);
             }
         }
         Ok(())
@@ -294,8 +296,9 @@ mod tests {
         max: usize,
     ) -> Result<Vec<u8>, ProtocolError> {
         let mut out = Vec::new();
-        inflater.inflate(data, &mut out, max, None)?;
-        inflater.finish(&mut out, max, None)?;
+        let cache = &mut Inflaters::default();
+        inflater.inflate(cache, data, &mut out, max, None)?;
+        inflater.finish(cache, &mut out, max, None)?;
         Ok(out)
     }
 
@@ -317,7 +320,10 @@ mod tests {
         });
         let mut inflater = Inflater::new(15, false);
         let mut out = Vec::new();
-        let err = inflater.inflate(&data, &mut out, 1000, None).unwrap_err();
+        let cache = &mut Inflaters::default();
+        let err = inflater
+            .inflate(cache, &data, &mut out, 1000, None)
+            .unwrap_err();
         assert!(matches!(
             err,
             ProtocolError::MessageTooBig { max: 1000, .. }

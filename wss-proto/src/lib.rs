@@ -4,14 +4,21 @@
 //!
 //! ## Each payload byte is copied once, or not at all
 //! Received payload goes from the caller's buffer straight into the message's own `Vec`,
-//! unmasked on the way ([`mask::extend_masked`], 64 bytes at a time). A one-frame message
+//! unmasked on the way (`mask::extend_masked`, 64 bytes at a time). A one-frame message
 //! that arrived whole gets one allocation of exactly its size. Only a partial header
 //! (at most 14 bytes) is ever held back.
 //!
-//! [`Connection::receive_in_place`] goes further when the caller's buffer may be written:
-//! a message that arrived whole is unmasked where it lies and lent to a closure as a
-//! [`MessageRef`] (no copy, no allocation); one that needs gathering reuses a per-thread
-//! spare buffer. Both APIs run the same loop and the same decoder.
+//! `Connection::receive_in_place` (feature `in-place`) goes further when the caller's buffer
+//! may be written: a message that arrived whole is unmasked where it lies and lent to a
+//! closure as a [`MessageRef`] (no copy, no allocation); one that needs gathering reuses the
+//! scratch's spare buffer. Both APIs run the same loop and the same decoder.
+//!
+//! ## The caller owns the working memory
+//! A connection holds no buffer while idle; what it needs while a frame is part-way across
+//! reads, while events wait, or for a received message's payload is lent from a [`Scratch`]
+//! the caller keeps (one per thread) and passes in. There is no process-wide state (no clock
+//! epoch) and only one per-thread cache (context-free compressors, see below): a connection
+//! made on one thread runs on another.
 //!
 //! ## Memory is bounded by what the peer actually sent
 //! Frame and message limits ([`Config`]) are checked on the header, before any payload is
@@ -36,7 +43,8 @@
 //! [`handshake::deflate`] and switched on with [`Config::deflate`]. A compressed message is
 //! inflated as its bytes arrive and refused one byte past the message limit, so a compression
 //! bomb costs no more than an honest message. A direction without context takeover borrows
-//! its compressor or inflater from a per-thread cache for each message and holds nothing
+//! its inflater from the [`Scratch`] and its compressor from a per-thread cache (the send
+//! side takes no scratch) for each message and holds nothing
 //! between messages; with context takeover the connection keeps its own (about 420 KB for
 //! both at 2^15 windows). A broadcast is compressed once for all receivers with
 //! [`frame::encode_message_deflated`].
@@ -61,8 +69,10 @@ mod text;
 mod utf8;
 
 pub use close::{CloseCode, MAX_REASON_LEN};
+#[cfg(feature = "in-place")]
+pub use connection::EventRef;
 pub use connection::{
-    CloseReply, Config, Connection, Event, EventRef, Outgoing, Role, State, Timeout, Transmit,
+    CloseReply, Config, Connection, Event, Outgoing, Role, Scratch, State, Timeout, Transmit,
 };
 pub use error::{ProtocolError, SendError};
 #[cfg(feature = "deflate")]
@@ -72,7 +82,7 @@ pub use handshake::deflate::{DeflateConfig, DeflateParams};
 pub use message::{Message, MessageRef};
 
 /// What only this workspace's own layers (wss-net, wss-server, the benches, the fuzz
-/// drivers) use: codec pieces and the per-thread buffer pool. Not part of the stable API: it
+/// drivers) use: codec pieces and the scratch's buffer bounds. Not part of the stable API: it
 /// may change in any release.
 #[doc(hidden)]
 pub mod internal {
@@ -80,8 +90,8 @@ pub mod internal {
     pub use crate::mask::{apply_mask, apply_mask_offset, extend_masked};
     pub use crate::utf8::{Utf8Error, Utf8Validator};
 
-    /// Payload buffers a thread reuses for the messages it receives (see the module's doc).
+    /// The bounds of a [`Scratch`](crate::Scratch)'s payload buffers.
     pub mod pool {
-        pub use crate::pool::{recycle, take, MAX_BUFFERS, MAX_BYTES, MAX_CAPACITY};
+        pub use crate::pool::{MAX_BUFFERS, MAX_BYTES, MAX_CAPACITY};
     }
 }

@@ -9,10 +9,13 @@
 //! keep the bytes and the validator that saw them together, so the conversion can rely on
 //! the first pass.
 
-use std::cell::Cell;
-
-use crate::mask::{apply_mask_offset, extend_masked};
-use crate::message::{Message, MessageRef};
+#[cfg(feature = "in-place")]
+use crate::mask::apply_mask_offset;
+use crate::mask::extend_masked;
+use crate::message::Message;
+#[cfg(feature = "in-place")]
+use crate::message::MessageRef;
+use crate::pool::Buffers;
 use crate::utf8::{Utf8Error, Utf8Validator};
 
 /// A large text payload is copied and validated in blocks of this size, so each block is
@@ -55,7 +58,7 @@ impl MessageBuf {
         }
     }
 
-    /// An empty buffer that reuses the allocation of `bytes` (a [`take_spare`] buffer).
+    /// An empty buffer that reuses the allocation of `bytes` (a pooled or spare buffer).
     pub(crate) fn reusing(kind: Kind, mut bytes: Vec<u8>) -> Self {
         bytes.clear();
         MessageBuf {
@@ -141,23 +144,24 @@ impl MessageBuf {
 }
 
 /// The message whose whole payload is `src` (masked with `mask` when given), in one
-/// buffer of at least its size (a recycled one when this thread has one that fits).
+/// buffer of at least its size (a recycled one when `buffers` has one that fits).
 ///
 /// # Errors
 /// [`Utf8Error`] for a text that is not UTF-8.
 #[inline]
 pub(crate) fn whole_message(
+    buffers: &mut Buffers,
     kind: Kind,
     src: &[u8],
     mask: Option<[u8; 4]>,
 ) -> Result<Message, Utf8Error> {
     if kind == Kind::Text && src.len() > BLOCK {
         // Validate block by block while each is in cache.
-        let mut buf = MessageBuf::reusing(kind, crate::pool::take(src.len()));
+        let mut buf = MessageBuf::reusing(kind, buffers.take(src.len()));
         buf.append(src, mask, 0)?;
         return buf.into_message();
     }
-    let mut bytes = crate::pool::take(src.len());
+    let mut bytes = buffers.take(src.len());
     copy(&mut bytes, src, mask, 0);
     match kind {
         Kind::Binary => Ok(Message::Binary(bytes)),
@@ -170,6 +174,7 @@ pub(crate) fn whole_message(
 ///
 /// # Errors
 /// [`Utf8Error`] for a text that is not UTF-8 (the bytes are then unmasked in part or whole).
+#[cfg(feature = "in-place")]
 #[inline]
 pub(crate) fn message_in_place(
     kind: Kind,
@@ -228,11 +233,14 @@ pub(crate) fn message_in_place(
 /// Below this length text is validated by [`is_short_utf8`]: on 16 bytes of mixed text,
 /// `simdutf8` (setup) and `std::str::from_utf8` (a byte at a time) both cost about 200
 /// instructions (callgrind), more than the whole rest of a message's receive.
+#[cfg(feature = "in-place")]
 const SHORT_TEXT: usize = 64;
 
 /// Whether `bytes` is UTF-8 (RFC 3629: no overlongs, no surrogates, nothing past U+10FFFF).
 /// One pass with an iterator (no bounds checks): about 5 instructions per ASCII byte and 15
 /// per multi-byte sequence, which beats both library validators on short text.
+// (Only the borrowed receive path validates in place; its tests run either way.)
+#[cfg_attr(not(feature = "in-place"), allow(dead_code))]
 fn is_short_utf8(bytes: &[u8]) -> bool {
     let cont = |c: Option<&u8>| c.is_some_and(|&c| c & 0xC0 == 0x80);
     let mut it = bytes.iter();
@@ -262,38 +270,23 @@ fn is_short_utf8(bytes: &[u8]) -> bool {
     true
 }
 
-/// Largest reassembly buffer a thread keeps for reuse. A bigger message allocates its own,
+/// Largest reassembly buffer a scratch keeps for reuse. A bigger message allocates its own,
 /// which costs little next to copying that many bytes.
+#[cfg(feature = "in-place")]
 const MAX_SPARE: usize = 256 * 1024;
 
-thread_local! {
-    /// One reassembly buffer per thread for the borrowed receive path, so that a fragmented
-    /// (or split, or compressed) message costs no allocation once the thread has seen one of
-    /// its size, while an idle connection still holds no buffer of its own.
-    static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-}
-
-/// This thread's spare reassembly buffer (empty, with whatever capacity it kept), or a new
-/// empty one.
-pub(crate) fn take_spare() -> Vec<u8> {
-    SPARE.try_with(Cell::take).unwrap_or_default()
-}
-
-/// Returns a buffer whose message was delivered: kept as this thread's spare when it is the
-/// larger one and not over [`MAX_SPARE`], dropped otherwise.
-pub(crate) fn give_spare(mut bytes: Vec<u8>) {
-    if bytes.capacity() > MAX_SPARE {
+/// Returns a buffer whose message was delivered to `spare` (a scratch's one reassembly buffer
+/// for the borrowed receive path): kept when it is the larger one and not over
+/// [`MAX_SPARE`], dropped otherwise. So a fragmented (or split, or compressed) message costs
+/// no allocation once the scratch has seen one of its size, while an idle connection still
+/// holds no buffer of its own.
+#[cfg(feature = "in-place")]
+pub(crate) fn give_spare(spare: &mut Vec<u8>, mut bytes: Vec<u8>) {
+    if bytes.capacity() > MAX_SPARE || bytes.capacity() <= spare.capacity() {
         return;
     }
     bytes.clear();
-    let _ = SPARE.try_with(|spare| {
-        let kept = spare.take();
-        spare.set(if kept.capacity() >= bytes.capacity() {
-            kept
-        } else {
-            bytes
-        });
-    });
+    *spare = bytes;
 }
 
 fn copy(dst: &mut Vec<u8>, src: &[u8], mask: Option<[u8; 4]>, phase: usize) {
@@ -426,17 +419,17 @@ mod tests {
             let text = "é".repeat(len / 2);
             let mut masked = text.as_bytes().to_vec();
             crate::mask::apply_mask(&mut masked, key);
-            let got = whole_message(Kind::Text, &masked, Some(key));
+            let got = whole_message(&mut Buffers::default(), Kind::Text, &masked, Some(key));
             assert_eq!(got, Ok(Message::Text(text.clone())), "len {len}");
-            let got = whole_message(Kind::Binary, text.as_bytes(), None);
+            let got = whole_message(&mut Buffers::default(), Kind::Binary, text.as_bytes(), None);
             assert_eq!(got, Ok(Message::Binary(text.clone().into_bytes())));
             let mut bad = text.into_bytes();
             bad.push(0xc3);
-            let got = whole_message(Kind::Text, &bad, None);
+            let got = whole_message(&mut Buffers::default(), Kind::Text, &bad, None);
             assert!(got.is_err(), "len {len}: a text cut inside a code point");
             let mut bad = vec![b'a'; len];
             bad.insert(len / 2, 0xff);
-            let got = whole_message(Kind::Text, &bad, None);
+            let got = whole_message(&mut Buffers::default(), Kind::Text, &bad, None);
             assert_eq!(got, Err(Utf8Error::Invalid), "len {len}");
         }
     }

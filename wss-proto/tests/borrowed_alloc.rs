@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::time::Instant;
 
 use wss_proto::encode_frame;
-use wss_proto::{Config, Connection, Event, EventRef, MessageRef, Opcode, Role};
+use wss_proto::{Config, Connection, Event, EventRef, MessageRef, Opcode, Role, Scratch};
 
 /// Counts the allocations (and reallocations) made by this thread, so that other tests'
 /// threads do not disturb it.
@@ -78,6 +78,7 @@ fn whole_messages() -> (Vec<u8>, usize) {
 /// inside the callback, then move the output to a reused write buffer and "write" it.
 struct Echo {
     conn: Connection,
+    scratch: Scratch,
     read_buf: Vec<u8>,
     write_buf: Vec<u8>,
 }
@@ -86,6 +87,7 @@ impl Echo {
     fn new() -> Echo {
         Echo {
             conn: Connection::new(Role::Server, Config::default(), Instant::now()),
+            scratch: Scratch::new(),
             read_buf: Vec::with_capacity(256 * 1024),
             write_buf: Vec::new(),
         }
@@ -98,8 +100,11 @@ impl Echo {
         for chunk in wire.chunks(read) {
             self.read_buf.clear();
             self.read_buf.extend_from_slice(chunk); // the socket read
-            self.conn
-                .receive_in_place(now, &mut self.read_buf, |conn, event| match event {
+            self.conn.receive_in_place(
+                &mut self.scratch,
+                now,
+                &mut self.read_buf,
+                |conn, event| match event {
                     EventRef::Message(MessageRef::Text(t)) => {
                         messages += 1;
                         conn.send_text(t).unwrap();
@@ -110,11 +115,16 @@ impl Echo {
                     }
                     EventRef::Ping(_) | EventRef::Pong(_) => {}
                     other => panic!("unexpected {other:?}"),
-                });
+                },
+            );
             self.conn.poll_transmit(&mut self.write_buf);
             self.write_buf.clear(); // the socket write
         }
-        assert_eq!(self.conn.poll_event(), None, "nothing goes to the queue");
+        assert_eq!(
+            self.conn.poll_event(&mut self.scratch),
+            None,
+            "nothing goes to the queue"
+        );
         messages
     }
 }
@@ -144,9 +154,10 @@ fn whole_messages_cost_no_allocation_after_warm_up() {
 fn the_owned_path_allocates_per_message_so_the_counter_sees_it() {
     let (wire, expected) = whole_messages();
     let mut conn = Connection::new(Role::Server, Config::default(), Instant::now());
+    let mut scratch = Scratch::new();
     let before = allocs();
-    conn.receive(Instant::now(), &wire);
-    let got = std::iter::from_fn(|| conn.poll_event())
+    conn.receive(&mut scratch, Instant::now(), &wire);
+    let got = std::iter::from_fn(|| conn.poll_event(&mut scratch))
         .filter(|e| matches!(e, Event::Message(_)))
         .count();
     assert_eq!(got, expected);

@@ -4,7 +4,7 @@
 mod util;
 
 use std::time::Duration;
-use util::{client_frame, close_payload, events, output, parse_frames, server};
+use util::{client_frame, close_payload, events, output, parse_frames, server, with_scratch};
 
 use wss_proto::{
     CloseCode, CloseReply, Config, Event, Message, Opcode, ProtocolError, SendError, State,
@@ -397,7 +397,7 @@ fn deferred_reply_to_a_close_behind_a_message_follows_the_answer() {
         Opcode::Close,
         &close_payload(1000, b""),
     ));
-    s.receive(now, &input);
+    with_scratch(|sc| s.receive(sc, now, &input));
     assert_eq!(s.state(), State::Closed);
     assert!(s.close_reply_pending());
     assert!(output(&mut s).is_empty(), "the reply waits");
@@ -428,7 +428,7 @@ fn deferred_reply_to_a_close_behind_a_message_follows_the_answer() {
 #[test]
 fn the_close_reply_mode_alone_decides_whether_the_reply_waits() {
     let (mut s, now) = server(deferred());
-    s.receive(now, &client_frame(true, Opcode::Close, b""));
+    with_scratch(|sc| s.receive(sc, now, &client_frame(true, Opcode::Close, b"")));
     assert!(s.close_reply_pending());
     assert!(output(&mut s).is_empty());
     s.handle_timeout(now + Duration::from_millis(500));
@@ -440,7 +440,7 @@ fn the_close_reply_mode_alone_decides_whether_the_reply_waits() {
     let (mut a, now) = server(Config::default());
     let mut input = client_frame(true, Opcode::Text, b"m");
     input.extend_from_slice(&client_frame(true, Opcode::Close, b""));
-    a.receive(now, &input);
+    with_scratch(|sc| a.receive(sc, now, &input));
     assert!(!a.close_reply_pending());
     assert_eq!(
         parse_frames(&output(&mut a)),
@@ -458,11 +458,13 @@ fn deferred_reply_after_messages_handed_over_in_place_follows_their_answers() {
     let mut input = client_frame(true, Opcode::Text, b"m");
     input.extend_from_slice(&client_frame(true, Opcode::Close, b""));
     let mut seen = 0;
-    s.receive_in_place(now, &mut input, |conn, event| {
-        if let wss_proto::EventRef::Message(_) = event {
-            conn.send_text("answer").unwrap();
-        }
-        seen += 1;
+    with_scratch(|sc| {
+        s.receive_in_place(sc, now, &mut input, |conn, event| {
+            if let wss_proto::EventRef::Message(_) = event {
+                conn.send_text("answer").unwrap();
+            }
+            seen += 1;
+        })
     });
     assert_eq!(seen, 2);
     assert!(s.close_reply_pending());

@@ -287,10 +287,10 @@ impl Conn {
             w.pull_output(&mut self.out);
         }
         if self.tls.is_some() {
-            self.flush_tls(&ctx.shared.counters)?;
+            self.flush_tls(&ctx.shared.counters, &mut ctx.scratch)?;
         } else {
             while self.io.has(Io::WRITABLE) && !self.out.is_empty() {
-                match self.out.write_to(&mut &self.stream) {
+                match self.out.write_to(&mut &self.stream, &mut ctx.scratch) {
                     Ok(n) => bump(&ctx.shared.counters.wire_sent, n as u64),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear(Io::WRITABLE),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -19,6 +19,7 @@ use crate::event_loop::Ctx;
 use crate::stats::{bump, LoopCounters};
 use crate::tls::TlsFailure;
 use crate::ConnId;
+use wss_proto::Scratch;
 
 /// A fatal `decode_error` alert record in the clear, as sent before a handshake completes.
 const DECODE_ERROR_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 50];
@@ -163,7 +164,7 @@ impl Conn {
 
     /// Encrypts queued plaintext and writes TLS records until both are drained or the socket
     /// is full.
-    pub(super) fn flush_tls(&mut self, counters: &LoopCounters) -> Step {
+    pub(super) fn flush_tls(&mut self, counters: &LoopCounters, scratch: &mut Scratch) -> Step {
         let Conn {
             stream,
             out,
@@ -178,7 +179,7 @@ impl Conn {
             // Plaintext before the handshake ends would only be buffered twice; nothing is
             // queued then anyway (the first request comes after it).
             if !out.is_empty() && !tls.session.is_handshaking() {
-                match out.write_to(&mut tls.session.writer()) {
+                match out.write_to(&mut tls.session.writer(), scratch) {
                     Ok(_) => {}
                     // rustls' outgoing buffer is full: write it out first.
                     Err(e) if e.kind() == io::ErrorKind::WriteZero => {}
@@ -213,7 +214,8 @@ impl Conn {
             tls.notified = true;
             tls.session.send_close_notify();
         }
-        self.flush_tls(counters)?;
+        // Only called once the queue is empty: no buffer goes back to a scratch here.
+        self.flush_tls(counters, &mut Scratch::new())?;
         Ok(!self.tls.as_deref().is_some_and(Tls::wants_write))
     }
 }

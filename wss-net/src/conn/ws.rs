@@ -187,7 +187,7 @@ impl Conn {
 
     pub(super) fn ws_bytes(&mut self, ctx: &mut Ctx, id: ConnId, data: &[u8]) -> Step {
         if let Phase::Ws(w) = &mut self.phase {
-            w.ws.receive(ctx.now, data);
+            w.ws.receive(&mut ctx.scratch, ctx.now, data);
         }
         self.ws_pump(ctx, id)
     }
@@ -234,7 +234,7 @@ impl Conn {
                 if gate.closed() {
                     break;
                 }
-                let Some(event) = w.ws.poll_event() else {
+                let Some(event) = w.ws.poll_event(&mut ctx.scratch) else {
                     drained = true;
                     break;
                 };
@@ -391,7 +391,7 @@ impl Conn {
             return Ok(());
         };
         let counted = sent_count(&msg);
-        match w.ws.send(msg, &mut self.out) {
+        match w.ws.send(msg, &mut self.out.tx(&mut ctx.scratch)) {
             Ok(()) => count_sent(&ctx.shared.counters, counted),
             Err(wss_proto::SendError::Closed) => return Ok(()),
             Err(e) => log::debug!("{id}: send refused: {e}"),

@@ -7,13 +7,16 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Instant;
 
 use wss_proto::handshake::{ClientHandshake, ClientHandshakeError};
-use wss_proto::{Config, Connection, DeflateConfig, DeflateParams, Event, FrameHeader, Role};
+use wss_proto::{
+    Config, Connection, DeflateConfig, DeflateParams, Event, FrameHeader, Role, Scratch,
+};
 
 use super::tcp;
 
 pub struct DeflateClient {
     stream: TcpStream,
     conn: Connection,
+    scratch: Scratch,
     /// Received bytes not yet split into frames.
     buf: Vec<u8>,
     /// The 101's `Sec-WebSocket-Extensions`, if any.
@@ -68,6 +71,7 @@ impl DeflateClient {
         Ok(DeflateClient {
             stream,
             conn: Connection::new(Role::Client, config, Instant::now()),
+            scratch: Scratch::new(),
             buf,
             extensions: hs
                 .response_headers()
@@ -113,7 +117,7 @@ impl DeflateClient {
                 let total = len + header.payload_len as usize;
                 if self.buf.len() >= total {
                     let frame: Vec<u8> = self.buf.drain(..total).collect();
-                    self.conn.receive(Instant::now(), &frame);
+                    self.conn.receive(&mut self.scratch, Instant::now(), &frame);
                     self.flush();
                     return Some(frame);
                 }
@@ -129,7 +133,7 @@ impl DeflateClient {
     /// The next event (pings are answered and skipped). `None` on EOF.
     pub fn next_event(&mut self) -> Option<Event> {
         loop {
-            match self.conn.poll_event() {
+            match self.conn.poll_event(&mut self.scratch) {
                 Some(Event::Ping(_) | Event::Pong(_)) => {}
                 Some(event) => return Some(event),
                 None => {

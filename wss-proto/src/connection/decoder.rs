@@ -12,20 +12,18 @@
 //!
 //! Between frames, which is where an idle connection sits, the decoder is one null pointer:
 //! everything that only matters while a header, a frame or a message is part-way across reads
-//! lives in a [`Partial`] box that exists only then. Boxes are lent from a small per-thread
-//! pool and given back (cleared) as soon as nothing is partial, so a frame split across reads
-//! costs no allocation once the thread has seen one.
+//! lives in a [`Partial`] box that exists only then. Boxes are lent from the caller's
+//! [`Scratch`] and given back (cleared) as soon as nothing is partial, so a frame split across
+//! reads costs no allocation once the scratch has seen one.
 
-use std::cell::RefCell;
-
-use crate::connection::Role;
+use crate::connection::{Role, Scratch};
 #[cfg(feature = "deflate")]
-pub(crate) use crate::deflate::Inflater;
+pub(crate) use crate::deflate::{Inflater, Inflaters};
 use crate::error::ProtocolError;
 use crate::frame::MAX_CONTROL_PAYLOAD;
 use crate::frame::{FrameHeader, Opcode, RSV1};
 use crate::message::Message;
-use crate::text::{self, Kind, MessageBuf};
+use crate::text::{Kind, MessageBuf};
 #[cfg(feature = "deflate")]
 use crate::utf8::Utf8Validator;
 
@@ -66,8 +64,8 @@ pub(crate) struct Limits {
     pub(crate) allowed_rsv: u8,
     pub(crate) max_frame: usize,
     pub(crate) max_message: usize,
-    /// The caller hands reassembled messages back (borrowed receive): start them in this
-    /// thread's spare buffer instead of a new allocation.
+    /// The caller hands reassembled messages back (borrowed receive): start them in the
+    /// scratch's spare buffer instead of a new allocation.
     pub(crate) recycle: bool,
 }
 
@@ -107,6 +105,11 @@ struct Inflating {
 #[derive(Debug)]
 pub(crate) enum Inflater {}
 
+/// Without the `deflate` feature a scratch keeps no inflaters.
+#[cfg(not(feature = "deflate"))]
+#[derive(Debug, Default)]
+pub(crate) struct Inflaters;
+
 /// The receive state of one connection.
 ///
 /// The permessage-deflate inflater is not in here but passed to each call (`None` when
@@ -114,7 +117,7 @@ pub(crate) enum Inflater {}
 /// decoder is one pointer.
 #[derive(Debug, Default)]
 pub(crate) struct Decoder {
-    /// Present exactly while something is partial; lent from [`POOL`].
+    /// Present exactly while something is partial; lent from the scratch's [`Partials`].
     partial: Option<Box<Partial>>,
 }
 
@@ -161,44 +164,37 @@ impl Partial {
     }
 }
 
-/// Partial boxes each thread keeps for its connections' next split frame. A cleared box owns
+/// Partial boxes a scratch keeps for its connections' next split frame. A cleared box owns
 /// nothing but itself (about 250 bytes), so the pool costs at most `POOL_MAX` of those per
-/// thread; it only needs to cover the connections that are mid-frame at once on a thread.
+/// scratch; it only needs to cover the connections that are mid-frame at once on a thread.
 const POOL_MAX: usize = 64;
 
-thread_local! {
+/// The cleared partial states a [`Scratch`] lends to decoders.
+#[derive(Debug, Default)]
+pub(crate) struct Partials {
     // Boxes on purpose: a decoder holds its partial state boxed, and lending one moves a
     // pointer.
     #[allow(clippy::vec_box)]
-    static POOL: RefCell<Vec<Box<Partial>>> = const { RefCell::new(Vec::new()) };
+    boxes: Vec<Box<Partial>>,
 }
 
-/// A cleared partial state: one from this thread's pool, or a new one.
-fn lend() -> Box<Partial> {
-    POOL.try_with(|pool| pool.try_borrow_mut().ok()?.pop())
-        .ok()
-        .flatten()
-        .unwrap_or_else(Partial::new)
-}
+impl Partials {
+    /// A cleared partial state: a kept one, or a new one.
+    fn lend(&mut self) -> Box<Partial> {
+        self.boxes.pop().unwrap_or_else(Partial::new)
+    }
 
-/// Clears `partial` and keeps it in this thread's pool, unless the pool is full (or the
-/// thread is ending): then it is freed.
-fn give_back(mut partial: Box<Partial>) {
-    partial.clear();
-    let _ = POOL.try_with(|pool| {
-        if let Ok(mut pool) = pool.try_borrow_mut() {
-            if pool.len() < POOL_MAX {
-                pool.push(partial);
-            }
+    /// Clears `partial` and keeps it, unless the pool is full: then it is freed.
+    fn give_back(&mut self, mut partial: Box<Partial>) {
+        if self.boxes.len() < POOL_MAX {
+            partial.clear();
+            self.boxes.push(partial);
         }
-    });
-}
+    }
 
-impl Drop for Decoder {
-    fn drop(&mut self) {
-        if let Some(partial) = self.partial.take() {
-            give_back(partial);
-        }
+    /// Boxes kept.
+    pub(crate) fn len(&self) -> usize {
+        self.boxes.len()
     }
 }
 
@@ -222,16 +218,16 @@ fn finish(buf: MessageBuf) -> Item {
 }
 
 impl Decoder {
-    /// The partial state, lent from the pool if there was none.
-    fn partial(&mut self) -> &mut Partial {
-        self.partial.get_or_insert_with(lend)
+    /// The partial state, lent from the scratch if there was none.
+    fn partial(&mut self, scratch: &mut Scratch) -> &mut Partial {
+        self.partial.get_or_insert_with(|| scratch.partials.lend())
     }
 
-    /// Gives the partial state back to the pool once nothing in it is partial any more.
-    fn release_if_empty(&mut self) {
+    /// Gives the partial state back to the scratch once nothing in it is partial any more.
+    fn release_if_empty(&mut self, scratch: &mut Scratch) {
         if self.partial.as_ref().is_some_and(|p| p.is_empty()) {
             if let Some(partial) = self.partial.take() {
-                give_back(partial);
+                scratch.partials.give_back(partial);
             }
         }
     }
@@ -303,27 +299,29 @@ impl Decoder {
     #[inline]
     pub(crate) fn step(
         &mut self,
+        scratch: &mut Scratch,
         input: &[u8],
         limits: Limits,
         inflater: Option<&mut Inflater>,
     ) -> (usize, Option<Item>) {
-        let stepped = self.step_inner(input, limits, inflater);
+        let stepped = self.step_inner(scratch, input, limits, inflater);
         if self.partial.is_some() {
-            self.release_if_empty();
+            self.release_if_empty(scratch);
         }
         stepped
     }
 
     fn step_inner(
         &mut self,
+        scratch: &mut Scratch,
         input: &[u8],
         limits: Limits,
         inflater: Option<&mut Inflater>,
     ) -> (usize, Option<Item>) {
         if self.frame_in_progress() {
-            return self.read_payload(input, limits, inflater);
+            return self.read_payload(&mut scratch.inflaters, input, limits, inflater);
         }
-        let (used, header) = match self.read_header(input) {
+        let (used, header) = match self.read_header(scratch, input) {
             Ok(Some(found)) => found,
             Ok(None) => return (input.len(), None),
             Err(e) => return (input.len(), Some(Item::Failed(e))),
@@ -368,8 +366,7 @@ impl Decoder {
                 );
             }
         }
-        let partial = self.partial();
-        if data {
+        let message = data.then(|| {
             // Room for the whole first frame, but never more than twice what arrived of it:
             // a peer that announces a large frame and sends it slowly cannot make the
             // connection hold memory its bytes do not fill.
@@ -377,12 +374,12 @@ impl Decoder {
                 .unwrap_or(usize::MAX)
                 .min(rest.len().saturating_mul(2))
                 .min(SPLIT_RESERVE_MAX);
-            partial.message = Some(start_message(
-                header.opcode,
-                compressed,
-                limits.recycle,
-                room,
-            ));
+            start_message(scratch, header.opcode, compressed, limits.recycle, room)
+        });
+        let partial = self.partial(scratch);
+        if message.is_some() {
+            // (A control frame between fragments keeps the message in progress.)
+            partial.message = message;
         }
         partial.frame = Some(Frame {
             opcode: header.opcode,
@@ -391,13 +388,16 @@ impl Decoder {
             mask: header.mask,
             remaining: header.payload_len,
         });
-        let (more, item) = self.read_payload(rest, limits, inflater);
+        let (more, item) = self.read_payload(&mut scratch.inflaters, rest, limits, inflater);
         (used + more, item)
     }
 
     /// The unmasked payload of the control frame just reported as
     /// [`Item::ControlBuffered`], copied out so that the decoder keeps no buffer.
-    pub(crate) fn take_control(&mut self) -> ([u8; MAX_CONTROL_PAYLOAD], usize) {
+    pub(crate) fn take_control(
+        &mut self,
+        scratch: &mut Scratch,
+    ) -> ([u8; MAX_CONTROL_PAYLOAD], usize) {
         let Some(partial) = self.partial.as_mut() else {
             // An empty payload: nothing was kept.
             return ([0u8; MAX_CONTROL_PAYLOAD], 0);
@@ -405,12 +405,16 @@ impl Decoder {
         let payload = partial.control;
         let len = usize::from(partial.control_len);
         partial.control_len = 0;
-        self.release_if_empty();
+        self.release_if_empty(scratch);
         (payload, len)
     }
 
     /// Gathers a header, possibly across calls. Returns the bytes of `input` it used.
-    fn read_header(&mut self, input: &[u8]) -> Result<Option<(usize, FrameHeader)>, ProtocolError> {
+    fn read_header(
+        &mut self,
+        scratch: &mut Scratch,
+        input: &[u8],
+    ) -> Result<Option<(usize, FrameHeader)>, ProtocolError> {
         let had = self
             .partial
             .as_ref()
@@ -421,14 +425,14 @@ impl Decoder {
                 None => {
                     // Incomplete, so shorter than a maximal header.
                     let n = input.len().min(FrameHeader::MAX_SIZE);
-                    let partial = self.partial();
+                    let partial = self.partial(scratch);
                     partial.header[..n].copy_from_slice(&input[..n]);
                     partial.header_len = n as u8;
                     Ok(None)
                 }
             };
         }
-        let partial = self.partial();
+        let partial = self.partial(scratch);
         let take = (FrameHeader::MAX_SIZE - had).min(input.len());
         partial.header[had..had + take].copy_from_slice(&input[..take]);
         let have = had + take;
@@ -492,6 +496,7 @@ impl Decoder {
     /// Moves payload bytes of the current frame from `input` into their buffer.
     fn read_payload(
         &mut self,
+        inflaters: &mut Inflaters,
         input: &[u8],
         limits: Limits,
         inflater: Option<&mut Inflater>,
@@ -538,7 +543,10 @@ impl Decoder {
                 Some(Assembling::Inflating(inflating)) => {
                     if let Some(inflater) = inflater.as_deref_mut() {
                         let max = limits.max_message;
-                        if let Err(e) = inflate_piece(inflater, inflating, chunk, frame, max) {
+                        let inflaters = &mut *inflaters;
+                        let piece =
+                            inflate_piece(inflaters, inflater, inflating, chunk, frame, max);
+                        if let Err(e) = piece {
                             return (take, Some(Item::Failed(e)));
                         }
                     }
@@ -546,13 +554,14 @@ impl Decoder {
                 None => {}
             }
         }
-        (take, self.frame_read(take, limits, inflater))
+        (take, self.frame_read(inflaters, take, limits, inflater))
     }
 
     /// `take` more payload bytes of the current frame were stored: ends the frame (and the
     /// message) when they were its last.
     fn frame_read(
         &mut self,
+        inflaters: &mut Inflaters,
         take: usize,
         limits: Limits,
         inflater: Option<&mut Inflater>,
@@ -563,10 +572,15 @@ impl Decoder {
         if frame.remaining > 0 {
             return None;
         }
-        self.end_frame(limits, inflater)
+        self.end_frame(inflaters, limits, inflater)
     }
 
-    fn end_frame(&mut self, limits: Limits, inflater: Option<&mut Inflater>) -> Option<Item> {
+    fn end_frame(
+        &mut self,
+        inflaters: &mut Inflaters,
+        limits: Limits,
+        inflater: Option<&mut Inflater>,
+    ) -> Option<Item> {
         let partial = self.partial.as_deref_mut()?;
         let frame = partial.frame.take()?;
         if frame.opcode.is_control() {
@@ -575,14 +589,15 @@ impl Decoder {
         if !frame.fin {
             return None;
         }
-        let _ = (limits, &inflater);
+        let _ = (limits, &inflater, &inflaters);
         match partial.message.take()? {
             Assembling::Plain(buf) => Some(finish(buf)),
             #[cfg(feature = "deflate")]
             Assembling::Inflating(mut partial) => {
                 let inflater = inflater?;
                 let utf8 = partial.text.then_some(&mut partial.utf8);
-                if let Err(e) = inflater.finish(&mut partial.buf, limits.max_message, utf8) {
+                let max = limits.max_message;
+                if let Err(e) = inflater.finish(inflaters, &mut partial.buf, max, utf8) {
                     return Some(Item::Failed(e));
                 }
                 let Inflating {
@@ -612,13 +627,19 @@ const SPLIT_RESERVE_MAX: usize = 1 << 20;
 
 /// A buffer for a data message that starts with a frame not whole in the input, with `room`
 /// bytes reserved (unless compressed: the inflated size is not known).
-fn start_message(opcode: Opcode, compressed: bool, recycle: bool, room: usize) -> Assembling {
+fn start_message(
+    scratch: &mut Scratch,
+    opcode: Opcode,
+    compressed: bool,
+    recycle: bool,
+    room: usize,
+) -> Assembling {
     let buf = if recycle {
-        text::take_spare()
+        take_spare(scratch)
     } else if compressed {
         Vec::new()
     } else {
-        crate::pool::take(room)
+        scratch.buffers.take(room)
     };
     #[cfg(feature = "deflate")]
     if compressed {
@@ -632,9 +653,22 @@ fn start_message(opcode: Opcode, compressed: bool, recycle: bool, room: usize) -
     Assembling::Plain(MessageBuf::reusing(kind_of(opcode), buf))
 }
 
+/// The scratch's spare reassembly buffer (borrowed receive).
+#[cfg(feature = "in-place")]
+fn take_spare(scratch: &mut Scratch) -> Vec<u8> {
+    std::mem::take(&mut scratch.spare)
+}
+
+/// Without the borrowed receive path nothing asks for the spare buffer.
+#[cfg(not(feature = "in-place"))]
+fn take_spare(_: &mut Scratch) -> Vec<u8> {
+    Vec::new()
+}
+
 /// Inflates one received piece of a compressed frame, unmasking it on the stack first.
 #[cfg(feature = "deflate")]
 fn inflate_piece(
+    inflaters: &mut Inflaters,
     inflater: &mut Inflater,
     partial: &mut Inflating,
     chunk: &[u8],
@@ -643,7 +677,7 @@ fn inflate_piece(
 ) -> Result<(), ProtocolError> {
     let Some(key) = frame.mask else {
         let utf8 = partial.text.then_some(&mut partial.utf8);
-        return inflater.inflate(chunk, &mut partial.buf, max, utf8);
+        return inflater.inflate(inflaters, chunk, &mut partial.buf, max, utf8);
     };
     // Compressed messages are mostly small (chat, JSON): zeroing the whole 4 KiB piece for each
     // of them showed up as a fifth of a deflate server's instructions, so small chunks get a
@@ -663,159 +697,10 @@ fn inflate_piece(
         crate::mask::apply_mask_offset(buf, key, offset);
         offset = offset.wrapping_add(src.len());
         let utf8 = partial.text.then_some(&mut partial.utf8);
-        inflater.inflate(buf, &mut partial.buf, max, utf8)?;
+        inflater.inflate(inflaters, buf, &mut partial.buf, max, utf8)?;
     }
     Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::frame::encode_frame;
-
-    const SERVER: Limits = Limits {
-        role: Role::Server,
-        allowed_rsv: 0,
-        max_frame: 16 << 20,
-        max_message: 16 << 20,
-        recycle: false,
-    };
-
-    #[test]
-    fn slow_huge_frame_holds_only_what_arrived() {
-        let mut d = Decoder::default();
-        let mut bytes = Vec::new();
-        FrameHeader {
-            fin: true,
-            rsv: 0,
-            opcode: Opcode::Binary,
-            mask: Some([1, 2, 3, 4]),
-            payload_len: (16 << 20) - 1,
-        }
-        .encode(&mut bytes);
-        bytes.extend_from_slice(&[0u8; 100]);
-        let (used, item) = d.step(&bytes, SERVER, None);
-        assert_eq!(used, bytes.len());
-        assert!(item.is_none());
-        let Some(Assembling::Plain(buf)) = d.partial.as_mut().and_then(|p| p.message.take()) else {
-            panic!("a plain message is assembling")
-        };
-        let Ok(Message::Binary(held)) = buf.into_message() else {
-            panic!("binary")
-        };
-        assert!(
-            held.capacity() < 4096,
-            "holds {} bytes for 100 received",
-            held.capacity()
-        );
-    }
-
-    #[test]
-    fn the_partial_state_exists_only_while_something_is_partial_and_is_reused() {
-        let mut d = Decoder::default();
-        let mut bytes = Vec::new();
-        encode_frame(
-            &mut bytes,
-            true,
-            Opcode::Binary,
-            b"abcdef",
-            Some([1, 2, 3, 4]),
-        );
-        // A header split across reads: its first byte is kept.
-        let (used, item) = d.step(&bytes[..1], SERVER, None);
-        assert_eq!((used, item.is_none()), (1, true));
-        let lent: *const Partial = d.partial.as_deref().map_or(std::ptr::null(), |p| p);
-        assert!(!lent.is_null(), "a header byte is kept");
-        let (used, item) = d.step(&bytes[1..], SERVER, None);
-        assert_eq!(used, bytes.len() - 1);
-        assert!(matches!(item, Some(Item::Whole { len: 6, .. })));
-        assert!(d.partial.is_none(), "given back once the header is read");
-        // A payload split across reads borrows the same box, cleared.
-        let (used, item) = d.step(&bytes[..8], SERVER, None);
-        assert_eq!((used, item.is_none()), (8, true));
-        let again: *const Partial = d.partial.as_deref().map_or(std::ptr::null(), |p| p);
-        assert_eq!(lent, again, "the pooled box came back");
-        let (_, item) = d.step(&bytes[8..], SERVER, None);
-        assert!(matches!(item, Some(Item::Message(Message::Binary(ref b))) if b == b"abcdef"));
-        assert!(d.partial.is_none(), "given back once the message is out");
-    }
-
-    #[test]
-    fn a_split_control_frame_keeps_its_payload_until_taken() {
-        let mut d = Decoder::default();
-        let mut bytes = Vec::new();
-        encode_frame(&mut bytes, true, Opcode::Ping, b"hello", Some([9, 8, 7, 6]));
-        let _ = d.step(&bytes[..7], SERVER, None);
-        let (_, item) = d.step(&bytes[7..], SERVER, None);
-        assert!(matches!(item, Some(Item::ControlBuffered(Opcode::Ping))));
-        assert!(d.partial.is_some(), "the payload waits to be taken");
-        let (payload, len) = d.take_control();
-        assert_eq!(&payload[..len], b"hello");
-        assert!(d.partial.is_none());
-    }
-
-    #[test]
-    fn step_stops_after_each_complete_item() {
-        let mut d = Decoder::default();
-        let client = Limits {
-            role: Role::Client,
-            ..SERVER
-        };
-        let mut bytes = Vec::new();
-        encode_frame(&mut bytes, true, Opcode::Text, b"ab", None);
-        encode_frame(&mut bytes, true, Opcode::Ping, b"c", None);
-        let (used, item) = d.step(&bytes, client, None);
-        assert_eq!(used, 4);
-        assert!(matches!(
-            item,
-            Some(Item::Whole {
-                kind: Kind::Text,
-                at: 2,
-                len: 2,
-                mask: None
-            })
-        ));
-        let (used, item) = d.step(&bytes[4..], client, None);
-        assert_eq!(used, 3);
-        assert!(matches!(
-            item,
-            Some(Item::Control {
-                opcode: Opcode::Ping,
-                at: 2,
-                len: 1,
-                mask: None
-            })
-        ));
-    }
-
-    #[test]
-    fn whole_masked_text_frame_is_one_exact_allocation() {
-        let mut d = Decoder::default();
-        let text = "héllo ✓".repeat(100);
-        let mut bytes = Vec::new();
-        encode_frame(
-            &mut bytes,
-            true,
-            Opcode::Text,
-            text.as_bytes(),
-            Some([5, 6, 7, 8]),
-        );
-        let (used, item) = d.step(&bytes, SERVER, None);
-        assert_eq!(used, bytes.len());
-        let Some(Item::Whole {
-            kind,
-            at,
-            len,
-            mask,
-        }) = item
-        else {
-            panic!("a whole message in the input")
-        };
-        let owned = text::whole_message(kind, &bytes[at..at + len], mask);
-        let Ok(Message::Text(got)) = owned else {
-            panic!("a text message")
-        };
-        assert_eq!(got, text);
-        assert_eq!(got.capacity(), text.len());
-    }
-}
+mod tests;

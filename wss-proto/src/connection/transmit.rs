@@ -38,6 +38,13 @@ pub trait Transmit {
     fn push_owned(&mut self, bytes: Vec<u8>);
     /// Appends bytes shared with other queues.
     fn push_shared(&mut self, bytes: Arc<[u8]>);
+    /// Takes back a payload buffer whose bytes were copied into the queue: a queue that
+    /// keeps buffers for reuse (in a [`Scratch`](crate::Scratch), for the next message its
+    /// thread receives) keeps it; by default it is dropped.
+    #[inline]
+    fn give_back(&mut self, buffer: Vec<u8>) {
+        drop(buffer);
+    }
 }
 
 impl Transmit for Vec<u8> {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use wss_proto::{encode_frame, FrameHeader};
-use wss_proto::{Config, Connection, Event, Opcode, Role};
+use wss_proto::{Config, Connection, Event, Opcode, Role, Scratch};
 
 /// A fixed mask key, so expected bytes can be written by hand.
 pub const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -61,6 +61,9 @@ pub fn borrowed_api() -> bool {
 }
 
 thread_local! {
+    /// The test thread's scratch, as a network layer keeps one per loop thread (a
+    /// convenience of these helpers: the library itself has no per-thread state).
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::new());
     /// Events `receive_in_place` handed over and `events` has not returned yet, per
     /// connection (by address: a test's connections stay put while it feeds them).
     static PENDING: RefCell<HashMap<usize, Vec<Event>>> = RefCell::new(HashMap::new());
@@ -70,21 +73,28 @@ fn key(conn: &Connection) -> usize {
     conn as *const Connection as usize
 }
 
+/// Runs `f` with the test thread's scratch.
+pub fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|s| f(&mut s.borrow_mut()))
+}
+
 /// Feeds `bytes` to `conn` through the API this test binary exercises: `receive`, or
 /// `receive_in_place` on a copy of `bytes` (checked to be consumed: events are kept, as owned
 /// copies, for [`events`]).
 pub fn receive<C: BorrowMut<Connection>>(mut conn: C, now: Instant, bytes: &[u8]) {
     let conn = conn.borrow_mut();
     if !borrowed_api() {
-        return conn.receive(now, bytes);
+        return with_scratch(|s| conn.receive(s, now, bytes));
     }
     let mut buf = bytes.to_vec();
     let mut got = Vec::new();
     let mut failed = false;
-    conn.receive_in_place(now, &mut buf, |_, event| {
-        assert!(!failed, "an event after Failed: {event:?}");
-        failed = matches!(event, wss_proto::EventRef::Failed(_));
-        got.push(event.to_event());
+    with_scratch(|s| {
+        conn.receive_in_place(s, now, &mut buf, |_, event| {
+            assert!(!failed, "an event after Failed: {event:?}");
+            failed = matches!(event, wss_proto::EventRef::Failed(_));
+            got.push(event.to_event());
+        })
     });
     PENDING.with(|p| p.borrow_mut().entry(key(conn)).or_default().extend(got));
 }
@@ -92,7 +102,7 @@ pub fn receive<C: BorrowMut<Connection>>(mut conn: C, now: Instant, bytes: &[u8]
 /// Every event: what the borrowed API reported (kept by [`receive`]), then the queue.
 pub fn events(conn: &mut Connection) -> Vec<Event> {
     let mut all = PENDING.with(|p| p.borrow_mut().remove(&key(conn)).unwrap_or_default());
-    all.extend(std::iter::from_fn(|| conn.poll_event()));
+    with_scratch(|s| all.extend(std::iter::from_fn(|| conn.poll_event(s))));
     all
 }
 
