@@ -535,6 +535,18 @@ impl Connection {
         Ok(())
     }
 
+    /// Drops the permessage-deflate state of a quiet connection (about 410 KiB with context
+    /// takeover and 2^15 windows), keeping only the last window of each direction (at most
+    /// 2^w bytes each); the next compressed message rebuilds it, exactly. Done on its own when
+    /// the idle ping goes out; call it when this connection is known to be quiet. Cheap and
+    /// harmless at any time (a message part-way through keeps its inflater).
+    pub fn hibernate(&mut self) {
+        #[cfg(feature = "deflate")]
+        if let Some(rare) = self.rare.as_deref_mut() {
+            crate::deflate::hibernate(rare.deflater.as_mut(), rare.inflater.as_mut());
+        }
+    }
+
     /// The permessage-deflate parameters in force, if negotiated.
     pub fn deflate(&self) -> Option<&DeflateParams> {
         self.config.deflate.as_ref()
@@ -824,6 +836,8 @@ impl Connection {
                 if self.state == State::Open {
                     self.push_frame(true, Opcode::Ping, &[]);
                 }
+                // Quiet for half the idle timeout: at most one wake per quiet spell.
+                self.hibernate();
                 return;
             }
         };
