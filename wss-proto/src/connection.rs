@@ -536,8 +536,8 @@ impl Connection {
     }
 
     /// Drops the permessage-deflate state of a quiet connection (about 410 KiB with context
-    /// takeover and 2^15 windows), keeping only the last window of each direction (at most
-    /// 2^w bytes each); the next compressed message rebuilds it, exactly. Done on its own when
+    /// takeover and 2^15 windows), keeping only the last window it received and the last
+    /// 8 KiB it sent (about 40 KiB); the next compressed message rebuilds it, exactly. Done on its own when
     /// the idle ping goes out; call it when this connection is known to be quiet. Cheap and
     /// harmless at any time (a message part-way through keeps its inflater).
     pub fn hibernate(&mut self) {

@@ -38,8 +38,8 @@
 //! bomb costs no more than an honest message. A direction without context takeover borrows
 //! its compressor or inflater from a per-thread cache for each message and holds nothing
 //! between messages; with context takeover the connection keeps its own (about 410 KiB for
-//! both at 2^15 windows) while it works, and only the last window of each direction (at most
-//! 64 KiB) once it is quiet: [`Connection::hibernate`], done at the idle ping, drops the zlib
+//! both at 2^15 windows) while it works, and only the last bytes of each direction (about
+//! 40 KiB) once it is quiet: [`Connection::hibernate`], done at the idle ping, drops the zlib
 //! state and the next message rebuilds it from those bytes. A broadcast is compressed once for all receivers with
 //! [`frame::encode_message_deflated`].
 //!

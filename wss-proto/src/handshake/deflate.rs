@@ -59,8 +59,8 @@ pub struct DeflateConfig {
     /// Largest LZ77 window (log2 bytes) for what the server sends, 8..=15. Default 15; the
     /// server compresses with it even when the client's offer does not ask for less. With
     /// context takeover it sets what a quiet connection keeps of the server's stream once its
-    /// deflate state hibernated (at the idle ping, or on `Connection::hibernate`): 2^N bytes
-    /// (32 KiB at 15, 4 KiB at 12, 1 KiB at 10); awake, zlib-rs's compressor takes about 370 KiB
+    /// deflate state hibernated (at the idle ping, or on `Connection::hibernate`): 2^N bytes,
+    /// at most 8 KiB (8 KiB at 15, 4 KiB at 12, 1 KiB at 10); awake, zlib-rs's compressor takes about 370 KiB
     /// at 15 and 245 KiB at 10. A smaller window compresses chat traffic slightly less (measured
     /// in the README); 8 means the server sends everything uncompressed.
     ///
