@@ -167,3 +167,29 @@ fn shared_compressed_frames_keep_a_context_takeover_stream_decodable() {
     assert_eq!(client.read_text(), own);
     std::thread::sleep(Duration::from_millis(20));
 }
+
+#[test]
+fn a_quiet_connection_hibernates_at_its_idle_ping_and_picks_up_exactly() {
+    let mut config = deflate_config();
+    // The idle ping (and with it the hibernation of the deflate state) after 300 ms of quiet.
+    config.proto.idle_timeout = Some(Duration::from_millis(600));
+    let server = start(config, true);
+    let offer = DeflateConfig::default();
+    let mut client = DeflateClient::connect(server.addr, "/ws", Some(&offer), &[]).unwrap();
+    let text = chat_text(40);
+    let mut sizes = Vec::new();
+    for _ in 0..4 {
+        client.send_text(&text);
+        let frame = client.next_frame().expect("the echo");
+        assert!(is_compressed(&frame));
+        sizes.push(frame.len());
+        assert_eq!(client.read_text(), text);
+        // Quiet until the server's ping (answered by the client's connection).
+        let ping = client.next_frame().expect("the idle ping");
+        assert_eq!(ping[..2], [0x89, 0x00]);
+    }
+    // Each echo after a hibernation refers back into the window the compressor slept on.
+    for later in &sizes[1..] {
+        assert!(*later * 2 < sizes[0], "{sizes:?}");
+    }
+}

@@ -312,6 +312,18 @@ impl Connection {
         self.input_after_close
     }
 
+    /// Drops the permessage-deflate state of a quiet connection (about 410 KiB with context
+    /// takeover and 2^15 windows), keeping only the last window it received and the last
+    /// 8 KiB it sent (about 40 KiB); the next compressed message rebuilds it, exactly. Done on
+    /// its own when the idle ping goes out; call it when this connection is known to be
+    /// quiet. Cheap and harmless at any time (a message part-way through keeps its inflater).
+    pub fn hibernate(&mut self) {
+        #[cfg(feature = "deflate")]
+        if let Some(rare) = self.rare.as_deref_mut() {
+            crate::deflate::hibernate(rare.deflater.as_mut(), rare.inflater.as_mut());
+        }
+    }
+
     /// The protocol failure that stopped the connection, if any. It stays set (sticky).
     pub fn error(&self) -> Option<&ProtocolError> {
         self.rare.as_ref().and_then(|r| r.error.as_ref())

@@ -2,7 +2,8 @@
 //!
 //! A compression bomb: 100 MiB of zeros in about 100 KiB of deflate. The receiver must fail it
 //! with 1009 after inflating no more than its message limit, and its memory must stay near
-//! that limit. And what an idle connection keeps once each side has compressed a message.
+//! that limit. And what an idle connection keeps once each side has compressed a message, and
+//! once it has filled both windows and hibernated (its idle ping went out).
 #![cfg(feature = "deflate")]
 
 mod util;
@@ -10,7 +11,7 @@ mod util;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use util::{events, header, output, with_scratch, KEY};
 use wss_proto::RSV1;
@@ -200,4 +201,165 @@ fn idle_connection_memory_with_deflate() {
     assert!(small_windows < takeover, "{small_windows} vs {takeover}");
     // Without it the compressor and the inflater go back to the thread between messages.
     assert!(no_takeover < 1024, "{no_takeover}");
+}
+
+/// A chat message of about 150 bytes, different each time.
+fn chat(i: usize) -> String {
+    format!(
+        "{{\"type\":\"message\",\"room\":\"general\",\"user\":\"user{}\",\"seq\":{i},\
+         \"text\":\"message number {} about the weather in town today, and more\"}}",
+        i % 37,
+        i * 7919 % 100_000
+    )
+}
+
+/// Bytes a server connection holds after `messages` chat messages each way (enough to fill
+/// both windows), awake, then once its idle ping went out (hibernated).
+fn full_window_bytes(params: &DeflateParams, messages: usize) -> (usize, usize) {
+    let idle = Duration::from_secs(10);
+    let config = std::sync::Arc::new(Config {
+        deflate: Some(params.clone()),
+        idle_timeout: Some(idle),
+        ..Config::default()
+    });
+    let now = Instant::now();
+    let mut client = Connection::new(Role::Client, std::sync::Arc::clone(&config), now);
+    let wire: Vec<Vec<u8>> = (0..messages)
+        .map(|i| {
+            client.send_text(&chat(i)).unwrap();
+            output(&mut client)
+        })
+        .collect();
+    // Each message in, its echo out; the echoes are returned for the client to read later.
+    let exchange = |server: &mut Connection| -> Vec<u8> {
+        let mut echoes = Vec::new();
+        for (i, w) in wire.iter().enumerate() {
+            with_scratch(|s| server.receive(s, now, w));
+            let got = events(server);
+            assert!(
+                matches!(&got[..], [Event::Message(wss_proto::Message::Text(t))] if *t == chat(i)),
+                "{got:?}"
+            );
+            server.send_text(&chat(i)).unwrap();
+            echoes.extend(output(server));
+        }
+        echoes
+    };
+    // The same exchange once first, so that per-thread caches and pools are warm.
+    let mut warm = Connection::new(Role::Server, std::sync::Arc::clone(&config), now);
+    drop(exchange(&mut warm));
+    warm.handle_timeout(now + idle / 2);
+    drop(warm);
+    let before = LIVE.load(Ordering::SeqCst);
+    let mut server = Connection::new(Role::Server, config, now);
+    let echoes = exchange(&mut server);
+    let awake = LIVE
+        .load(Ordering::SeqCst)
+        .saturating_sub(before + echoes.capacity());
+    // Quiet for half the idle timeout: the ping goes out and the deflate state sleeps.
+    server.handle_timeout(now + idle / 2);
+    let ping = output(&mut server);
+    assert_eq!(ping, [0x89, 0x00], "the idle ping");
+    let hibernated = LIVE
+        .load(Ordering::SeqCst)
+        .saturating_sub(before + echoes.capacity() + ping.capacity());
+    // And it wakes: the next message each way still decodes exactly, each referring back into
+    // what the other end's state holds (the client's never slept).
+    with_scratch(|s| client.receive(s, now, &echoes));
+    assert_eq!(events(&mut client).len(), messages);
+    client.send_text(&chat(0)).unwrap();
+    let input = output(&mut client);
+    with_scratch(|s| server.receive(s, now + idle / 2, &input));
+    let got = events(&mut server);
+    assert!(
+        matches!(&got[..], [Event::Message(wss_proto::Message::Text(t))] if *t == chat(0)),
+        "{got:?}"
+    );
+    server.send_text(&chat(messages)).unwrap();
+    let input = output(&mut server);
+    with_scratch(|s| client.receive(s, now, &input));
+    let got = events(&mut client);
+    let want = chat(messages);
+    assert!(
+        matches!(&got[..], [Event::Message(wss_proto::Message::Text(t))] if *t == want),
+        "{got:?}"
+    );
+    drop(server);
+    (awake, hibernated)
+}
+
+#[test]
+fn a_hibernated_connection_with_full_windows_holds_at_most_128_kib() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // 300 messages of about 150 bytes: 45 KB each way, past the 32 KiB windows.
+    let mut report = Vec::new();
+    for (what, params) in [
+        ("takeover, 2^15 windows", DeflateParams::default()),
+        (
+            "takeover, server window 2^12",
+            DeflateParams {
+                server_max_window_bits: 12,
+                ..DeflateParams::default()
+            },
+        ),
+        (
+            "takeover, server window 2^10",
+            DeflateParams {
+                server_max_window_bits: 10,
+                ..DeflateParams::default()
+            },
+        ),
+        (
+            "takeover, server window 2^9",
+            DeflateParams {
+                server_max_window_bits: 9,
+                ..DeflateParams::default()
+            },
+        ),
+        (
+            "takeover, 2^10 windows both ways",
+            DeflateParams {
+                server_max_window_bits: 10,
+                client_max_window_bits: 10,
+                ..DeflateParams::default()
+            },
+        ),
+        (
+            "server_no_context_takeover",
+            DeflateParams {
+                server_no_context_takeover: true,
+                ..DeflateParams::default()
+            },
+        ),
+    ] {
+        // On a thread of its own, joined under the lock: its per-thread caches are freed
+        // before another measurement starts.
+        let (awake, hibernated) = std::thread::scope(|scope| {
+            scope
+                .spawn(|| full_window_bytes(&params, 300))
+                .join()
+                .expect("the measurement")
+        });
+        report.push(format!(
+            "{what}: awake {awake} B, hibernated {hibernated} B"
+        ));
+        assert!(
+            hibernated <= 128 * 1024,
+            "{what}: {hibernated} bytes after hibernation"
+        );
+        assert!(hibernated < awake, "{what}: {hibernated} vs {awake}");
+        // What stays is the client's window and the end of the server's (at most 8 KiB: a
+        // rebuilt compressor needs no more than it refers to), little else.
+        let windows = (1usize << params.client_max_window_bits)
+            + if params.server_no_context_takeover {
+                0
+            } else {
+                (1 << params.server_max_window_bits).min(8192)
+            };
+        assert!(
+            hibernated <= windows + 4096,
+            "{what}: {hibernated} bytes, windows {windows}"
+        );
+    }
+    eprintln!("held by a server connection after 300 messages each way: {report:#?}");
 }

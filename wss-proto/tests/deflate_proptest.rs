@@ -1,6 +1,7 @@
 //! Property tests with permessage-deflate on: any messages, compressed or not, cut into any
 //! fragments with pings between them, fed in any split, decode to the same messages; and
-//! corrupted compressed streams never panic and fail at most once.
+//! corrupted compressed streams never panic and fail at most once; and either end may
+//! hibernate its deflate state at any point without changing a message.
 #![cfg(feature = "deflate")]
 
 mod util;
@@ -44,9 +45,21 @@ fn config(params: &DeflateParams) -> Config {
 
 /// Each message as a sender `Connection` with `params` writes it: (RSV bits, opcode, payload).
 fn sent(params: &DeflateParams, msgs: &[Message]) -> Vec<(u8, Opcode, Vec<u8>)> {
+    sent_sleeping(params, msgs, &[false])
+}
+
+/// As [`sent`], the sender hibernating after message `i` when `sleeps[i % len]`.
+fn sent_sleeping(
+    params: &DeflateParams,
+    msgs: &[Message],
+    sleeps: &[bool],
+) -> Vec<(u8, Opcode, Vec<u8>)> {
     let mut sender = Connection::new(Role::Server, config(params), Instant::now());
     let mut out = Vec::new();
-    for m in msgs {
+    for (i, m) in msgs.iter().enumerate() {
+        if sleeps[i % sleeps.len()] {
+            sender.hibernate();
+        }
         match m {
             Message::Text(t) => sender.send_text(t).unwrap(),
             Message::Binary(b) => sender.send_binary(b).unwrap(),
@@ -120,12 +133,26 @@ fn reframe(
 }
 
 fn feed(conn: &mut Connection, wire: &[u8], sizes: &[usize]) -> Vec<Event> {
+    feed_sleeping(conn, wire, sizes, &[false])
+}
+
+/// As [`feed`], the receiver hibernating after read `k` when `sleeps[k % len]` (also in the
+/// middle of a message, where it must keep its inflater).
+fn feed_sleeping(
+    conn: &mut Connection,
+    wire: &[u8],
+    sizes: &[usize],
+    sleeps: &[bool],
+) -> Vec<Event> {
     let now = Instant::now();
     let mut events = Vec::new();
     let mut rest = wire;
     let mut k = 0;
     while !rest.is_empty() {
         let take = sizes[k % sizes.len()].min(rest.len());
+        if sleeps[k % sleeps.len()] {
+            conn.hibernate();
+        }
         k += 1;
         util::receive(&mut *conn, now, &rest[..take]);
         rest = &rest[take..];
@@ -155,6 +182,25 @@ proptest! {
         let expected: Vec<Event> = msgs.iter().cloned().map(Event::Message).collect();
         prop_assert_eq!(messages, expected);
         prop_assert_eq!(got_pings, pinged);
+        prop_assert_eq!(receiver.state(), State::Open);
+    }
+
+    #[test]
+    fn hibernating_at_any_point_changes_no_message(
+        params in params(),
+        msgs in vec(message(), 0..10),
+        cuts in vec(vec(any::<Index>(), 0..4), 1..6),
+        keys in vec(any::<[u8; 4]>(), 1..8),
+        sizes in vec(1usize..400, 1..8),
+        send_sleeps in vec(any::<bool>(), 1..8),
+        read_sleeps in vec(any::<bool>(), 1..8),
+    ) {
+        let payloads = sent_sleeping(&params, &msgs, &send_sleeps);
+        let (wire, _) = reframe(&payloads, &cuts, &[false], &keys);
+        let mut receiver = Connection::new(Role::Server, config(&params), Instant::now());
+        let events = feed_sleeping(&mut receiver, &wire, &sizes, &read_sleeps);
+        let expected: Vec<Event> = msgs.iter().cloned().map(Event::Message).collect();
+        prop_assert_eq!(events, expected);
         prop_assert_eq!(receiver.state(), State::Open);
     }
 

@@ -85,6 +85,8 @@ impl Connection {
                 if self.state == State::Open {
                     self.push_frame(true, Opcode::Ping, &[]);
                 }
+                // Quiet for half the idle timeout: at most one wake per quiet spell.
+                self.hibernate();
                 return;
             }
         };
