@@ -334,8 +334,8 @@ impl wss_proto::Transmit for Tx<'_> {
     }
 
     #[inline]
-    fn give_back(&mut self, buffer: Vec<u8>) {
-        self.scratch.recycle(buffer);
+    fn scratch(&mut self) -> Option<&mut Scratch> {
+        Some(self.scratch)
     }
 }
 

@@ -152,6 +152,7 @@ fn shared_compressed_frames_keep_a_context_takeover_stream_decodable() {
     let shared_text = chat_text(25).replace("ann", "bob");
     let mut shared = Vec::new();
     assert!(encode_message_deflated(
+        &mut wss_proto::Scratch::new(),
         &mut shared,
         &params,
         Opcode::Text,

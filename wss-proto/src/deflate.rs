@@ -33,8 +33,6 @@
 //! level, so the smallest awake compressor is still over 128 KiB; hibernation is what
 //! brings an idle connection under it.
 
-use std::cell::RefCell;
-
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 use crate::error::ProtocolError;
@@ -47,7 +45,7 @@ pub(crate) const TRAILER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 /// does not compress at all.
 pub(crate) const MIN_COMPRESS_BITS: u8 = 9;
 
-/// Compressors kept per thread for context-free compression, one per (level, window bits).
+/// Compressors a scratch keeps for context-free compression, one per (level, window bits).
 const FRESH_CACHE: usize = 4;
 
 /// Idle inflaters a scratch keeps, for peers that reset after every message.
@@ -61,9 +59,11 @@ const INFLATER_CACHE: usize = 4;
 /// hash) and 24 KiB less per hibernated connection.
 const COMPRESSOR_KEEP: usize = 8 * 1024;
 
-thread_local! {
-    static FRESH: RefCell<Vec<(u32, u8, Compress)>> = const { RefCell::new(Vec::new()) };
-}
+/// Idle compressors of a [`Scratch`](crate::Scratch), lent for one message to connections
+/// (and broadcasts) that compress without context takeover. A compressor at 2^15 is about
+/// 300 KiB that zlib must also initialise: one kept per setting spares each message that.
+#[derive(Default)]
+pub(crate) struct Compressors(Vec<(u32, u8, Compress)>);
 
 /// Idle inflaters of a [`Scratch`](crate::Scratch) (the caller's, passed in on receive), for
 /// peers that reset after every message.
@@ -95,30 +95,30 @@ fn new_compressor(level: u32, bits: u8) -> Compress {
     )
 }
 
-/// Runs `f` with a compressor that has no history, from this thread's cache, and resets it
+/// Runs `f` with a compressor that has no history: one kept in `cache` (the caller's
+/// scratch) when there is one, then reset and kept again; without a cache a new one, dropped
 /// afterwards.
 pub(crate) fn with_fresh_compressor<R>(
+    cache: Option<&mut Compressors>,
     level: u32,
     bits: u8,
     f: impl FnOnce(&mut Compress) -> R,
 ) -> R {
-    let cached = FRESH.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        let at = cache
-            .iter()
-            .position(|(l, b, _)| *l == level && *b == bits)?;
-        Some(cache.swap_remove(at).2)
-    });
-    let mut compress = cached.unwrap_or_else(|| new_compressor(level, bits));
+    let Some(cache) = cache else {
+        return f(&mut new_compressor(level, bits));
+    };
+    let kept = cache
+        .0
+        .iter()
+        .position(|(l, b, _)| *l == level && *b == bits)
+        .map(|at| cache.0.swap_remove(at).2);
+    let mut compress = kept.unwrap_or_else(|| new_compressor(level, bits));
     let result = f(&mut compress);
     compress.reset();
-    FRESH.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if cache.len() >= FRESH_CACHE {
-            cache.remove(0);
-        }
-        cache.push((level, bits, compress));
-    });
+    if cache.0.len() >= FRESH_CACHE {
+        cache.0.remove(0);
+    }
+    cache.0.push((level, bits, compress));
     result
 }
 
@@ -267,9 +267,16 @@ impl Deflater {
     }
 
     /// Appends the compressed payload to `out`; `false` (nothing appended) on failure.
-    pub(crate) fn compress(&mut self, payload: &[u8], out: &mut Vec<u8>) -> bool {
+    /// Without context takeover the compressor is lent by `fresh` (the caller's scratch), or
+    /// made for this message when there is none.
+    pub(crate) fn compress(
+        &mut self,
+        fresh: Option<&mut Compressors>,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> bool {
         if self.no_context_takeover {
-            return with_fresh_compressor(self.level, self.bits, |c| {
+            return with_fresh_compressor(fresh, self.level, self.bits, |c| {
                 compress_into(c, payload, out)
             });
         }
@@ -514,7 +521,7 @@ mod tests {
     fn hello_matches_rfc_7692_and_round_trips() {
         let mut deflater = Deflater::new(6, 15, false, 0);
         let mut out = Vec::new();
-        assert!(deflater.compress(b"Hello", &mut out));
+        assert!(deflater.compress(None, b"Hello", &mut out));
         assert_eq!(out, [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
         let mut inflater = Inflater::new(15, false);
         assert_eq!(inflate_all(&mut inflater, &out, 100).unwrap(), b"Hello");
@@ -523,7 +530,7 @@ mod tests {
     #[test]
     fn output_never_passes_the_limit_plus_one() {
         let mut data = Vec::new();
-        with_fresh_compressor(1, 15, |c| {
+        with_fresh_compressor(None, 1, 15, |c| {
             assert!(compress_into(c, &[0; 100_000], &mut data))
         });
         let mut inflater = Inflater::new(15, false);
@@ -540,9 +547,32 @@ mod tests {
     }
 
     #[test]
+    fn a_scratch_lends_the_same_fresh_compressor_to_each_message() {
+        let mut cache = Compressors::default();
+        let mut first = Vec::new();
+        let mut second = Vec::new();
+        with_fresh_compressor(Some(&mut cache), 1, 15, |c| {
+            assert!(compress_into(c, b"Hello Hello", &mut first));
+        });
+        assert_eq!(cache.0.len(), 1, "kept for the next message");
+        with_fresh_compressor(Some(&mut cache), 1, 15, |c| {
+            assert!(compress_into(c, b"Hello Hello", &mut second));
+        });
+        assert_eq!(cache.0.len(), 1, "the same one, kept again");
+        assert_eq!(
+            first, second,
+            "reset between messages: no history carried over"
+        );
+        with_fresh_compressor(Some(&mut cache), 1, 10, |_| ());
+        assert_eq!(cache.0.len(), 2, "one per window size");
+    }
+
+    #[test]
     fn exactly_the_limit_fits() {
         let mut data = Vec::new();
-        with_fresh_compressor(1, 15, |c| assert!(compress_into(c, &[7; 5000], &mut data)));
+        with_fresh_compressor(None, 1, 15, |c| {
+            assert!(compress_into(c, &[7; 5000], &mut data))
+        });
         let mut inflater = Inflater::new(15, false);
         assert_eq!(inflate_all(&mut inflater, &data, 5000).unwrap(), [7; 5000]);
     }
@@ -603,7 +633,7 @@ mod tests {
         let mut wire = 0;
         for (i, m) in messages.iter().enumerate() {
             let mut data = Vec::new();
-            assert!(deflater.compress(m, &mut data));
+            assert!(deflater.compress(None, m, &mut data));
             wire += data.len();
             let got = inflate_all(inflater, &data, 1 << 20).unwrap();
             assert_eq!(&got, m, "message {i}");
@@ -650,12 +680,12 @@ mod tests {
         let mut d = Deflater::new(1, 15, false, 0);
         let mut i = Inflater::new(15, false);
         let mut first = Vec::new();
-        assert!(d.compress(&m, &mut first));
+        assert!(d.compress(None, &m, &mut first));
         assert_eq!(inflate_all(&mut i, &first, 1000).unwrap(), m);
         d.hibernate();
         i.hibernate();
         let mut again = Vec::new();
-        assert!(d.compress(&m, &mut again));
+        assert!(d.compress(None, &m, &mut again));
         // One back-reference instead of the message again.
         assert!(
             again.len() < 12,
@@ -699,7 +729,7 @@ mod tests {
         let m: Vec<u8> = (0..20).flat_map(chat).collect();
         let mut d = Deflater::new(1, 15, false, 0);
         let mut data = Vec::new();
-        assert!(d.compress(&m, &mut data));
+        assert!(d.compress(None, &m, &mut data));
         let mut i = Inflater::new(15, false);
         let cache = &mut Inflaters::default();
         let mut out = Vec::new();
@@ -719,11 +749,11 @@ mod tests {
         let m = chat(3);
         let mut d = Deflater::new(1, 15, false, 0);
         let mut first = Vec::new();
-        assert!(d.compress(&m, &mut first));
+        assert!(d.compress(None, &m, &mut first));
         d.hibernate();
         d.reset();
         let mut second = Vec::new();
-        assert!(d.compress(&m, &mut second));
+        assert!(d.compress(None, &m, &mut second));
         // A fresh inflater (a peer that saw nothing else) decodes it: no reference back.
         let mut i = Inflater::new(15, false);
         assert_eq!(inflate_all(&mut i, &second, 1000).unwrap(), m);

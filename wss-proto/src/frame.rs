@@ -241,19 +241,22 @@ pub(crate) fn encode_frame_with(
 /// [`Connection::send`](crate::Connection::send), which cuts its compressor's history when
 /// the message went out compressed.
 ///
-/// `opcode` is `Text` or `Binary`; control opcodes are always encoded plain.
+/// `opcode` is `Text` or `Binary`; control opcodes are always encoded plain. The compressor
+/// is borrowed from `scratch` (the calling thread's) and given back reset.
 ///
 /// ```
 /// use wss_proto::encode_message_deflated;
-/// use wss_proto::{DeflateParams, Opcode};
+/// use wss_proto::{DeflateParams, Opcode, Scratch};
 ///
 /// let params = DeflateParams { server_no_context_takeover: true, threshold: 0, ..DeflateParams::default() };
+/// let mut scratch = Scratch::new();
 /// let mut out = Vec::new();
-/// assert!(encode_message_deflated(&mut out, &params, Opcode::Text, b"Hello"));
+/// assert!(encode_message_deflated(&mut scratch, &mut out, &params, Opcode::Text, b"Hello"));
 /// assert_eq!(out, [0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
 /// ```
 #[cfg(feature = "deflate")]
 pub fn encode_message_deflated(
+    scratch: &mut crate::Scratch,
     out: &mut Vec<u8>,
     params: &crate::handshake::deflate::DeflateParams,
     opcode: Opcode,
@@ -266,7 +269,8 @@ pub fn encode_message_deflated(
         && payload.len() >= params.threshold.max(1);
     if wants
         && encode_frame_with(out, true, RSV1, opcode, None, |v| {
-            with_fresh_compressor(params.level, bits, |c| compress_into(c, payload, v))
+            let fresh = Some(&mut scratch.compressors);
+            with_fresh_compressor(fresh, params.level, bits, |c| compress_into(c, payload, v))
         })
     {
         return true;

@@ -16,9 +16,9 @@
 //! ## The caller owns the working memory
 //! A connection holds no buffer while idle; what it needs while a frame is part-way across
 //! reads, while events wait, or for a received message's payload is lent from a [`Scratch`]
-//! the caller keeps (one per thread) and passes in. There is no process-wide state (no clock
-//! epoch) and only one per-thread cache (context-free compressors, see below): a connection
-//! made on one thread runs on another.
+//! the caller keeps (one per thread) and passes in. There is no process-wide or per-thread
+//! state (no clock epoch, no thread-local cache): a connection made on one thread runs on
+//! another.
 //!
 //! ## Memory is bounded by what the peer actually sent
 //! Frame and message limits ([`Config`]) are checked on the header, before any payload is
@@ -43,8 +43,8 @@
 //! [`handshake::deflate`] and switched on with [`Config::deflate`]. A compressed message is
 //! inflated as its bytes arrive and refused one byte past the message limit, so a compression
 //! bomb costs no more than an honest message. A direction without context takeover borrows
-//! its inflater from the [`Scratch`] and its compressor from a per-thread cache (the send
-//! side takes no scratch) for each message and holds nothing between messages; with context
+//! its inflater or compressor from the [`Scratch`] for each message and holds nothing
+//! between messages; with context
 //! takeover the connection keeps its own (about 410 KiB for both at 2^15 windows) while it
 //! works, and only the last bytes of each direction (about 40 KiB) once it is quiet:
 //! [`Connection::hibernate`], done at the idle ping, drops the zlib state and the next message

@@ -229,7 +229,9 @@ fn broadcast_encoded_once_reaches_receivers_of_every_kind() {
     };
     let mut shared = Vec::new();
     let news = chat(7);
+    let mut scratch = wss_proto::Scratch::new();
     assert!(encode_message_deflated(
+        &mut scratch,
         &mut shared,
         &sender_params,
         Opcode::Text,
@@ -238,6 +240,7 @@ fn broadcast_encoded_once_reaches_receivers_of_every_kind() {
     assert_eq!(shared[0], 0xc1, "compressed text");
     let mut small = Vec::new();
     assert!(!encode_message_deflated(
+        &mut scratch,
         &mut small,
         &sender_params,
         Opcode::Text,
@@ -288,7 +291,13 @@ fn without_reset_a_context_takeover_receiver_misreads_after_a_shared_frame() {
     let b = "PACK MY BOX WITH FIVE DOZEN LIQUOR JUGS, AND QUICKLY TOO";
     server.send_text(a).unwrap();
     let mut wire = output(&mut server);
-    encode_message_deflated(&mut wire, &params, Opcode::Text, b.as_bytes());
+    encode_message_deflated(
+        &mut wss_proto::Scratch::new(),
+        &mut wire,
+        &params,
+        Opcode::Text,
+        b.as_bytes(),
+    );
     server.send_text(a).unwrap();
     wire.extend_from_slice(&output(&mut server));
     util::receive(&mut client, Instant::now(), &wire);
@@ -315,6 +324,7 @@ fn control_frames_in_encode_message_deflated_stay_plain() {
         ..DeflateParams::default()
     };
     assert!(!encode_message_deflated(
+        &mut wss_proto::Scratch::new(),
         &mut out,
         &params,
         Opcode::Ping,
@@ -358,7 +368,9 @@ fn plain_external_frames_keep_the_context() {
     assert_eq!(events(&mut client).len(), 3);
     // A compressed one cuts it: the same message is long again.
     let mut shared = Vec::new();
+    let mut scratch = wss_proto::Scratch::new();
     assert!(encode_message_deflated(
+        &mut scratch,
         &mut shared,
         &params,
         Opcode::Text,

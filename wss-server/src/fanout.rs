@@ -13,12 +13,20 @@
 //! on its next own message. That is the price of compressing once instead of once per
 //! receiver.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use wss_proto::encode_message_deflated;
-use wss_proto::DeflateParams;
+use wss_proto::{DeflateParams, Scratch};
 
 use crate::frame::Frame;
+
+thread_local! {
+    /// The compressors of the threads that broadcast (a server's worker, or any thread that
+    /// calls `broadcast`): a broadcast compressed without context takeover borrows one per
+    /// setting instead of making and initialising about 300 KiB of zlib state each time.
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::new());
+}
 
 /// What makes two receivers' compressed frames identical.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -83,7 +91,17 @@ impl<'a> Fanout<'a> {
         }
         let mut out = Vec::with_capacity(payload.len() / 2 + 16);
         self.compressions += 1;
-        if encode_message_deflated(&mut out, params, opcode, payload) {
+        let compressed = SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => {
+                encode_message_deflated(&mut scratch, &mut out, params, opcode, payload)
+            }
+            // Only if a broadcast ran inside another on this thread (it does not today): a
+            // scratch of its own then.
+            Err(_) => {
+                encode_message_deflated(&mut Scratch::new(), &mut out, params, opcode, payload)
+            }
+        });
+        if compressed {
             out.into()
         } else {
             self.plain.clone()

@@ -11,7 +11,8 @@ use crate::pool::Buffers;
 
 /// Reusable memory for the connections one thread drives: payload buffers for received
 /// messages, the boxes a frame split across reads is gathered in, the rings events wait in,
-/// the inflaters lent for one message to peers without context takeover, and (with the
+/// the inflaters and compressors lent for one message where a direction has no context
+/// takeover, and (with the
 /// `in-place` feature) the reassembly buffer of
 /// [`receive_in_place`](crate::Connection::receive_in_place).
 ///
@@ -29,7 +30,8 @@ use crate::pool::Buffers;
 ///
 /// Everything kept is bounded: at most [`MAX_BUFFERS`](crate::internal::pool::MAX_BUFFERS)
 /// payload buffers and [`MAX_BYTES`](crate::internal::pool::MAX_BYTES) of their capacity,
-/// 64 partial-frame boxes (about 250 bytes each) and 64 event rings.
+/// 64 partial-frame boxes (about 250 bytes each), 64 event rings, and 4 inflaters and 4
+/// compressors (one per window size and level in use).
 ///
 /// # Example
 /// ```
@@ -60,6 +62,10 @@ pub struct Scratch {
     pub(crate) rings: Rings,
     /// Inflaters borrowed for one compressed message from peers without context takeover.
     pub(crate) inflaters: Inflaters,
+    /// Compressors lent for one message when this side compresses without context takeover
+    /// (through a transmit queue that lends its scratch, [`Transmit::scratch`](crate::Transmit::scratch)).
+    #[cfg(feature = "deflate")]
+    pub(crate) compressors: crate::deflate::Compressors,
     /// The reassembly buffer of the borrowed receive path.
     #[cfg(feature = "in-place")]
     pub(crate) spare: Vec<u8>,

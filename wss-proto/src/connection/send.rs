@@ -12,22 +12,33 @@ const ZERO_COPY_MIN: usize = 16 * 1024;
 
 impl Connection {
     /// Queues a text message as one frame, compressed when permessage-deflate was negotiated
-    /// and the text is at least the threshold long.
+    /// and the text is at least the threshold long. Without context takeover on this side,
+    /// each compressed message gets a compressor of its own (made and dropped):
+    /// [`send`](Self::send) through a queue that lends a [`Scratch`](crate::Scratch) reuses
+    /// one instead.
     ///
     /// # Errors
     /// [`SendError::Closed`] once close was sent or the connection closed;
     /// [`SendError::MessageInProgress`] during a fragmented send.
     pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
-        self.send_message(Opcode::Text, text.as_bytes())
+        self.send_message(None, Opcode::Text, text.as_bytes())
     }
 
     /// Queues a binary message as one frame, compressed as for
     /// [`send_text`](Self::send_text). Errors as for `send_text`.
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), SendError> {
-        self.send_message(Opcode::Binary, data)
+        self.send_message(None, Opcode::Binary, data)
     }
 
-    pub(super) fn send_message(&mut self, opcode: Opcode, payload: &[u8]) -> Result<(), SendError> {
+    /// Frames a message into this connection's buffer, compressed when it should be (with a
+    /// compressor from `scratch` when this side has no context takeover and one is lent).
+    #[cfg_attr(not(feature = "deflate"), allow(unused_variables))]
+    pub(super) fn send_message(
+        &mut self,
+        scratch: Option<&mut crate::Scratch>,
+        opcode: Opcode,
+        payload: &[u8],
+    ) -> Result<(), SendError> {
         if !self.can_send() && !self.close_reply_pending() {
             return Err(SendError::Closed);
         }
@@ -43,8 +54,9 @@ impl Connection {
                 };
                 let rsv = crate::frame::RSV1;
                 let out = &mut self.out;
+                let fresh = scratch.map(|s| &mut s.compressors);
                 if crate::frame::encode_frame_with(out, true, rsv, opcode, mask, |v| {
-                    deflater.compress(payload, v)
+                    deflater.compress(fresh, payload, v)
                 }) {
                     return Ok(());
                 }
@@ -59,7 +71,7 @@ impl Connection {
     /// [`send_text`](Self::send_text) / [`send_binary`](Self::send_binary) do, but an
     /// uncompressed server frame's payload is not copied into this connection's buffer: a
     /// large one becomes its own chunk (`push_owned`), a small one is copied once after its
-    /// header and its buffer handed to [`Transmit::give_back`]. A shared frame is queued as
+    /// header and its buffer given to the queue's [`Transmit::scratch`]. A shared frame is queued as
     /// it is; with context takeover, a compressed one cuts this side's compressor history
     /// (the peer's window now holds a message our compressor never saw).
     ///
@@ -102,7 +114,7 @@ impl Connection {
         };
         if self.role == Role::Client || self.compresses(payload.len()) {
             // Masking or compression writes a new payload anyway: framed in our buffer.
-            self.send_message(opcode, &payload)?;
+            self.send_message(tx.scratch(), opcode, &payload)?;
             self.transmit_into(tx);
             return Ok(());
         }
@@ -124,7 +136,9 @@ impl Connection {
             });
             // Most often a received message sent back or on: the queue may keep its buffer
             // for the next message its thread receives.
-            tx.give_back(payload);
+            if let Some(scratch) = tx.scratch() {
+                scratch.recycle(payload);
+            }
         }
         Ok(())
     }

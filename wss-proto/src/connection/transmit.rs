@@ -38,12 +38,14 @@ pub trait Transmit {
     fn push_owned(&mut self, bytes: Vec<u8>);
     /// Appends bytes shared with other queues.
     fn push_shared(&mut self, bytes: Arc<[u8]>);
-    /// Takes back a payload buffer whose bytes were copied into the queue: a queue that
-    /// keeps buffers for reuse (in a [`Scratch`](crate::Scratch), for the next message its
-    /// thread receives) keeps it; by default it is dropped.
+    /// The scratch of the thread that owns this queue, if it lends one: a payload buffer
+    /// whose bytes were copied into the queue goes back to it (for the next message the
+    /// thread receives), and a message compressed without context takeover borrows its
+    /// compressor from it. By default none: the buffer is dropped and such a compressor is
+    /// made for the message.
     #[inline]
-    fn give_back(&mut self, buffer: Vec<u8>) {
-        drop(buffer);
+    fn scratch(&mut self) -> Option<&mut crate::Scratch> {
+        None
     }
 }
 
