@@ -60,7 +60,7 @@ pub fn status_of(head: &str) -> u16 {
         .unwrap_or(0)
 }
 
-/// The value of header `name` (any case) in a response head.
+/// The value of header `name` (any case) in a request or response head.
 pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines().skip(1).find_map(|line| {
         let (n, v) = line.split_once(':')?;

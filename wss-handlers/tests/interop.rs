@@ -10,44 +10,18 @@
 //! spaces; it must print the readiness line `listening on ws://HOST:PORT/PATH`), to check these
 //! tests themselves against a peer.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use testkit::peers;
+
 /// Generous: a client run takes about a second, but CI machines are shared.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("wss-handlers sits in the workspace root")
-        .to_path_buf()
-}
-
-fn interop_required() -> bool {
-    std::env::var("WSS_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
-}
-
-/// Returns false (after saying why, loudly) when the client's dependencies are not installed.
-fn client_available(name: &str, missing: Option<String>) -> bool {
-    let Some(why) = missing else { return true };
-    let message = format!("{name} interop: {why}; run scripts/setup-interop to install the client");
-    if interop_required() {
-        panic!("{message} (WSS_REQUIRE_INTEROP=1 makes this a failure)");
-    }
-    // Straight to the process's stderr: the test harness captures eprintln!, and a skip that
-    // nobody sees would pass for a run.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n!!!!!!!! SKIPPED: {message} !!!!!!!!\n"
-    );
-    false
-}
 
 /// Collects everything a child writes to one pipe, on a thread of its own so that a full pipe
 /// never blocks the child.
@@ -212,23 +186,11 @@ fn run_against_wss(name: &str, client: impl Fn(&str, bool) -> Command) {
 
 #[test]
 fn python_websockets_client_interoperates_with_wss() {
-    let root = repo_root();
-    let python = root.join(".venv/bin/python");
-    let missing = if !python.exists() {
-        Some(format!("no venv python at {}", python.display()))
-    } else {
-        let probe = Command::new(&python)
-            .args(["-c", "import websockets"])
-            .stderr(Stdio::null())
-            .status();
-        match probe {
-            Ok(s) if s.success() => None,
-            _ => Some("the venv has no `websockets` package".to_string()),
-        }
-    };
-    if !client_available("python websockets", missing) {
+    let Some(python) = peers::require("python websockets interop", peers::python_websockets())
+    else {
         return;
-    }
+    };
+    let root = peers::repo_root();
     let script = root.join("interop/python_client.py");
     run_against_wss("python websockets", |url, compression| {
         let mut cmd = Command::new(&python);
@@ -242,19 +204,9 @@ fn python_websockets_client_interoperates_with_wss() {
 
 #[test]
 fn node_ws_client_interoperates_with_wss() {
-    let root = repo_root();
-    let interop = root.join("interop");
-    let missing = if !interop.join("node_modules/ws/package.json").exists() {
-        Some("interop/node_modules/ws is not installed".to_string())
-    } else {
-        match Command::new("node").arg("--version").output() {
-            Ok(out) if out.status.success() => None,
-            _ => Some("`node` is not on PATH".to_string()),
-        }
-    };
-    if !client_available("node ws", missing) {
+    let Some(interop) = peers::require("node ws interop", peers::node_ws()) else {
         return;
-    }
+    };
     run_against_wss("node ws", |url, compression| {
         let mut cmd = Command::new("node");
         cmd.current_dir(&interop).arg("node_client.mjs").arg(url);

@@ -148,15 +148,8 @@ fn a_client_keeps_its_socket_until_the_server_closes_tcp() {
         let (mut s, _) = listener.accept().unwrap();
         s.set_read_timeout(Some(WAIT)).unwrap();
         let head = read_head(&mut s);
-        let key = head
-            .lines()
-            .find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("sec-websocket-key")
-                    .then(|| value.trim().to_owned())
-            })
-            .expect("a key");
-        let accept = wss_proto::handshake::accept_key(&key);
+        let key = testkit::raw::header(&head, "sec-websocket-key").expect("a key");
+        let accept = wss_proto::handshake::accept_key(key);
         let response = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
              Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"

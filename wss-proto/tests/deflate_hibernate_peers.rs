@@ -13,37 +13,16 @@
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use testkit::peers;
 use wss_proto::handshake::deflate::negotiate;
 use wss_proto::handshake::{validate_upgrade, HeadLimits, RequestParser, Response};
 use wss_proto::{Config, Connection, DeflateConfig, Event, Message, Role, Scratch, State};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("wss-proto sits in the workspace root")
-        .to_path_buf()
-}
-
-/// Returns false (after saying why, loudly) when a client is not installed.
-fn available(name: &str, missing: Option<String>) -> bool {
-    let Some(why) = missing else { return true };
-    let message = format!("{name}: {why}; run scripts/setup-test-peers");
-    if std::env::var("WSS_REQUIRE_INTEROP").is_ok_and(|v| v == "1") {
-        panic!("{message} (WSS_REQUIRE_INTEROP=1 makes this a failure)");
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n!!!!!!!! SKIPPED: {message} !!!!!!!!\n"
-    );
-    false
-}
 
 /// What the server saw of one conversation.
 #[derive(Debug, Default)]
@@ -221,19 +200,9 @@ ws.on('error', (e) => { console.error(String(e)); process.exit(1); });
 
 #[test]
 fn python_websockets_against_a_server_that_hibernates_after_every_message() {
-    let python = repo_root().join(".venv/bin/python");
-    let missing = if !python.exists() {
-        Some(format!("no venv python at {}", python.display()))
-    } else {
-        let probe = Command::new(&python)
-            .args(["-c", "import websockets"])
-            .stderr(Stdio::null())
-            .status();
-        (!probe.is_ok_and(|s| s.success())).then(|| "no `websockets` in the venv".to_string())
-    };
-    if !available("python websockets", missing) {
+    let Some(python) = peers::require("python websockets", peers::python_websockets()) else {
         return;
-    }
+    };
     for mode in ["takeover", "no-takeover", "window-10"] {
         let (served, out) = converse(|url| {
             let mut cmd = Command::new(&python);
@@ -257,18 +226,9 @@ fn python_websockets_against_a_server_that_hibernates_after_every_message() {
 
 #[test]
 fn node_ws_against_a_server_that_hibernates_after_every_message() {
-    let interop = repo_root().join("interop");
-    let missing = if !interop.join("node_modules/ws/package.json").exists() {
-        Some("interop/node_modules/ws is not installed".to_string())
-    } else {
-        match Command::new("node").arg("--version").output() {
-            Ok(out) if out.status.success() => None,
-            _ => Some("`node` is not on PATH".to_string()),
-        }
-    };
-    if !available("node ws", missing) {
+    let Some(interop) = peers::require("node ws", peers::node_ws()) else {
         return;
-    }
+    };
     for mode in ["takeover", "no-takeover", "window-10"] {
         let (served, out) = converse(|url| {
             let mut cmd = Command::new("node");

@@ -140,15 +140,8 @@ pub fn raw_server(after: impl FnOnce(std::net::TcpStream) + Send + 'static) -> S
             head.push(byte[0]);
         }
         let head = String::from_utf8_lossy(&head).into_owned();
-        let key = head
-            .lines()
-            .find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("sec-websocket-key")
-                    .then(|| value.trim().to_owned())
-            })
-            .expect("the client sent a key");
-        let accept = wss_proto::handshake::accept_key(&key);
+        let key = testkit::raw::header(&head, "sec-websocket-key").expect("the client sent a key");
+        let accept = wss_proto::handshake::accept_key(key);
         let reply = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Accept: {accept}\r\n\r\n"
