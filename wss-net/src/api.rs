@@ -82,7 +82,8 @@ impl fmt::Display for ConnId {
 /// The layer above, asked what to do with each HTTP request head.
 ///
 /// Called on a network thread, in the middle of a loop turn: it must decide quickly and never
-/// block or run user code. When the answer needs more time (another thread must be asked),
+/// block. Whatever it runs delays every other connection of that loop, so a layer that runs
+/// user code here (wss-server's loop dispatch) says so to its users. When the answer needs more time (another thread must be asked),
 /// return [`Decision::Pending`] and answer later with
 /// [`NetHandle::decide`](crate::NetHandle::decide).
 pub trait Service: Send + Sync + 'static {

@@ -25,6 +25,19 @@ use crate::ConnId;
 
 pub(crate) const WAKER: Token = Token(usize::MAX);
 
+thread_local! {
+    /// Set on a loop's thread for its whole life (see [`on_loop_thread`]).
+    static ON_LOOP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the calling thread is one of the network loops (of any [`Net`](crate::Net)).
+///
+/// A layer that runs user code on the loops (callbacks without a worker hop) asks this before
+/// it waits for the network: a loop that waits for itself, or joins itself, never returns.
+pub fn on_loop_thread() -> bool {
+    ON_LOOP.with(std::cell::Cell::get)
+}
+
 /// Size of the loop's one read buffer, shared by all its sockets.
 const READ_BUF_SIZE: usize = 256 * 1024;
 
@@ -226,6 +239,7 @@ impl EventLoop {
     }
 
     pub(crate) fn run(mut self) {
+        ON_LOOP.with(|on| on.set(true));
         let mut events = Events::with_capacity(1024);
         loop {
             let mut timeout = self.poll_timeout();
@@ -272,6 +286,12 @@ impl EventLoop {
             self.run_timers();
             self.drive_list(|ctx| &mut ctx.dirty);
             self.deliver();
+            // A sink that acts inside `deliver` (callbacks on the loop) queues its sends to this
+            // very loop: they go out in this turn, not after another `poll`.
+            if !self.rx.is_empty() {
+                self.run_commands();
+                self.drive_list(|ctx| &mut ctx.dirty);
+            }
             if self.should_exit() {
                 break;
             }

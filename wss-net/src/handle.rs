@@ -85,6 +85,11 @@ impl NetHandle {
         }
     }
 
+    /// How many loops the network runs: every [`ConnId::loop_index`] is below it.
+    pub fn loop_count(&self) -> usize {
+        self.loops.len()
+    }
+
     /// Sends a message on an upgraded connection. Ignored if the connection is gone, not
     /// upgraded, or closing.
     pub fn send(&self, conn: ConnId, msg: Outgoing) {

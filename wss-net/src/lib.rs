@@ -121,6 +121,7 @@ mod wake;
 pub use api::{ConnError, ConnId, ConnInfo, Decision, EventSink, NetEvent, Outgoing, Service};
 pub use client::ClientStream;
 pub use config::{default_max_connections, NetConfig};
+pub use event_loop::on_loop_thread;
 pub use handle::{NetHandle, NetStats};
 pub use inbound::{Backlog, Buffered, Credit, Inbound, InboundLimits};
 pub use net::{Listen, Net};

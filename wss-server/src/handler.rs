@@ -238,6 +238,16 @@ pub(crate) struct Stored<T: ?Sized> {
     pub(crate) cell: Arc<Mutex<T>>,
 }
 
+impl<T: ?Sized> Clone for Stored<T> {
+    /// Another handle to the same instance (loop dispatch gives one to each loop).
+    fn clone(&self) -> Self {
+        Stored {
+            any: Arc::clone(&self.any),
+            cell: Arc::clone(&self.cell),
+        }
+    }
+}
+
 impl<T: ?Sized> Stored<T> {
     /// Locks for a callback and marks the handler as running on this thread until the
     /// returned guard drops.

@@ -97,7 +97,9 @@ pub use event::{
 };
 pub use frame::{Frame, FrameError};
 pub use handler::{ConnectionHandler, HandlerRef, ServerHandler};
-pub use options::{BuiltinFile, OriginPolicy, ServerOptions, WebServerOptions};
+pub use options::{
+    BuiltinFile, Dispatch, OriginPolicy, ServerOptions, UnknownDispatch, WebServerOptions,
+};
 pub use server::WebSocketServer;
 pub use session::Session;
 pub use stats::{CallbackDurations, HandshakeStats, ServerStats, WebServerStats, CALLBACK_BUCKETS};

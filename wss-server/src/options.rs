@@ -316,7 +316,98 @@ pub struct ServerOptions {
     /// Handshakes, `terminate` and errors do not wait behind these messages: the worker takes
     /// them first. Connection events keep their order: a connection's `on_terminate` runs
     /// after its last `on_message`.
+    ///
+    /// With [`Dispatch::Loop`] nothing waits for another thread, and the same limits bound
+    /// what one loop turn reads ahead of its callbacks.
     pub inbound: InboundLimits,
+    /// Which threads run the callbacks: the server's worker (the default, SPEC's model), or
+    /// the network threads themselves ([`Dispatch::Loop`], opt-in). Default `Worker`, or what
+    /// the `WSS_DISPATCH` environment variable names (`worker` or `loop`) when it is set: an
+    /// application, or a whole test suite, runs in the other mode without a change.
+    pub dispatch: Dispatch,
+}
+
+/// Which threads run a WebSocket server's callbacks.
+///
+/// - `Worker` (default): one thread per server runs every callback, one at a time, in the
+///   order events arrive (SPEC Part A point 5). A slow callback delays this server only; the
+///   network threads keep reading and writing for everyone. The price is a hand-over per
+///   batch of events (a wake of the worker, and of the loop for the answer), and one thread's
+///   worth of callbacks per server, however many cores there are.
+/// - `Loop`: the callbacks of a connection run on the network thread that owns it, inside
+///   the loop's turn, with no hand-over. With one network thread every callback of the server
+///   still runs one at a time; with several, the connections of different loops run their
+///   callbacks at the same time (each connection's own callbacks stay in order, one at a
+///   time), so a server uses every core. The server handler is one instance for all: its
+///   callbacks (`on_connection`, `on_open`, `on_error`, `on_terminate`) run one at a time.
+///
+/// The price of `Loop`: a callback that takes long, or blocks (a database call, a lock held
+/// elsewhere, `presence` waiting for Redis), stalls every connection of its loop, their
+/// pings, closes and handshakes included. Choose it for callbacks that only compute and send.
+/// A callback must not wait for the network in this mode: `WebServer::stop` called from one
+/// returns at once and finishes on another thread, and `wait_terminated` only reports.
+///
+/// ```
+/// use wss_server::{Dispatch, ServerOptions};
+///
+/// let options = ServerOptions::default().with_dispatch(Dispatch::Loop);
+/// assert_eq!(options.dispatch, Dispatch::Loop);
+/// assert_eq!("loop".parse::<Dispatch>(), Ok(Dispatch::Loop));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Dispatch {
+    /// Callbacks run on the server's worker thread.
+    #[default]
+    Worker,
+    /// Callbacks run on the network thread that owns the connection.
+    Loop,
+}
+
+impl Dispatch {
+    /// `WSS_DISPATCH` when it names a mode, else `Worker`. A value that names neither is
+    /// logged (once per call) and ignored.
+    pub fn from_env() -> Dispatch {
+        match std::env::var("WSS_DISPATCH") {
+            Ok(v) => v.parse().unwrap_or_else(|e| {
+                log::warn!("WSS_DISPATCH: {e}; using worker dispatch");
+                Dispatch::Worker
+            }),
+            Err(_) => Dispatch::Worker,
+        }
+    }
+}
+
+/// A name that is not a [`Dispatch`] mode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownDispatch(pub String);
+
+impl std::fmt::Display for UnknownDispatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unknown dispatch {:?} (expected worker or loop)", self.0)
+    }
+}
+
+impl std::error::Error for UnknownDispatch {}
+
+impl std::str::FromStr for Dispatch {
+    type Err = UnknownDispatch;
+
+    fn from_str(s: &str) -> Result<Dispatch, UnknownDispatch> {
+        match s {
+            "worker" => Ok(Dispatch::Worker),
+            "loop" => Ok(Dispatch::Loop),
+            other => Err(UnknownDispatch(other.to_owned())),
+        }
+    }
+}
+
+impl std::fmt::Display for Dispatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Dispatch::Worker => "worker",
+            Dispatch::Loop => "loop",
+        })
+    }
 }
 
 impl Default for ServerOptions {
@@ -328,6 +419,7 @@ impl Default for ServerOptions {
             origins: OriginPolicy::default(),
             fill_standard_reason: false,
             inbound: InboundLimits::default(),
+            dispatch: Dispatch::from_env(),
         }
     }
 }
@@ -354,6 +446,12 @@ impl ServerOptions {
     /// Sets the limits of what may wait for the worker.
     pub fn with_inbound_limits(mut self, limits: InboundLimits) -> Self {
         self.inbound = limits;
+        self
+    }
+
+    /// Chooses which threads run the callbacks (see [`Dispatch`]).
+    pub fn with_dispatch(mut self, dispatch: Dispatch) -> Self {
+        self.dispatch = dispatch;
         self
     }
 }

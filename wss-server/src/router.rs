@@ -228,10 +228,7 @@ impl Router {
             upgrade,
             extra_headers,
         };
-        match server.tx.send(WorkerMsg::Connect(Box::new(pending))) {
-            Ok(()) => Decision::Pending,
-            Err(_) => refusal(503),
-        }
+        server.connect(pending)
     }
 
     /// A plain GET or HEAD: answered from memory, or handed to the file thread.

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use wss_net::{Backlog, Inbound, NetHandle};
+use wss_net::{Backlog, Decision, Inbound, NetHandle};
 use wss_proto::CloseCode;
 
 use crate::broker::{Broker, Inbox, Presence, Topic};
@@ -17,12 +17,13 @@ use crate::error::ServerError;
 use crate::frame::Frame;
 use crate::handler::{store_server, HandlerRef, ServerHandler};
 use crate::mailbox::{self, Sender};
+use crate::options::Dispatch;
 use crate::options::ServerOptions;
 use crate::router::Router;
 use crate::stats::{ServerCounters, ServerStats};
 use crate::topics::Rooms;
 use crate::web::WebServer;
-use crate::worker::{self, Worker, WorkerMsg};
+use crate::worker::{self, Inline, PendingConnect, Worker, WorkerMsg};
 
 /// Distinguishes servers for the worker's send batching.
 static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
@@ -55,8 +56,11 @@ pub(crate) struct ServerInner {
     pub(crate) topic: Topic,
     /// Local subscribers of each room.
     pub(crate) rooms: Mutex<Rooms>,
-    /// What the worker counts (it alone writes them).
+    /// What the workers count.
     pub(crate) counters: ServerCounters,
+    /// In loop dispatch, the loops' workers, which take handshakes inline; `None` in worker
+    /// dispatch, and once the server is over.
+    inline: Mutex<Option<Arc<Inline>>>,
     me: Weak<ServerInner>,
 }
 
@@ -135,6 +139,30 @@ impl ServerInner {
             }
         }
         true
+    }
+
+    pub(crate) fn set_inline(&self, inline: Option<Arc<Inline>>) {
+        *self.inline.lock().unwrap_or_else(PoisonError::into_inner) = inline;
+    }
+
+    /// Hands a handshake to `on_connection`. In loop dispatch it runs now, on the calling loop,
+    /// and the answer comes back; in worker dispatch it goes to the worker, and the answer is
+    /// `Pending` (or `503` when the worker is gone).
+    pub(crate) fn connect(&self, pending: PendingConnect) -> Decision {
+        let inline = self
+            .inline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(inline) = inline {
+            if let Some(me) = self.me.upgrade() {
+                return inline.connect(&WebSocketServer { inner: me }, pending);
+            }
+        }
+        match self.tx.send(WorkerMsg::Connect(Box::new(pending))) {
+            Ok(()) => Decision::Pending,
+            Err(_) => worker::refusal(503),
+        }
     }
 
     /// Asks the worker to close everything with `code`, destroying stragglers after
@@ -232,6 +260,7 @@ impl WebSocketServer {
             topic,
             rooms: Mutex::new(Rooms::new()),
             counters: ServerCounters::new(web.metrics_on()),
+            inline: Mutex::new(None),
             me: me.clone(),
         });
         // on_open is the first message, so it runs before any connection event (A10).
@@ -240,11 +269,17 @@ impl WebSocketServer {
         web.track(&inner);
         inner.broker.subscribe(&inner.topic, &inner.inbox());
         let server = WebSocketServer { inner };
-        let worker = Worker::new(server.clone(), stored, mail);
-        let spawned = std::thread::Builder::new()
-            .name(format!("wss-worker-{}", server.inner.path().unwrap_or("*")))
-            .spawn(move || worker.run());
-        if let Err(e) = spawned {
+        let started = match server.inner.options.dispatch {
+            Dispatch::Worker => {
+                let worker = Worker::new(server.clone(), stored);
+                std::thread::Builder::new()
+                    .name(format!("wss-worker-{}", server.inner.path().unwrap_or("*")))
+                    .spawn(move || worker.run(mail))
+                    .map(drop)
+            }
+            Dispatch::Loop => Inline::start(&server, stored, mail),
+        };
+        if let Err(e) = started {
             let inner = &server.inner;
             inner.broker.unsubscribe(&inner.topic, &inner.inbox());
             web.router().unregister(inner);

@@ -113,44 +113,68 @@ impl WebInner {
         let Some(servers) = self.router.begin_stop() else {
             return;
         };
-        if graceful.is_some() && !self.drain_time.is_zero() {
-            spread_closes(&servers, self.drain_time);
-        }
-        let timeout = graceful.unwrap_or(Duration::ZERO);
-        for s in &servers {
-            s.request_terminate(Some(timeout), CloseCode::GOING_AWAY);
-        }
-        if graceful.is_some() {
-            // Workers abort stragglers at `timeout`, then wait up to a second for the network.
-            let deadline = Instant::now() + timeout + Duration::from_secs(2);
-            for s in &servers {
-                s.wait_done(Some(deadline));
-            }
-        }
         let net = self
             .net
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Some(net) = net {
-            net.shutdown(None);
-        }
-        for s in &servers {
-            // After the network's last batch, in the same mailbox.
-            let _ = s.data_tx.send(WorkerMsg::NetGone);
-        }
-        let deadline = Instant::now() + WORKER_FINISH_WAIT;
-        for s in &servers {
-            s.wait_done(Some(deadline));
-        }
         let metrics = self
             .metrics
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Some(mut m) = metrics {
-            m.stop();
+        let drain_time = self.drain_time;
+        if wss_net::on_loop_thread() {
+            // Called from a callback on a network thread (loop dispatch): the steps below wait
+            // for the loops, and a loop cannot wait for itself. They finish on a thread of
+            // their own; this call returns at once.
+            let spawned = std::thread::Builder::new()
+                .name("wss-stop".into())
+                .spawn(move || finish_stop(servers, graceful, drain_time, net, metrics));
+            if let Err(e) = spawned {
+                log::error!("stopping the web server: no thread to finish on: {e}");
+            }
+            return;
         }
+        finish_stop(servers, graceful, drain_time, net, metrics);
+    }
+}
+
+/// The part of a stop that waits: the drain, each server's end, the network's threads.
+fn finish_stop(
+    servers: Vec<Arc<ServerInner>>,
+    graceful: Option<Duration>,
+    drain_time: Duration,
+    net: Option<Net>,
+    metrics: Option<MetricsServer>,
+) {
+    if graceful.is_some() && !drain_time.is_zero() {
+        spread_closes(&servers, drain_time);
+    }
+    let timeout = graceful.unwrap_or(Duration::ZERO);
+    for s in &servers {
+        s.request_terminate(Some(timeout), CloseCode::GOING_AWAY);
+    }
+    if graceful.is_some() {
+        // Workers abort stragglers at `timeout`, then wait up to a second for the network.
+        let deadline = Instant::now() + timeout + Duration::from_secs(2);
+        for s in &servers {
+            s.wait_done(Some(deadline));
+        }
+    }
+    if let Some(net) = net {
+        net.shutdown(None);
+    }
+    for s in &servers {
+        // After the network's last batch, in the same mailbox.
+        let _ = s.data_tx.send(WorkerMsg::NetGone);
+    }
+    let deadline = Instant::now() + WORKER_FINISH_WAIT;
+    for s in &servers {
+        s.wait_done(Some(deadline));
+    }
+    if let Some(mut m) = metrics {
+        m.stop();
     }
 }
 

@@ -214,7 +214,11 @@ fn small_messages_wait_at_most_the_message_limits() {
     };
     let (web, wss, seen) = slow_server(
         Duration::from_millis(1),
-        ServerOptions::default().with_inbound_limits(limits),
+        // The worker's queue and its limits: loop dispatch has no queue (a loop runs the
+        // callbacks of what it read before it reads again).
+        ServerOptions::default()
+            .with_inbound_limits(limits)
+            .with_dispatch(Dispatch::Worker),
     );
     let addr = web.local_addr();
     let mut bystander = connect(addr, "/ws");
@@ -248,7 +252,12 @@ fn small_messages_wait_at_most_the_message_limits() {
 #[test]
 fn a_handshake_does_not_wait_behind_queued_messages() {
     // Six seconds of work queued by one client.
-    let (web, _wss, seen) = slow_server(Duration::from_millis(200), ServerOptions::default());
+    // In worker dispatch only: in loop dispatch a handshake on the slow connection's loop
+    // waits for its callbacks, the price `Dispatch::Loop` documents.
+    let (web, _wss, seen) = slow_server(
+        Duration::from_millis(200),
+        ServerOptions::default().with_dispatch(Dispatch::Worker),
+    );
     let addr = web.local_addr();
     let mut raw = raw_handshake(addr, "/ws", &[]);
     assert_eq!(status_of(&raw.head), 101);

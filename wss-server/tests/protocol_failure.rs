@@ -189,7 +189,10 @@ fn a_handler_blocked_past_the_close_timeout_does_not_keep_the_close_reply() {
         ..WebServerOptions::default()
     });
     let handler = echo_after(&log, Duration::from_millis(1600));
-    let _wss = WebSocketServer::new(&web, handler, ServerOptions::default()).unwrap();
+    // Worker dispatch only: in loop dispatch a handler that blocks holds its loop, close
+    // timer included (the price `Dispatch::Loop` documents).
+    let options = ServerOptions::default().with_dispatch(Dispatch::Worker);
+    let _wss = WebSocketServer::new(&web, handler, options).unwrap();
     let mut raw = raw_handshake(web.local_addr(), "/", &[]);
     let mut bytes = frame(0x81, b"stuck");
     bytes.extend_from_slice(&frame(0x88, &1000u16.to_be_bytes()));

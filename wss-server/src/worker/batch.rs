@@ -23,7 +23,42 @@ thread_local! {
 
 /// The server whose worker runs on this thread, if any.
 pub(crate) fn current_server() -> Option<u64> {
-    CURRENT.with(|c| c.borrow().as_ref().map(|b| b.server))
+    CURRENT
+        .with(|c| c.borrow().as_ref().map(|b| b.server))
+        .filter(|&id| id != NONE)
+}
+
+/// No server: a loop thread between two servers' callbacks (ids start at 1).
+const NONE: u64 = 0;
+
+/// Makes this thread run `server`'s callbacks until [`leave`]: their sends are batched as on
+/// a worker thread. A network loop in loop dispatch enters for each server whose events it
+/// delivers; the batch keeps its allocation from one to the next. Returns the server that was
+/// current, for `leave`.
+pub(super) fn enter(server: u64) -> u64 {
+    CURRENT.with(|c| {
+        let mut c = c.borrow_mut();
+        match c.as_mut() {
+            Some(b) => std::mem::replace(&mut b.server, server),
+            None => {
+                *c = Some(Batch {
+                    server,
+                    sends: Vec::new(),
+                });
+                NONE
+            }
+        }
+    })
+}
+
+/// Sends what `server`'s callbacks queued since [`enter`], and makes `prev` current again.
+pub(super) fn leave(server: &ServerInner, prev: u64) {
+    flush_if_worker(server);
+    CURRENT.with(|c| {
+        if let Some(b) = c.borrow_mut().as_mut() {
+            b.server = prev;
+        }
+    });
 }
 
 /// Queues `out` for `conn` of `server`: batched when called from that server's worker,

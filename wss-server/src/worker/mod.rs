@@ -1,9 +1,15 @@
-//! The worker: one thread per WebSocketServer that runs all its callbacks, one at a time, in
-//! the order events arrive (SPEC Part A point 5), and turns network events into 4D events
-//! (A8, A11, A12, A13, A15).
+//! The worker: turns network events into 4D events and runs the callbacks (A8, A11, A12,
+//! A13, A15).
+//!
+//! [`Worker`] is the state and the rules, whichever thread runs them. In worker dispatch
+//! (the default) one thread per WebSocketServer owns one `Worker` and runs all its callbacks,
+//! one at a time, in the order events arrive (SPEC Part A point 5): [`Worker::run`] below. In
+//! loop dispatch each network loop has a `Worker` of its own and runs it inside its turn:
+//! see `inline.rs`.
 
 mod batch;
 mod helpers;
+mod inline;
 mod msg;
 mod sink;
 mod slots;
@@ -29,6 +35,7 @@ pub(crate) use batch::{current_server, flush_if_worker, send, send_many};
 use batch::{Batch, CURRENT};
 pub(crate) use helpers::refusal;
 use helpers::{call_conn, call_server, close_outcome, conn_error, panic_info, server_error};
+pub(crate) use inline::Inline;
 pub(crate) use msg::{NetBatch, PendingConnect, WorkerMsg};
 use sink::Sink;
 use slots::{IdMap, Slot, SlotTable};
@@ -50,8 +57,7 @@ struct Term {
 pub(crate) struct Worker {
     server: WebSocketServer,
     handler: Stored<dyn ErasedServer>,
-    /// Both mailboxes: control messages come out first, then network events.
-    mail: Receiver<WorkerMsg>,
+    /// Where the network reports the connections this worker accepts.
     sink: Arc<dyn EventSink>,
     slots: SlotTable<Slot>,
     /// Accepted connections not opened yet, with the instant they are forgotten after (their
@@ -64,19 +70,23 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub(crate) fn new(
-        server: WebSocketServer,
-        handler: Stored<dyn ErasedServer>,
-        mail: Receiver<WorkerMsg>,
-    ) -> Worker {
+    /// The worker of worker dispatch: the network hands it its events through the mailbox.
+    pub(crate) fn new(server: WebSocketServer, handler: Stored<dyn ErasedServer>) -> Worker {
         let sink: Arc<dyn EventSink> = Arc::new(Sink {
             tx: server.inner.data_tx.clone(),
             inbound: Arc::clone(&server.inner.inbound),
         });
+        Worker::with_sink(server, handler, sink)
+    }
+
+    fn with_sink(
+        server: WebSocketServer,
+        handler: Stored<dyn ErasedServer>,
+        sink: Arc<dyn EventSink>,
+    ) -> Worker {
         Worker {
             server,
             handler,
-            mail,
             sink,
             slots: SlotTable::new(),
             opening: IdMap::default(),
@@ -90,7 +100,9 @@ impl Worker {
         &self.server.inner
     }
 
-    pub(crate) fn run(mut self) {
+    /// Worker dispatch: the worker thread's life, from `on_open` to the server's
+    /// `on_terminate`.
+    pub(crate) fn run(mut self, mut mail: Receiver<WorkerMsg>) {
         let id = self.inner().id;
         CURRENT.with(|c| {
             *c.borrow_mut() = Some(Batch {
@@ -101,26 +113,25 @@ impl Worker {
         loop {
             // Control first; waits until the next deadline at most.
             let deadline = self.next_deadline();
-            match self.mail.recv(deadline) {
-                Ok(m) => self.handle(m),
+            match mail.recv(deadline) {
+                Ok(m) => self.handle(m, &mut mail),
                 Err(RecvError::Timeout) => {}
                 // Unreachable while we hold the server (it owns a sender); treat as gone.
-                Err(RecvError::Disconnected) => self.handle(WorkerMsg::NetGone),
+                Err(RecvError::Disconnected) => self.handle(WorkerMsg::NetGone, &mut mail),
             }
             self.on_timers(Instant::now());
             flush_if_worker(&self.server.inner);
-            if self.term.is_some() && self.slots.is_empty() {
+            if self.is_over() {
                 break;
             }
         }
-        self.finish();
+        let server = self.server.clone();
+        finish(&server, &self.handler, &mut mail);
     }
 
-    /// Handles whatever control messages wait (between two network events).
-    fn run_control(&mut self) {
-        while let Some(m) = self.mail.try_control() {
-            self.handle(m);
-        }
+    /// Terminated, and every connection ended: the server's `on_terminate` may run.
+    fn is_over(&self) -> bool {
+        self.term.is_some() && self.slots.is_empty()
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -135,21 +146,20 @@ impl Worker {
         }
     }
 
-    fn handle(&mut self, msg: WorkerMsg) {
+    fn handle(&mut self, msg: WorkerMsg, mail: &mut Receiver<WorkerMsg>) {
         match msg {
-            WorkerMsg::Open => {
-                let server = self.server.clone();
-                call_server(&self.handler, &server, "on_open", |h| {
-                    h.on_open(&server, &OpenEvent)
-                });
+            WorkerMsg::Open => server_open(&self.server, &self.handler),
+            WorkerMsg::Connect(p) => {
+                let conn = p.conn;
+                let decision = self.connect(*p);
+                self.inner().net.decide(conn, decision);
             }
-            WorkerMsg::Connect(p) => self.connect(*p),
             WorkerMsg::Net(NetBatch { events, release }) => {
                 for event in events {
                     self.net_event(event);
                     // A handshake must not wait for the rest of a large batch.
-                    if self.mail.has_control() {
-                        self.run_control();
+                    while let Some(m) = mail.try_control() {
+                        self.handle(m, mail);
                     }
                 }
                 drop(release);
@@ -159,18 +169,20 @@ impl Worker {
                 server_error(&self.handler, &server, ErrorEvent::single(info));
             }
             WorkerMsg::Terminate { timeout, code } => self.terminate(timeout, code),
-            WorkerMsg::NetGone => {
-                self.net_gone = true;
-                self.terminate(Some(Duration::ZERO), CloseCode::GOING_AWAY);
-            }
+            WorkerMsg::NetGone => self.net_gone(),
         }
     }
 
-    fn connect(&mut self, p: PendingConnect) {
-        let net = self.inner().net.clone();
+    /// The network threads are gone: whatever is still open is over.
+    fn net_gone(&mut self) {
+        self.net_gone = true;
+        self.terminate(Some(Duration::ZERO), CloseCode::GOING_AWAY);
+    }
+
+    /// Runs `on_connection` for a handshake and says what to answer.
+    fn connect(&mut self, p: PendingConnect) -> Decision {
         if self.term.is_some() || self.server.terminated() {
-            net.decide(p.conn, refusal(503));
-            return;
+            return refusal(503);
         }
         let event = ConnectionEvent::new(p.request, p.upgrade.protocols.clone());
         let server = self.server.clone();
@@ -182,20 +194,18 @@ impl Worker {
             Ok(Some(stored)) => stored,
             Ok(None) => {
                 server.inner.counters.note_refused();
-                net.decide(p.conn, refusal(403));
-                return;
+                return refusal(403);
             }
             Err(panic) => {
                 // A3: a failing on_connection cancels the connection and is reported.
                 server.inner.counters.note_refused();
                 server.inner.counters.note_panic();
-                net.decide(p.conn, refusal(403));
                 server_error(
                     &self.handler,
                     &server,
                     ErrorEvent::single(panic_info("on_connection", &panic)),
                 );
-                return;
+                return refusal(403);
             }
         };
         let ws = WebSocketConnection {
@@ -219,14 +229,11 @@ impl Worker {
         server.inner.counters.note_accepted();
         let open_by = Instant::now() + self.inner().handshake_timeout + OPEN_GRACE;
         self.opening.insert(p.conn, open_by);
-        net.decide(
-            p.conn,
-            Decision::Upgrade {
-                upgrade: p.upgrade,
-                extra_headers,
-                sink: self.sink.clone(),
-            },
-        );
+        Decision::Upgrade {
+            upgrade: p.upgrade,
+            extra_headers,
+            sink: self.sink.clone(),
+        }
     }
 
     fn net_event(&mut self, event: NetEvent) {
@@ -445,36 +452,48 @@ impl Worker {
             }
         }
     }
+}
 
-    fn finish(mut self) {
-        let server = self.server.clone();
-        call_server(&self.handler, &server, "on_terminate", |h| {
-            h.on_terminate(&server, &ServerTerminateEvent)
-        });
-        flush_if_worker(&server.inner);
-        CURRENT.with(|c| *c.borrow_mut() = None);
-        let inner = &server.inner;
-        inner.broker.unsubscribe(&inner.topic, &inner.inbox());
-        if let Some(router) = server.inner.router.upgrade() {
-            router.unregister(&server.inner);
-        }
-        // Handshakes that reached the mailbox after the end still wait for an answer.
-        let net = server.inner.net.clone();
-        // Closed first, so nothing can slip in after this drain unanswered: later sends fail
-        // and their senders answer (the router refuses the handshake).
-        for msg in self.mail.close() {
-            match msg {
-                WorkerMsg::Connect(p) => net.decide(p.conn, refusal(503)),
-                WorkerMsg::Net(batch) => {
-                    for e in batch.events {
-                        if let NetEvent::Opened { conn, .. } = e {
-                            net.abort(conn);
-                        }
+/// Runs the server's `on_open` (A10: before any connection event).
+fn server_open(server: &WebSocketServer, handler: &Stored<dyn ErasedServer>) {
+    call_server(handler, server, "on_open", |h| {
+        h.on_open(server, &OpenEvent)
+    });
+}
+
+/// The end of a server, once every connection has ended: its `on_terminate`, then it leaves
+/// the broker and the router, answers what still waits in its mailbox, and is done.
+fn finish(
+    server: &WebSocketServer,
+    handler: &Stored<dyn ErasedServer>,
+    mail: &mut Receiver<WorkerMsg>,
+) {
+    call_server(handler, server, "on_terminate", |h| {
+        h.on_terminate(server, &ServerTerminateEvent)
+    });
+    flush_if_worker(&server.inner);
+    CURRENT.with(|c| *c.borrow_mut() = None);
+    let inner = &server.inner;
+    inner.broker.unsubscribe(&inner.topic, &inner.inbox());
+    if let Some(router) = server.inner.router.upgrade() {
+        router.unregister(&server.inner);
+    }
+    // Handshakes that reached the mailbox after the end still wait for an answer.
+    let net = server.inner.net.clone();
+    // Closed first, so nothing can slip in after this drain unanswered: later sends fail
+    // and their senders answer (the router refuses the handshake).
+    for msg in mail.close() {
+        match msg {
+            WorkerMsg::Connect(p) => net.decide(p.conn, refusal(503)),
+            WorkerMsg::Net(batch) => {
+                for e in batch.events {
+                    if let NetEvent::Opened { conn, .. } = e {
+                        net.abort(conn);
                     }
                 }
-                _ => {}
             }
+            _ => {}
         }
-        server.inner.set_done();
     }
+    server.inner.set_done();
 }

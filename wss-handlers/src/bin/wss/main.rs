@@ -29,8 +29,8 @@ use wss_handlers::{
     AddressFilter, Broadcast, Chat, ChatPage, Echo, IpNet, LogFile, LogReopener, Uppercase,
 };
 use wss_server::{
-    BuiltinFile, DataType, DeflateConfig, OriginPolicy, ServerHandler, ServerOptions, WebServer,
-    WebServerOptions, WebSocketServer,
+    BuiltinFile, DataType, DeflateConfig, Dispatch, OriginPolicy, ServerHandler, ServerOptions,
+    WebServer, WebServerOptions, WebSocketServer,
 };
 
 /// Exit status for a command line that does not parse or asks for something inconsistent.
@@ -142,6 +142,18 @@ struct Cli {
     /// Network threads; 0 uses one per CPU core.
     #[arg(long, env = "WSS_THREADS", value_name = "N", default_value_t = 0)]
     threads: usize,
+
+    /// Which threads run the handler's callbacks: `worker` (one thread per server, the
+    /// default: a slow callback never delays network work) or `loop` (the network thread that
+    /// owns the connection: no hand-over, and every core, but a slow callback stalls its
+    /// loop's other connections).
+    #[arg(
+        long,
+        env = "WSS_DISPATCH",
+        value_name = "MODE",
+        default_value = "worker"
+    )]
+    dispatch: Dispatch,
 
     /// Largest message accepted, in bytes; bigger ones close the connection with 1009.
     #[arg(long, env = "WSS_MAX_MESSAGE_SIZE", value_name = "BYTES", default_value_t = 16 << 20)]
@@ -445,7 +457,8 @@ fn plan(cli: &Cli) -> Result<Plan, StartError> {
     }
     let mut server = ServerOptions::default()
         .with_path(cli.path.clone())
-        .with_data_type(data_type);
+        .with_data_type(data_type)
+        .with_dispatch(cli.dispatch);
     if !cli.allow_origin.is_empty() {
         server = server.with_origins(OriginPolicy::allow(cli.allow_origin.iter().cloned()));
     }
