@@ -12,7 +12,8 @@
 #   (wss-metrics is wss serving --metrics on loopback: SERVERS="wss wss-metrics" measures the
 #   cost of counting, and the report adds a table of it; wss-base is the wss binary at
 #   WSS_BASE_BIN, e.g. one built from a commit before the counters, to measure what counting
-#   costs when metrics are off)
+#   costs when metrics are off; wss-loop is wss with --dispatch loop, the callbacks on the
+#   network thread: the report adds issue 24's targets for it)
 #   RESULTS [benches/results/results-DATE.jsonl]  SKIP_BUILD [0]
 #   WSS_BROADCAST_HANDLER [broadcast]: the wss handler for the broadcast scenario (broadcast
 #   relays each message unchanged to every other client, as tt-echo --mode broadcast does;
@@ -44,7 +45,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     fi
 fi
 if [ ! -x "$BIN/wss" ]; then
-    SERVERS=$(echo "$SERVERS" | tr ' ' '\n' | grep -vx 'wss\|wss-metrics' | tr '\n' ' ' || true)
+    SERVERS=$(echo "$SERVERS" | tr ' ' '\n' | grep -vx 'wss\|wss-metrics\|wss-loop' | tr '\n' ' ' || true)
 fi
 # Idle runs hold 10 000 connections: the load generator and every server need the fds.
 ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -64,6 +65,7 @@ server_cmd() {
         wss/broadcast) echo "$BIN/wss --handler ${WSS_BROADCAST_HANDLER:-broadcast} --data-type text --port 0 --path / --threads $SERVER_THREADS" ;;
         wss/*) echo "$BIN/wss --handler echo --port 0 --path / --threads $SERVER_THREADS" ;;
         wss-metrics/*) echo "$(server_cmd wss "$scenario") --metrics 127.0.0.1:0" ;;
+        wss-loop/*) echo "$(server_cmd wss "$scenario") --dispatch loop" ;;
         wss-base/*)
             # Nothing (the run is skipped) without a base binary; never a failing status,
             # which `set -e` would turn into the end of the script.

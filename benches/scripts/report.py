@@ -37,6 +37,21 @@ OURS = "wss"
 METRICS_ON = "wss-metrics"
 # wss from another build (compare.sh's WSS_BASE_BIN): what the always-on counters cost.
 BASE = "wss-base"
+# wss with --dispatch loop (callbacks on the network thread): issue 24's targets are for it.
+LOOP = "wss-loop"
+# Our own builds and modes: never "the best peer".
+OURS_ALL = (OURS, METRICS_ON, BASE, LOOP)
+
+# Issue 24's targets: server CPU per operation of wss in loop dispatch against the best peer's
+# in the same round (a ratio), or wss's own median (("abs", value)).
+LOOP_TARGETS = [
+    ("connect", "server_cpu_ns_per_op", 0.85, "handshake: server CPU"),
+    ("echo16", "server_cpu_ns_per_op", 0.90, "echo 16 B: server CPU/msg"),
+    ("echo64k", "server_cpu_ns_per_op", 0.90, "echo 64 KiB: server CPU/msg"),
+    ("echo1k", "server_cpu_ns_per_op", 0.77, "echo 1 KiB x8: server CPU/msg"),
+    ("broadcast", "server_cpu_ns_per_op", None, "broadcast: server CPU/delivery"),
+    ("idle", "rss_per_conn_kib", ("abs", 0.5), "RSS KiB per idle conn (10k)"),
+]
 
 
 def load(path):
@@ -73,7 +88,7 @@ def summarise(runs):
         medians = {s: statistics.median(v.values()) for s, v in per.items()}
         ratios = []
         for rnd in sorted(per.get(OURS, {})):
-            peers = [v[rnd] for s, v in per.items() if s not in (OURS, METRICS_ON, BASE) and rnd in v]
+            peers = [v[rnd] for s, v in per.items() if s not in OURS_ALL and rnd in v]
             if not peers:
                 continue
             best = max(peers) if higher else min(peers)
@@ -144,6 +159,47 @@ def print_cost(runs, rows, other, title):
         )
 
 
+def print_loop_targets(runs):
+    """Issue 24's table: wss in each dispatch mode against the best peer, round by round."""
+    if not any(r.get("label") == LOOP for r in runs):
+        return
+    print("\nIssue 24's targets (server CPU per operation; ratio to the best peer in the same round):\n")
+    print(f"| metric | {OURS} | {LOOP} | best peer | {OURS} / best | {LOOP} / best | {LOOP} per round | target ({LOOP}) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for scenario, field, target, label in LOOP_TARGETS:
+        per = values(runs, scenario, field)
+        if LOOP not in per:
+            continue
+        best_by_round = {}
+        for s, v in per.items():
+            if s in OURS_ALL:
+                continue
+            for rnd, x in v.items():
+                best_by_round[rnd] = min(best_by_round.get(rnd, x), x)
+        def ratios(name):
+            return [per[name][rnd] / b for rnd, b in sorted(best_by_round.items())
+                    if name in per and rnd in per[name] and b > 0]
+        med = lambda xs: statistics.median(xs) if xs else None
+        worker, loop = ratios(OURS), ratios(LOOP)
+        loop_median = med(list(per[LOOP].values()))
+        if isinstance(target, tuple):
+            ok = loop_median is not None and loop_median <= target[1]
+            verdict_text = f"{'met' if ok else 'NOT met'} (<= {target[1]})"
+        elif target is None or not loop:
+            verdict_text = "-"
+        else:
+            verdict_text = f"{'met' if med(loop) <= target else 'NOT met'} (<= {target}x)"
+        best_med = med(list(best_by_round.values()))
+        print(
+            f"| {label} | {fmt(med(list(per.get(OURS, {}).values())))} | {fmt(loop_median)} | "
+            f"{fmt(best_med)} | "
+            + (f"{med(worker):.2f}x" if worker else "-") + " | "
+            + (f"{med(loop):.2f}x" if loop else "-") + " | "
+            + (" ".join(f"{r:.2f}" for r in loop) or "-")
+            + f" | {verdict_text} |"
+        )
+
+
 def main(argv):
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -164,6 +220,7 @@ def main(argv):
         (BASE, "Cost of this build against wss-base (WSS_BASE_BIN; positive = slower)"),
     ]:
         print_cost(runs, rows, other, title)
+    print_loop_targets(runs)
     if failures:
         print(f"\n{len(failures)} failed run(s):")
         for r in failures:
