@@ -31,34 +31,43 @@ pub(crate) fn current_server() -> Option<u64> {
 /// No server: a loop thread between two servers' callbacks (ids start at 1).
 const NONE: u64 = 0;
 
-/// Makes this thread run `server`'s callbacks until [`leave`]: their sends are batched as on
-/// a worker thread. A network loop in loop dispatch enters for each server whose events it
-/// delivers; the batch keeps its allocation from one to the next. Returns the server that was
-/// current, for `leave`.
-pub(super) fn enter(server: u64) -> u64 {
-    CURRENT.with(|c| {
+/// Makes this thread run `server`'s callbacks until the returned guard drops: their sends are
+/// batched as on a worker thread, and go out when it drops (a panic included). A network loop
+/// in loop dispatch enters for each server whose events it delivers; the batch keeps its
+/// allocation from one to the next.
+pub(super) fn enter(server: &ServerInner) -> Entered<'_> {
+    let prev = CURRENT.with(|c| {
         let mut c = c.borrow_mut();
         match c.as_mut() {
-            Some(b) => std::mem::replace(&mut b.server, server),
+            Some(b) => std::mem::replace(&mut b.server, server.id),
             None => {
                 *c = Some(Batch {
-                    server,
+                    server: server.id,
                     sends: Vec::new(),
                 });
                 NONE
             }
         }
-    })
+    });
+    Entered { server, prev }
 }
 
-/// Sends what `server`'s callbacks queued since [`enter`], and makes `prev` current again.
-pub(super) fn leave(server: &ServerInner, prev: u64) {
-    flush_if_worker(server);
-    CURRENT.with(|c| {
-        if let Some(b) = c.borrow_mut().as_mut() {
-            b.server = prev;
-        }
-    });
+/// What [`enter`] returns: on drop, sends what the server's callbacks queued and makes the
+/// server that was current before (if any) current again.
+pub(super) struct Entered<'a> {
+    server: &'a ServerInner,
+    prev: u64,
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        flush_if_worker(self.server);
+        CURRENT.with(|c| {
+            if let Some(b) = c.borrow_mut().as_mut() {
+                b.server = self.prev;
+            }
+        });
+    }
 }
 
 /// Queues `out` for `conn` of `server`: batched when called from that server's worker,

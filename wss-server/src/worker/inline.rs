@@ -33,7 +33,6 @@ const TICK: Duration = Duration::from_secs(1);
 pub(crate) struct Inline {
     /// One per network loop, indexed by [`ConnId::loop_index`].
     workers: Box<[Mutex<Worker>]>,
-    server_id: u64,
 }
 
 impl Inline {
@@ -63,7 +62,6 @@ impl Inline {
                         ))
                     })
                     .collect(),
-                server_id: server.inner.id,
             }
         });
         let control = Arc::clone(&inline);
@@ -96,10 +94,8 @@ impl Inline {
         let Some(mut worker) = self.worker(p.conn.loop_index()) else {
             return super::refusal(503);
         };
-        let prev = batch::enter(self.server_id);
-        let decision = worker.connect(p);
-        batch::leave(&server.inner, prev);
-        decision
+        let _entered = batch::enter(&server.inner);
+        worker.connect(p)
     }
 
     /// The control thread: the server's own callbacks, terminate and the timers.
@@ -109,7 +105,8 @@ impl Inline {
         handler: Stored<dyn ErasedServer>,
         mut mail: Receiver<WorkerMsg>,
     ) {
-        batch::enter(self.server_id);
+        // This thread runs the server's own callbacks for its whole life.
+        let _entered = batch::enter(&server.inner);
         loop {
             let deadline = self.next_deadline().min(Instant::now() + TICK);
             match mail.recv(Some(deadline)) {
@@ -237,12 +234,11 @@ impl EventSink for LoopSink {
         let Some(mut w) = inline.worker(conn_of(first).loop_index()) else {
             return;
         };
-        let prev = batch::enter(inline.server_id);
+        let server = w.server.clone();
+        let _entered = batch::enter(&server.inner);
         for e in events {
             w.net_event(e);
         }
-        let server = w.server.clone();
-        batch::leave(&server.inner, prev);
     }
 
     /// The same limits as the worker's queue: here they bound what one loop turn reads
