@@ -82,16 +82,22 @@ fn echo_once(addr: std::net::SocketAddr) {
     while client.read().is_ok() {}
 }
 
-#[test]
-fn worker_dispatch_runs_every_callback_on_the_servers_worker_thread() {
+/// A server on `web` whose handler notes the thread of each callback.
+fn noting_server(web: &WebServer, dispatch: Dispatch) -> (Threads, Log, WebSocketServer) {
     let (threads, log) = (Threads::default(), Log::default());
-    let web = web();
     let handler = Noting {
         threads: threads.clone(),
         log: log.clone(),
     };
-    let options = ServerOptions::default().with_dispatch(Dispatch::Worker);
-    let _wss = WebSocketServer::new(&web, handler, options).unwrap();
+    let options = ServerOptions::default().with_dispatch(dispatch);
+    let wss = WebSocketServer::new(web, handler, options).unwrap();
+    (threads, log, wss)
+}
+
+#[test]
+fn worker_dispatch_runs_every_callback_on_the_servers_worker_thread() {
+    let web = web();
+    let (threads, log, _wss) = noting_server(&web, Dispatch::Worker);
     echo_once(web.local_addr());
     assert!(log.wait_for("terminate:").is_some());
     let expected: BTreeSet<String> = ["server-open", "connection", "open", "message", "terminate"]
@@ -103,14 +109,8 @@ fn worker_dispatch_runs_every_callback_on_the_servers_worker_thread() {
 
 #[test]
 fn loop_dispatch_runs_connection_callbacks_on_the_network_thread() {
-    let (threads, log) = (Threads::default(), Log::default());
     let web = web();
-    let handler = Noting {
-        threads: threads.clone(),
-        log: log.clone(),
-    };
-    let options = ServerOptions::default().with_dispatch(Dispatch::Loop);
-    let _wss = WebSocketServer::new(&web, handler, options).unwrap();
+    let (threads, log, _wss) = noting_server(&web, Dispatch::Loop);
     // A handshake that races the server's `on_open` goes through the control thread (A10);
     // once one has been answered, `on_open` is over and the loop takes them itself.
     echo_once(web.local_addr());
@@ -130,19 +130,13 @@ fn loop_dispatch_runs_connection_callbacks_on_the_network_thread() {
 /// callbacks, and `connections()`, `broadcast` and `terminate` span them all.
 #[test]
 fn loop_dispatch_with_two_loops_serves_one_server_across_both() {
-    let (threads, log) = (Threads::default(), Log::default());
     let web = WebServer::start(WebServerOptions {
         port: 0,
         threads: 2,
         ..WebServerOptions::default()
     })
     .unwrap();
-    let handler = Noting {
-        threads: threads.clone(),
-        log: log.clone(),
-    };
-    let options = ServerOptions::default().with_dispatch(Dispatch::Loop);
-    let wss = WebSocketServer::new(&web, handler, options).unwrap();
+    let (threads, log, wss) = noting_server(&web, Dispatch::Loop);
     let mut clients: Vec<Client> = (0..8).map(|_| connect(web.local_addr(), "/")).collect();
     assert!(log.wait_count("open", 8));
     assert_eq!(wss.connections().len(), 8);
