@@ -508,14 +508,16 @@ impl EventLoop {
         }
         let tls = match (tls, &self.ctx.config.tls) {
             (false, _) => None,
-            (true, Some(config)) => match rustls::ServerConnection::new(Arc::clone(config)) {
-                Ok(session) => Some(Box::new(Tls::new(session.into()))),
-                Err(e) => {
-                    log::warn!("starting a TLS session failed: {e}");
-                    self.release(addr_slot, true);
-                    return;
+            (true, Some(config)) => {
+                match rustls::server::UnbufferedServerConnection::new(Arc::clone(config)) {
+                    Ok(session) => Some(Box::new(Tls::server(session))),
+                    Err(e) => {
+                        log::warn!("starting a TLS session failed: {e}");
+                        self.release(addr_slot, true);
+                        return;
+                    }
                 }
-            },
+            }
             // `Net::bind_all` refuses a TLS listener without a TLS config.
             (true, None) => {
                 self.release(addr_slot, true);
@@ -573,7 +575,7 @@ impl EventLoop {
                 Interest::READABLE | Interest::WRITABLE,
             )
         };
-        let tls = tls.map(|session| Box::new(Tls::new(session.into())));
+        let tls = tls.map(|session| Box::new(Tls::client(session)));
         let mut conn = Conn::new_client(stream, peer, generation, tls, ws, sink, &mut self.ctx, id);
         let step = match registered {
             Ok(()) => conn
