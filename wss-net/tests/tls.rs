@@ -348,3 +348,33 @@ fn wait_for(mut done: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A record that does not decrypt, after the upgrade, ends only that connection, with
+/// `ConnError::Tls(Decrypt)` (the server now decrypts in the loop's shared buffer).
+#[test]
+fn a_record_that_does_not_decrypt_ends_the_connection_with_a_tls_error() {
+    let pki = pki();
+    let server = start(tls_config(&pki), true);
+    let client_config = pki.client_config();
+    let mut bystander = wss_client(server.addr, "/ws", &client_config);
+    let _bystander = server.expect_opened();
+    let mut client = wss_client(server.addr, "/ws", &client_config);
+    let conn = server.expect_opened();
+    assert_echoes(&mut client, "before the forged record");
+    let mut forged = vec![0x17, 0x03, 0x03, 0x00, 0x20];
+    forged.extend_from_slice(&[0x41; 32]);
+    match client.get_mut() {
+        tungstenite::stream::MaybeTlsStream::Rustls(s) => s.sock.write_all(&forged).unwrap(),
+        _ => panic!("not a TLS stream"),
+    }
+    let (_, _, error) = server.expect_closed(conn);
+    assert!(
+        matches!(
+            error,
+            Some(wss_net::ConnError::Tls(wss_net::tls::TlsFailure::Decrypt))
+        ),
+        "{error:?}"
+    );
+    assert_eq!(server.handle.stats().tls_failures, 1);
+    assert_echoes(&mut bystander, "the other connection is untouched");
+}
