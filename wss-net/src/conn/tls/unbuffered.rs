@@ -13,7 +13,7 @@
 //! of the socket as rustls' buffered API allowed; the rest waits in the plaintext queue,
 //! which `max_outgoing` bounds.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 
 use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{
@@ -223,6 +223,29 @@ impl Write for Encrypt<'_, '_> {
         }
     }
 
+    /// Small chunks (frames queued one by one) are gathered into one record: one header,
+    /// one tag and one AEAD pass for all of them, as rustls' buffered writer did.
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let mut gathered = 0;
+        let mut count = 0;
+        for b in bufs {
+            if gathered + b.len() > RECORD_PLAINTEXT {
+                break;
+            }
+            gathered += b.len();
+            count += 1;
+        }
+        if count < 2 {
+            let first = bufs.iter().find(|b| !b.is_empty());
+            return self.write(first.map_or(&[][..], |b| &b[..]));
+        }
+        let mut joined = Vec::with_capacity(gathered);
+        for b in bufs.iter().take(count) {
+            joined.extend_from_slice(b);
+        }
+        self.write(&joined)
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -430,12 +453,16 @@ impl Conn {
                 } = lean;
                 let encrypted = with_write_traffic(session, unread, out, |traffic, out| {
                     let mut to = Encrypt { traffic, out };
-                    match queue.write_to(&mut to, scratch) {
-                        Ok(_) => Ok(()),
-                        // `out` is full: write it out first.
-                        Err(e) if e.kind() == io::ErrorKind::WriteZero => Ok(()),
-                        Err(e) => Err(e),
+                    // Everything queued, as far as the limit allows, then one write.
+                    while !queue.is_empty() {
+                        match queue.write_to(&mut to, scratch) {
+                            Ok(_) => {}
+                            // `out` is full: write it out first.
+                            Err(e) if e.kind() == io::ErrorKind::WriteZero => break,
+                            Err(e) => return Err(e),
+                        }
                     }
+                    Ok(())
                 });
                 if lean.out.is_empty() {
                     // Nothing encrypted (the handshake is not done): keep no buffer.
