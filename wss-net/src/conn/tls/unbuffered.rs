@@ -282,8 +282,12 @@ impl Conn {
             // After the bytes kept from the last read (which stay kept until more come).
             let kept = lean.unread.len();
             let Some(free) = records.get_mut(kept..).filter(|f| !f.is_empty()) else {
-                // rustls bounds records and handshake messages far below this.
-                return Err(Some(ConnError::Io(io::ErrorKind::InvalidData)));
+                // Only a handshake message cut into tiny records can keep this much: refused
+                // like one rustls finds too large (an alert before the upgrade).
+                let error =
+                    rustls::Error::InvalidMessage(rustls::InvalidMessage::HandshakePayloadTooLarge);
+                let mut unread = std::mem::take(&mut lean.unread);
+                return self.tls_failed(ctx, id, &error, &mut unread);
             };
             let n = match (&self.stream).read(free) {
                 // TCP EOF without `close_notify`: everything before it was delivered.
