@@ -22,6 +22,7 @@ use crate::limits::Admission;
 use crate::timers::Timers;
 use crate::wake::{self, Adopted, Command, LoopShared};
 use crate::ConnId;
+use rustls::server::UnbufferedServerConnection;
 
 pub(crate) const WAKER: Token = Token(usize::MAX);
 
@@ -508,16 +509,14 @@ impl EventLoop {
         }
         let tls = match (tls, &self.ctx.config.tls) {
             (false, _) => None,
-            (true, Some(config)) => {
-                match rustls::server::UnbufferedServerConnection::new(Arc::clone(config)) {
-                    Ok(session) => Some(Box::new(Tls::server(session))),
-                    Err(e) => {
-                        log::warn!("starting a TLS session failed: {e}");
-                        self.release(addr_slot, true);
-                        return;
-                    }
+            (true, Some(config)) => match UnbufferedServerConnection::new(Arc::clone(config)) {
+                Ok(session) => Some(Box::new(Tls::server(session))),
+                Err(e) => {
+                    log::warn!("starting a TLS session failed: {e}");
+                    self.release(addr_slot, true);
+                    return;
                 }
-            }
+            },
             // `Net::bind_all` refuses a TLS listener without a TLS config.
             (true, None) => {
                 self.release(addr_slot, true);
