@@ -22,6 +22,7 @@ use crate::limits::Admission;
 use crate::timers::Timers;
 use crate::wake::{self, Adopted, Command, LoopShared};
 use crate::ConnId;
+use rustls::server::UnbufferedServerConnection;
 
 pub(crate) const WAKER: Token = Token(usize::MAX);
 
@@ -508,8 +509,8 @@ impl EventLoop {
         }
         let tls = match (tls, &self.ctx.config.tls) {
             (false, _) => None,
-            (true, Some(config)) => match rustls::ServerConnection::new(Arc::clone(config)) {
-                Ok(session) => Some(Box::new(Tls::new(session.into()))),
+            (true, Some(config)) => match UnbufferedServerConnection::new(Arc::clone(config)) {
+                Ok(session) => Some(Box::new(Tls::server(session))),
                 Err(e) => {
                     log::warn!("starting a TLS session failed: {e}");
                     self.release(addr_slot, true);
@@ -573,7 +574,7 @@ impl EventLoop {
                 Interest::READABLE | Interest::WRITABLE,
             )
         };
-        let tls = tls.map(|session| Box::new(Tls::new(session.into())));
+        let tls = tls.map(|session| Box::new(Tls::client(session)));
         let mut conn = Conn::new_client(stream, peer, generation, tls, ws, sink, &mut self.ctx, id);
         let step = match registered {
             Ok(()) => conn

@@ -348,3 +348,63 @@ fn wait_for(mut done: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A record that does not decrypt, after the upgrade, ends only that connection, with
+/// `ConnError::Tls(Decrypt)` (the server now decrypts in the loop's shared buffer).
+#[test]
+fn a_record_that_does_not_decrypt_ends_the_connection_with_a_tls_error() {
+    let pki = pki();
+    let server = start(tls_config(&pki), true);
+    let client_config = pki.client_config();
+    let mut bystander = wss_client(server.addr, "/ws", &client_config);
+    let _bystander = server.expect_opened();
+    let mut client = wss_client(server.addr, "/ws", &client_config);
+    let conn = server.expect_opened();
+    assert_echoes(&mut client, "before the forged record");
+    let mut forged = vec![0x17, 0x03, 0x03, 0x00, 0x20];
+    forged.extend_from_slice(&[0x41; 32]);
+    match client.get_mut() {
+        tungstenite::stream::MaybeTlsStream::Rustls(s) => s.sock.write_all(&forged).unwrap(),
+        _ => panic!("not a TLS stream"),
+    }
+    let (_, _, error) = server.expect_closed(conn);
+    assert!(
+        matches!(
+            error,
+            Some(wss_net::ConnError::Tls(wss_net::tls::TlsFailure::Decrypt))
+        ),
+        "{error:?}"
+    );
+    assert_eq!(server.handle.stats().tls_failures, 1);
+    assert_echoes(&mut bystander, "the other connection is untouched");
+}
+
+/// A ClientHello cut into one-byte records, more of them than the loop's buffer keeps for one
+/// connection: refused with an alert, no memory beyond that bound, no harm to others.
+#[test]
+fn a_client_hello_in_tiny_records_is_refused_at_the_buffer_bound() {
+    let pki = pki();
+    let server = start(tls_config(&pki), true);
+    let mut bystander = wss_client(server.addr, "/ws", &pki.client_config());
+    let _ = server.expect_opened();
+
+    let mut raw = tcp(server.addr);
+    // The header of a ClientHello claiming 64 KiB - 1, then its body one byte per record.
+    let mut bytes = Vec::new();
+    for b in [0x01, 0x00, 0xff, 0xff] {
+        bytes.extend_from_slice(&[0x16, 0x03, 0x01, 0x00, 0x01, b]);
+    }
+    for _ in 0..30_000 {
+        bytes.extend_from_slice(&[0x16, 0x03, 0x01, 0x00, 0x01, 0x03]);
+    }
+    // The server may close before taking it all: a failed write is the refusal too.
+    let _ = raw.write_all(&bytes);
+    let _ = raw.shutdown(std::net::Shutdown::Write);
+    let answer = read_to_eof(&mut raw);
+    assert_eq!(answer.first(), Some(&0x15), "an alert record: {answer:?}");
+    assert_eq!(answer.get(5), Some(&2), "a fatal alert: {answer:?}");
+
+    assert_echoes(&mut bystander, "unharmed");
+    assert_eq!(server.handle.stats().tls_failures, 1);
+    wait_for(|| server.handle.stats().connections == 1);
+}
