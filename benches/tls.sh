@@ -10,6 +10,7 @@
 # Environment (defaults in brackets):
 #   ROUNDS [3]  DURATION [5] seconds measured  WARMUP [1] seconds  IDLE_N [5000]
 #   SERVERS ["wss tt"]  SERVER_CORE [0]  CLIENT_CORE [1]  SERVER_THREADS [1]
+#   (wss-base is the wss binary at WSS_BASE_BIN, e.g. one built before a change)
 #   RESULTS [benches/results/tls-DATE.jsonl]  SKIP_BUILD [0]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +54,8 @@ server_cmd() {
     case "$1" in
         wss) echo "$BIN/wss --handler echo --port 0 --path / --threads $SERVER_THREADS --log-level off $tls" ;;
         tt) echo "$BIN/tt-echo --port 0 --threads $SERVER_THREADS $tls" ;;
+        # The wss binary at WSS_BASE_BIN (another build, for an A/B in the same rounds).
+        wss-base) server_cmd wss "$2" | sed "s#^$BIN/wss#${WSS_BASE_BIN:?WSS_BASE_BIN names the base binary}#" ;;
         *) return 1 ;;
     esac
 }
