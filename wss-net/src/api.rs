@@ -164,7 +164,11 @@ impl fmt::Debug for Decision {
 /// Called on a network thread at the end of a loop turn, once per sink per turn, with every
 /// event of that turn for that sink in the order they happened. Like [`Service`], it must not
 /// block: hand the batch to another thread (one channel message per batch) or act on it at
-/// once (sending through a [`NetHandle`](crate::NetHandle) is fine: it never blocks).
+/// once (sending through a [`NetHandle`](crate::NetHandle) is fine: it never blocks). Commands
+/// a sink sends to its own loop during `deliver` are taken in the same turn.
+///
+/// A sink that acts at once and can fall behind (it runs user code) also returns an
+/// [`Inbound`]: it then bounds what one turn reads ahead of `deliver`.
 ///
 /// A sink that hands batches to a slower consumer should return an [`Inbound`] from
 /// [`inbound`](Self::inbound): the loops then stop reading connections whose messages wait

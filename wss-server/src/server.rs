@@ -219,6 +219,9 @@ impl WebSocketServer {
     ///
     /// Spawns the server's worker thread, which runs every callback of `handler` and of the
     /// connection handlers it returns. `on_open` runs on the worker after this returns (A10).
+    /// With [`Dispatch::Loop`] in `options`, the connections' callbacks and `on_connection`
+    /// run on the network threads instead, and the thread spawned here runs the server's own
+    /// callbacks, `terminate` and the timers.
     /// Fails, with no callback run, when the web server is not running, the path is taken by
     /// a live server, a second catch-all is asked for, or the path is malformed (A6).
     pub fn new<H: ServerHandler>(
