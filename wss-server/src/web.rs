@@ -124,10 +124,11 @@ impl WebInner {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         let drain_time = self.drain_time;
-        if wss_net::on_loop_thread() {
-            // Called from a callback on a network thread (loop dispatch): the steps below wait
-            // for the loops, and a loop cannot wait for itself. They finish on a thread of
-            // their own; this call returns at once.
+        if wss_net::on_loop_thread() || crate::worker::on_control_thread() {
+            // Called from a callback in loop dispatch: the steps below wait for the loops, and
+            // a loop cannot wait for itself, nor for a control thread that holds the workers
+            // the loops wait for. They finish on a thread of their own; this call returns at
+            // once.
             let spawned = std::thread::Builder::new()
                 .name("wss-stop".into())
                 .spawn(move || finish_stop(servers, graceful, drain_time, net, metrics));

@@ -231,3 +231,55 @@ fn loop_dispatch_lets_a_callback_stop_the_web_server() {
     // The callback neither panicked (a thread joining itself does) nor waited.
     assert_eq!(log.count("error:"), 0, "{:?}", log.lines());
 }
+
+/// `WebServer::stop` from a server callback in loop dispatch (it runs on the control thread,
+/// which holds every loop's worker meanwhile) while a loop waits for its worker: the stop
+/// finishes on a thread of its own, so the loop gets its worker back and the network stops.
+#[test]
+fn loop_dispatch_lets_a_server_callback_stop_the_web_server_while_a_loop_waits() {
+    struct StopsOnError {
+        web: Mutex<Option<WebServer>>,
+        log: Log,
+    }
+    impl ServerHandler for StopsOnError {
+        type Connection = NotingConn;
+        fn on_connection(
+            &mut self,
+            _: &WebSocketServer,
+            _: &ConnectionEvent,
+        ) -> Option<NotingConn> {
+            Some(NotingConn {
+                threads: Threads::default(),
+                log: self.log.clone(),
+            })
+        }
+        fn on_error(&mut self, _: &WebSocketServer, _: &ErrorEvent) {
+            // Long enough for the client's message to reach the loop, which then waits for
+            // its worker, held by this thread.
+            std::thread::sleep(Duration::from_millis(300));
+            if let Some(web) = self.web.lock().unwrap().take() {
+                web.stop();
+            }
+            self.log.push("stopped");
+        }
+    }
+    let log = Log::default();
+    let web = web();
+    let handler = StopsOnError {
+        web: Mutex::new(Some(web.clone())),
+        log: log.clone(),
+    };
+    let options = ServerOptions::default().with_dispatch(Dispatch::Loop);
+    let wss = WebSocketServer::new(&web, handler, options).unwrap();
+    let mut client = connect(web.local_addr(), "/");
+    assert!(log.wait_for("open").is_some());
+    // A cross-origin handshake: refused, and reported to the server's `on_error`.
+    let refused = raw_handshake(web.local_addr(), "/", &["Origin: http://evil.example"]);
+    assert!(refused.head.starts_with("HTTP/1.1 403"), "{}", refused.head);
+    client.send(tungstenite::Message::text("waits")).unwrap();
+    assert!(log.wait_for("stopped").is_some());
+    assert!(
+        wss.wait_terminated(Some(Duration::from_secs(10))),
+        "the network stopped and the server ended"
+    );
+}

@@ -29,6 +29,18 @@ use super::{finish, server_error, server_open, Worker};
 /// add those without waking it.
 const TICK: Duration = Duration::from_secs(1);
 
+thread_local! {
+    /// Set on a control thread for its whole life (see [`on_control_thread`]).
+    static ON_CONTROL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is a loop-dispatch server's control thread. While it runs a server
+/// callback it holds every loop's worker, so it must not wait for the loops (a loop waiting
+/// for a worker would never finish its turn).
+pub(crate) fn on_control_thread() -> bool {
+    ON_CONTROL.with(std::cell::Cell::get)
+}
+
 /// A server's per-loop workers.
 pub(crate) struct Inline {
     /// One per network loop, indexed by [`ConnId::loop_index`].
@@ -106,6 +118,7 @@ impl Inline {
         mut mail: Receiver<WorkerMsg>,
     ) {
         // This thread runs the server's own callbacks for its whole life.
+        ON_CONTROL.with(|c| c.set(true));
         let _entered = batch::enter(&server.inner);
         loop {
             let deadline = self.next_deadline().min(Instant::now() + TICK);

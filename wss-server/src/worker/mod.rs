@@ -35,7 +35,7 @@ pub(crate) use batch::{current_server, flush_if_worker, send, send_many};
 use batch::{Batch, CURRENT};
 pub(crate) use helpers::refusal;
 use helpers::{call_conn, call_server, close_outcome, conn_error, panic_info, server_error};
-pub(crate) use inline::Inline;
+pub(crate) use inline::{on_control_thread, Inline};
 pub(crate) use msg::{NetBatch, PendingConnect, WorkerMsg};
 use sink::Sink;
 use slots::{IdMap, Slot, SlotTable};
