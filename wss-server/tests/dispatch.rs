@@ -177,24 +177,21 @@ fn loop_dispatch_with_two_loops_serves_one_server_across_both() {
 fn loop_dispatch_runs_the_servers_on_open_before_the_first_on_connection() {
     struct SlowOpen(Log);
     impl ServerHandler for SlowOpen {
-        type Connection = Box<dyn ConnectionHandler>;
+        type Connection = NotingConn;
         fn on_connection(
             &mut self,
             _: &WebSocketServer,
             _: &ConnectionEvent,
-        ) -> Option<Box<dyn ConnectionHandler>> {
-            self.0.push("connection");
-            Some(Box::new(EchoConn))
+        ) -> Option<NotingConn> {
+            self.0.push(format!("connection@{}", thread_name()));
+            Some(NotingConn {
+                threads: Threads::default(),
+                log: self.0.clone(),
+            })
         }
         fn on_open(&mut self, _: &WebSocketServer, _: &OpenEvent) {
             std::thread::sleep(Duration::from_millis(300));
             self.0.push("server-open");
-        }
-    }
-    struct EchoConn;
-    impl ConnectionHandler for EchoConn {
-        fn on_message(&mut self, ws: &WebSocketConnection, e: &MessageEvent) {
-            let _ = ws.send(e.data.clone());
         }
     }
     let log = Log::default();
@@ -202,7 +199,17 @@ fn loop_dispatch_runs_the_servers_on_open_before_the_first_on_connection() {
     let options = ServerOptions::default().with_dispatch(Dispatch::Loop);
     let _wss = WebSocketServer::new(&web, SlowOpen(log.clone()), options).unwrap();
     let _client = connect(web.local_addr(), "/");
-    assert_eq!(log.lines(), vec!["server-open", "connection"]);
+    // The handshake waited in the mailbox and its `on_connection` ran on the control thread,
+    // after `on_open`: had the loop taken it inline, it would name `wss-net-0`.
+    assert_eq!(
+        log.lines().get(..2),
+        Some(
+            &[
+                "server-open".to_owned(),
+                "connection@wss-control-*".to_owned()
+            ][..]
+        )
+    );
 }
 
 /// `WebServer::stop` from a callback on a loop returns at once (a loop cannot wait for, or
