@@ -13,7 +13,8 @@
 #   cost of counting, and the report adds a table of it; wss-base is the wss binary at
 #   WSS_BASE_BIN, e.g. one built from a commit before the counters, to measure what counting
 #   costs when metrics are off; wss-loop is wss with --dispatch loop, the callbacks on the
-#   network thread: the report adds issue 24's targets for it)
+#   network thread: the report adds issue 24's targets for it; wss-base-loop is the base binary
+#   with --dispatch loop, to measure a change in that mode too)
 #   RESULTS [benches/results/results-DATE.jsonl]  SKIP_BUILD [0]
 #   WSS_BROADCAST_HANDLER [broadcast]: the wss handler for the broadcast scenario (broadcast
 #   relays each message unchanged to every other client, as tt-echo --mode broadcast does;
@@ -71,6 +72,11 @@ server_cmd() {
             # which `set -e` would turn into the end of the script.
             if [ -x "${WSS_BASE_BIN:-}" ]; then
                 server_cmd wss "$scenario" | sed "s#^$BIN/wss#$WSS_BASE_BIN#"
+            fi
+            ;;
+        wss-base-loop/*)
+            if [ -x "${WSS_BASE_BIN:-}" ]; then
+                echo "$(server_cmd wss-base "$scenario") --dispatch loop"
             fi
             ;;
         tt/broadcast) echo "$BIN/tt-echo --port 0 --mode broadcast --threads $SERVER_THREADS" ;;

@@ -39,8 +39,10 @@ METRICS_ON = "wss-metrics"
 BASE = "wss-base"
 # wss with --dispatch loop (callbacks on the network thread): issue 24's targets are for it.
 LOOP = "wss-loop"
+# The base build with --dispatch loop: what a change costs in loop dispatch.
+BASE_LOOP = "wss-base-loop"
 # Our own builds and modes: never "the best peer".
-OURS_ALL = (OURS, METRICS_ON, BASE, LOOP)
+OURS_ALL = (OURS, METRICS_ON, BASE, LOOP, BASE_LOOP)
 
 # Issue 24's targets: server CPU per operation of wss in loop dispatch against the best peer's
 # in the same round (a ratio), or wss's own median (("abs", value)).
@@ -133,13 +135,11 @@ def verdict(row):
     return f"{'met' if ok else 'NOT met'} ({sign} {t}x)"
 
 
-def print_cost(runs, rows, other, title):
-    """A table of `other` against wss, round by round, when both ran."""
-    cost_rows = [r for r in rows if OURS in r["medians"] and other in r["medians"]]
+def print_cost(runs, rows, old, new, title):
+    """A table of `new` against `old`, round by round, when both ran."""
+    cost_rows = [r for r in rows if old in r["medians"] and new in r["medians"]]
     if not cost_rows:
         return
-    # For wss-base the build under test is wss: its cost is wss against the base.
-    new, old = (other, OURS) if other == METRICS_ON else (OURS, other)
     print(f"\n{title}:\n")
     print(f"| metric | {old} | {new} | cost per round | median cost |")
     print("|---|---|---|---|---|")
@@ -215,11 +215,12 @@ def main(argv):
         ratio = f"{statistics.median(ratios):.2f}x" if ratios else "-"
         per_round = " ".join(f"{r:.2f}" for r in ratios) or "-"
         print("| " + " | ".join([row["label"]] + med + [ratio, per_round, verdict(row)]) + " |")
-    for other, title in [
-        (METRICS_ON, "Cost of --metrics (wss-metrics against wss, same rounds; positive = slower)"),
-        (BASE, "Cost of this build against wss-base (WSS_BASE_BIN; positive = slower)"),
+    for old, new, title in [
+        (OURS, METRICS_ON, "Cost of --metrics (wss-metrics against wss, same rounds; positive = slower)"),
+        (BASE, OURS, "Cost of this build against wss-base (WSS_BASE_BIN; positive = slower)"),
+        (BASE_LOOP, LOOP, "Cost of this build in loop dispatch (wss-loop against wss-base-loop; positive = slower)"),
     ]:
-        print_cost(runs, rows, other, title)
+        print_cost(runs, rows, old, new, title)
     print_loop_targets(runs)
     if failures:
         print(f"\n{len(failures)} failed run(s):")

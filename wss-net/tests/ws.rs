@@ -499,6 +499,55 @@ fn large_messages_echo_intact() {
     assert_eq!(client.read().unwrap(), TMessage::text("after"));
 }
 
+/// After a large whole message the loop reads the next payload straight into its message
+/// buffer (wss-proto's `ReadAhead`): whatever actually comes next (the same size, another
+/// size, the other header size, text, a ping, several at once) must echo byte for byte.
+#[test]
+fn large_messages_read_ahead_echo_intact_whatever_follows() {
+    let server = start(quick_config(), true);
+    let mut client = ws_client(server.addr, "/ws");
+    let payload = |len: usize, seed: u32| -> Vec<u8> {
+        (0..len as u32)
+            .map(|i| (i.wrapping_mul(7) ^ seed) as u8)
+            .collect()
+    };
+    for round in 0..8 {
+        let message = TMessage::binary(payload(65_536, round));
+        client.send(message.clone()).unwrap();
+        assert_eq!(client.read().unwrap(), message, "round {round}");
+    }
+    let text: String = "aé€".repeat(7_000);
+    let steps = [
+        TMessage::binary(payload(20_000, 1)),
+        TMessage::binary(payload(30_000, 2)),
+        TMessage::binary(payload(20_000, 3)),
+        TMessage::text(text.clone()),
+        TMessage::text(text),
+        TMessage::binary(payload(100, 4)),
+        TMessage::binary(payload(70_000, 5)),
+        TMessage::binary(payload(70_000, 6)),
+        TMessage::Ping(vec![1, 2, 3].into()),
+        TMessage::binary(payload(65_536, 7)),
+    ];
+    for message in steps {
+        client.send(message.clone()).unwrap();
+        match client.read().unwrap() {
+            TMessage::Pong(p) => assert_eq!(&p[..], [1, 2, 3]),
+            echoed => assert_eq!(echoed, message),
+        }
+    }
+    // Several in flight: reads end anywhere, not at the end of a frame.
+    let burst: Vec<TMessage> = (0..6)
+        .map(|i| TMessage::binary(payload(40_000 + i * 3, i as u32)))
+        .collect();
+    for message in &burst {
+        client.send(message.clone()).unwrap();
+    }
+    for message in burst {
+        assert_eq!(client.read().unwrap(), message);
+    }
+}
+
 #[test]
 fn write_error_closes_only_that_connection() {
     let server = start(quick_config(), true);

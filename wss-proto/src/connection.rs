@@ -9,6 +9,7 @@
 //! loop and what a received control frame does), `send` (framing what the owner sends),
 //! `closing` (the closing handshake, the deferred close reply and the timers).
 
+mod ahead;
 mod closing;
 mod config;
 mod decoder;
@@ -30,6 +31,7 @@ use crate::handshake::deflate::DeflateParams;
 use crate::message::Message;
 #[cfg(feature = "in-place")]
 use crate::message::MessageRef;
+pub use ahead::ReadAhead;
 pub use config::{CloseReply, Config, Role, Timeout};
 use decoder::{Decoder, Inflater};
 use events::EventQueue;
@@ -160,6 +162,9 @@ pub struct Connection {
     ping_armed: bool,
     /// `receive` was handed bytes after the connection closed (they were ignored).
     input_after_close: bool,
+    /// How the next read may put a large payload straight into its buffer: a guess from
+    /// how the last read ended, 0 for none (see `ahead`). Fits in the struct's padding.
+    ahead: u16,
 }
 
 /// Connection state that a plain server connection without failures never uses.
@@ -260,6 +265,7 @@ impl Connection {
             sending_fragments: false,
             ping_armed,
             input_after_close: false,
+            ahead: 0,
         }
     }
 

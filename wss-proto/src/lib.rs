@@ -74,7 +74,8 @@ pub use close::{CloseCode, MAX_REASON_LEN};
 #[cfg(feature = "in-place")]
 pub use connection::EventRef;
 pub use connection::{
-    CloseReply, Config, Connection, Event, Outgoing, Role, Scratch, State, Timeout, Transmit,
+    CloseReply, Config, Connection, Event, Outgoing, ReadAhead, Role, Scratch, State, Timeout,
+    Transmit,
 };
 pub use error::{ProtocolError, SendError};
 #[cfg(feature = "deflate")]

@@ -34,8 +34,9 @@ pub(crate) enum Kind {
 /// The payload of a data message being received.
 ///
 /// Invariant (what [`into_message`](Self::into_message) relies on): for [`Kind::Text`], every
-/// byte in `bytes` was appended by [`append`](Self::append), which fed exactly the bytes it
-/// appended, in order, to `utf8`, and `failed` is set if any of those feeds failed. The
+/// byte in `bytes` was put there by [`received`](Self::received) or [`append`](Self::append),
+/// each of which fed exactly those bytes, in order, to `utf8`, and `failed` is set if any of
+/// those feeds failed. The
 /// fields are private to this module and `kind` never changes, so nothing else can add,
 /// remove or change a byte behind the validator's back.
 #[derive(Debug)]
@@ -69,8 +70,38 @@ impl MessageBuf {
         }
     }
 
+    /// A buffer holding `bytes`, payload already unmasked (a socket read straight into it):
+    /// text is validated here, as [`append`](Self::append) would have.
+    pub(crate) fn received(kind: Kind, bytes: Vec<u8>) -> Self {
+        let mut buf = MessageBuf {
+            bytes,
+            utf8: Utf8Validator::new(),
+            kind,
+            failed: false,
+        };
+        if kind == Kind::Text {
+            // Block by block, as `append`, so each is validated while in cache.
+            for block in buf.bytes.chunks(BLOCK) {
+                if buf.utf8.feed(block).is_err() {
+                    buf.failed = true;
+                    break;
+                }
+            }
+        }
+        buf
+    }
+
+    /// Whether appending or receiving found bytes that cannot be UTF-8 text.
+    pub(crate) fn failed(&self) -> bool {
+        self.failed
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.bytes.len()
+    }
+
+    pub(crate) fn kind(&self) -> Kind {
+        self.kind
     }
 
     /// Makes room for `take` more bytes of a frame that has `remaining` bytes left (`take`

@@ -14,7 +14,7 @@ mod head;
 mod tls;
 mod ws;
 
-use std::io::{self, Read};
+use std::io::{self, IoSliceMut, Read};
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -215,8 +215,27 @@ impl Conn {
                 ctx.ready.push(id);
                 return Ok(());
             }
-            match (&self.stream).read(buf) {
+            // After a large whole message, the next payload is read straight into the
+            // buffer that becomes its message (wss-proto's `ReadAhead`).
+            let mut ahead = self.ws_read_ahead(ctx);
+            let capacity = ahead.as_ref().map_or(buf.len(), |a| a.capacity(buf.len()));
+            let read = match ahead.as_mut() {
+                Some(a) => {
+                    let (head, rest) = buf.split_at_mut(a.head_len().min(buf.len()));
+                    let mut slices = [
+                        IoSliceMut::new(head),
+                        IoSliceMut::new(a.payload()),
+                        IoSliceMut::new(rest),
+                    ];
+                    (&self.stream).read_vectored(&mut slices)
+                }
+                None => (&self.stream).read(buf),
+            };
+            match read {
                 Ok(0) => {
+                    if let Some(a) = ahead {
+                        a.give_back(&mut ctx.scratch);
+                    }
                     self.io.clear(Io::READABLE);
                     self.io.raise(Io::EOF, true);
                     return self.on_eof();
@@ -228,14 +247,24 @@ impl Conn {
                     // bytes arriving later raise a new edge, so the read that would only
                     // return `WouldBlock` (one syscall per message at low load) is skipped.
                     // Not when a FIN was reported: its EOF must still be read.
-                    if n < buf.len() && !self.io.has(Io::READ_CLOSED) {
+                    if n < capacity && !self.io.has(Io::READ_CLOSED) {
                         self.io.clear(Io::READABLE);
                     }
-                    self.on_bytes(ctx, id, buf.get(..n).unwrap_or_default())?;
+                    match ahead {
+                        Some(a) => self.ws_bytes_ahead(ctx, id, a, n, buf)?,
+                        None => self.on_bytes(ctx, id, buf.get(..n).unwrap_or_default())?,
+                    }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear(Io::READABLE),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Some(io_error(&e))),
+                Err(e) => {
+                    if let Some(a) = ahead {
+                        a.give_back(&mut ctx.scratch);
+                    }
+                    match e.kind() {
+                        io::ErrorKind::WouldBlock => self.io.clear(Io::READABLE),
+                        io::ErrorKind::Interrupted => {}
+                        _ => return Err(Some(io_error(&e))),
+                    }
+                }
             }
         }
         Ok(())

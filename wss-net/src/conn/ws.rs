@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use wss_proto::{CloseCode, Connection, Event, Message, Role, State, Timeout};
+use wss_proto::{CloseCode, Connection, Event, Message, ReadAhead, Role, State, Timeout};
 
 use super::{Conn, Phase, Step};
 use crate::api::{ConnError, EventSink, NetEvent, Outgoing};
@@ -188,6 +188,34 @@ impl Conn {
     pub(super) fn ws_bytes(&mut self, ctx: &mut Ctx, id: ConnId, data: &[u8]) -> Step {
         if let Phase::Ws(w) = &mut self.phase {
             w.ws.receive(&mut ctx.scratch, ctx.now, data);
+        }
+        self.ws_pump(ctx, id)
+    }
+
+    /// How the next read may put a large payload straight into its message buffer (only
+    /// upgraded connections ever have one).
+    pub(super) fn ws_read_ahead(&mut self, ctx: &mut Ctx) -> Option<ReadAhead> {
+        match &mut self.phase {
+            Phase::Ws(w) => w.ws.read_ahead(&mut ctx.scratch),
+            _ => None,
+        }
+    }
+
+    /// [`ws_bytes`](Self::ws_bytes) for a read made with `ahead`: `n` bytes, in `buf`'s
+    /// first `head_len` bytes, then `ahead`'s payload slice, then the rest of `buf`.
+    pub(super) fn ws_bytes_ahead(
+        &mut self,
+        ctx: &mut Ctx,
+        id: ConnId,
+        ahead: ReadAhead,
+        n: usize,
+        buf: &[u8],
+    ) -> Step {
+        if let Phase::Ws(w) = &mut self.phase {
+            let (head, rest) = buf.split_at(ahead.head_len().min(buf.len()));
+            w.ws.receive_ahead(&mut ctx.scratch, ctx.now, ahead, n, head, rest);
+        } else {
+            ahead.give_back(&mut ctx.scratch);
         }
         self.ws_pump(ctx, id)
     }

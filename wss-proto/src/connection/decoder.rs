@@ -232,6 +232,11 @@ impl Decoder {
         }
     }
 
+    /// Nothing is part-way: the next input starts with a frame header.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.partial.is_none()
+    }
+
     fn frame_in_progress(&self) -> bool {
         self.partial.as_ref().is_some_and(|p| p.frame.is_some())
     }
@@ -390,6 +395,63 @@ impl Decoder {
         });
         let (more, item) = self.read_payload(&mut scratch.inflaters, rest, limits, inflater);
         (used + more, item)
+    }
+
+    /// Whether `head`, exactly one whole header, starts a frame a read straight into a message
+    /// buffer can take: an unfragmented, uncompressed text or binary frame, masked as the
+    /// role wants, within the limits, with nothing in progress. Its kind, payload length
+    /// and mask key. Anything else (errors included) is `None`, for [`step`](Self::step).
+    pub(crate) fn ahead_frame(
+        &self,
+        head: &[u8],
+        limits: Limits,
+    ) -> Option<(Kind, usize, Option<[u8; 4]>)> {
+        if self.partial.is_some() {
+            return None;
+        }
+        let (header, used) = FrameHeader::parse(head).ok()??;
+        if used != head.len() || !header.fin || header.rsv != 0 {
+            return None;
+        }
+        let kind = match header.opcode {
+            Opcode::Text => Kind::Text,
+            Opcode::Binary => Kind::Binary,
+            _ => return None,
+        };
+        if header.mask.is_some() != (limits.role == Role::Server) {
+            return None;
+        }
+        let len = usize::try_from(header.payload_len).ok()?;
+        if len > limits.max_frame || len > limits.max_message {
+            return None;
+        }
+        Some((kind, len, header.mask))
+    }
+
+    /// Continues the frame [`ahead_frame`](Self::ahead_frame) accepted, whose first
+    /// `buf.len()` payload bytes were read (and unmasked) straight into `buf`; `remaining`
+    /// more are to come, through [`step`](Self::step).
+    pub(crate) fn continue_ahead(
+        &mut self,
+        scratch: &mut Scratch,
+        buf: MessageBuf,
+        mask: Option<[u8; 4]>,
+        remaining: usize,
+    ) {
+        let opcode = match buf.kind() {
+            Kind::Text => Opcode::Text,
+            Kind::Binary => Opcode::Binary,
+        };
+        let phase = (buf.len() & 3) as u8;
+        let partial = self.partial(scratch);
+        partial.message = Some(Assembling::Plain(buf));
+        partial.frame = Some(Frame {
+            opcode,
+            fin: true,
+            phase,
+            mask,
+            remaining: remaining as u64,
+        });
     }
 
     /// The unmasked payload of the control frame just reported as

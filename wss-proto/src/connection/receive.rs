@@ -114,19 +114,33 @@ impl Connection {
         }
     }
 
+    /// Bytes arrived at `now`: the idle timer starts over.
     #[inline]
-    pub(super) fn decode<M: Mode>(&mut self, scratch: &mut Scratch, now: Instant, mode: &mut M) {
-        let config = &*self.config;
-        if self.timers.received(now, config.idle_timeout) {
+    pub(super) fn note_received(&mut self, now: Instant) {
+        if self.timers.received(now, self.config.idle_timeout) {
             self.ping_armed = true;
         }
-        let limits = Limits {
+    }
+
+    /// The decoder's limits, from the shared config, for a receive in mode `M`.
+    #[inline]
+    pub(super) fn limits<M: Mode>(&self) -> Limits {
+        let config = &*self.config;
+        Limits {
             role: self.role,
             allowed_rsv: config.allowed_rsv,
             max_frame: config.max_frame_size,
             max_message: config.max_message_size,
             recycle: M::RECYCLE,
-        };
+        }
+    }
+
+    #[inline]
+    pub(super) fn decode<M: Mode>(&mut self, scratch: &mut Scratch, now: Instant, mode: &mut M) {
+        self.note_received(now);
+        let limits = self.limits::<M>();
+        // Guessed again below if this read ends with a large whole frame.
+        self.ahead = 0;
         loop {
             let input = mode.input();
             if input.is_empty() {
@@ -150,6 +164,10 @@ impl Connection {
                     mode.advance(used);
                     if delivered.is_err() {
                         return self.fail_in(scratch, mode, ProtocolError::InvalidUtf8);
+                    }
+                    if mode.input().is_empty() {
+                        // The read ended with this frame: the next may be read ahead.
+                        self.ahead = super::ahead::guess(len, at);
                     }
                 }
                 Some(Item::Message(message)) => {

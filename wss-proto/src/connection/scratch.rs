@@ -77,7 +77,7 @@ impl Scratch {
         Scratch::default()
     }
 
-    /// Gives a payload buffer back (its contents are dropped): call it where a received
+    /// Gives a payload buffer back (its contents are never handed out again): call it where a received
     /// message's buffer, or a written frame buffer, would otherwise be freed. The next
     /// message received with this scratch, or the next [`take`](Self::take), of a size it
     /// fits gets it. A buffer over 256 KiB, or one past the scratch's bounds, is freed.
@@ -103,7 +103,7 @@ impl Scratch {
     }
 }
 
-/// Counts, not contents: a scratch holds only empty buffers and boxes.
+/// Counts, not contents: a scratch's buffers hold only bytes it will never hand out.
 impl std::fmt::Debug for Scratch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Scratch")
