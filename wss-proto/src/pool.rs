@@ -15,7 +15,8 @@
 //!
 //! A kept buffer keeps its length (its old bytes) until it is taken: [`Buffers::take`] empties
 //! it, while [`Buffers::take_filled`] lends it at a given length for a socket read to
-//! overwrite, and only zeroes what the old bytes do not cover. A read straight into a message
+//! overwrite, and only zeroes what the old bytes do not cover (it never zeroes a new buffer
+//! whole: with no kept buffer, there is no read ahead). A read straight into a message
 //! buffer (`Connection::read_ahead`) then costs no `memset` in a steady stream of one size.
 //! Old bytes are never handed out as payload: the read overwrites them, and the buffer is cut
 //! to what the read wrote.
@@ -66,34 +67,38 @@ impl Buffers {
     /// (at least `len`, at most about twice that), a new one otherwise.
     #[inline]
     pub(crate) fn take(&mut self, len: usize) -> Vec<u8> {
-        let mut buffer = self.find(len);
+        let mut buffer = self.find_or_new(len);
         buffer.clear();
         buffer
     }
 
-    /// A buffer of exactly `len` bytes for a read to overwrite: a kept one (its old bytes,
-    /// zeroes past them) when one fits, zeroes otherwise.
-    pub(crate) fn take_filled(&mut self, len: usize) -> Vec<u8> {
-        let mut buffer = self.find(len);
+    /// A kept buffer of at least `min` bytes' capacity, at its capacity or `max` bytes
+    /// (whichever is less), for a read to overwrite: its old bytes, and zeroes past them.
+    /// `None` when no kept buffer fits: a new one would have to be zeroed whole, a pass over
+    /// memory as costly as the copy a read into it saves.
+    pub(crate) fn take_filled(&mut self, min: usize, max: usize) -> Option<Vec<u8>> {
+        let mut buffer = self.find(min)?;
+        let len = buffer.capacity().min(max).max(min);
         buffer.resize(len, 0);
-        buffer
+        Some(buffer)
     }
 
     /// A kept buffer that fits `len` (as it was given back), or a new empty one.
     #[inline]
-    fn find(&mut self, len: usize) -> Vec<u8> {
+    fn find_or_new(&mut self, len: usize) -> Vec<u8> {
+        self.find(len).unwrap_or_else(|| Vec::with_capacity(len))
+    }
+
+    /// A kept buffer that fits `len`, as it was given back.
+    #[inline]
+    fn find(&mut self, len: usize) -> Option<Vec<u8>> {
         let n = self.buffers.len();
-        let found = (n.saturating_sub(SCAN)..n)
+        let at = (n.saturating_sub(SCAN)..n)
             .rev()
-            .find(|&i| self.buffers.get(i).is_some_and(|b| fits(b.capacity(), len)));
-        match found {
-            Some(at) => {
-                let buffer = self.buffers.swap_remove(at);
-                self.bytes -= buffer.capacity();
-                buffer
-            }
-            None => Vec::with_capacity(len),
-        }
+            .find(|&i| self.buffers.get(i).is_some_and(|b| fits(b.capacity(), len)))?;
+        let buffer = self.buffers.swap_remove(at);
+        self.bytes -= buffer.capacity();
+        Some(buffer)
     }
 
     /// Buffers and bytes held.
@@ -130,7 +135,7 @@ mod tests {
         buffer.extend_from_slice(&[7u8; 600]);
         let ptr = buffer.as_ptr();
         p.recycle(buffer);
-        let filled = p.take_filled(800);
+        let filled = p.take_filled(800, 800).expect("the kept buffer fits");
         assert_eq!(filled.as_ptr(), ptr, "the kept buffer is reused");
         assert_eq!(filled.len(), 800);
         assert!(
@@ -138,10 +143,20 @@ mod tests {
             "old bytes are not rewritten"
         );
         assert!(filled[600..].iter().all(|&b| b == 0));
-        let fresh = p.take_filled(300);
-        assert_eq!(fresh, vec![0u8; 300], "a new buffer is zeroed");
+        let none = p.take_filled(300, 300);
+        assert!(none.is_none(), "no new buffer is zeroed whole");
         p.recycle(filled);
-        assert_eq!(p.take_filled(500).len(), 500, "a longer kept buffer is cut");
+        let cut = p.take_filled(500, 600).map(|b| b.len());
+        assert_eq!(
+            cut,
+            Some(600),
+            "a longer kept buffer is cut at the most asked"
+        );
+        let mut exact = Vec::with_capacity(20_000);
+        exact.resize(20_000, 1);
+        p.recycle(exact);
+        let at_capacity = p.take_filled(19_969, 20_032).map(|b| b.len());
+        assert_eq!(at_capacity, Some(20_000), "no more than its capacity");
     }
 
     #[test]

@@ -35,7 +35,8 @@ pub(crate) const AHEAD_MIN: usize = 16 * 1024;
 /// stream reuses one buffer and never zeroes it.
 pub(crate) const AHEAD_MAX: usize = MAX_CAPACITY;
 
-/// Payload room is guessed in units of this many bytes, so the guess fits in a `u16`.
+/// Payload room is guessed in units of this many bytes, so the guess fits in a `u16`; the
+/// buffer lent is the kept one's capacity, up to that room.
 const UNIT: usize = 64;
 
 /// Bytes after the payload that a read ahead may have put in the message buffer (the guess
@@ -93,11 +94,14 @@ impl ReadAhead {
 
 impl Connection {
     /// A [`ReadAhead`] for the next read, when the last read ended exactly at the end of a
-    /// large (16 KiB to 256 KiB) unfragmented, uncompressed text or binary frame; `None`
-    /// otherwise, and then read as usual and call [`receive`](Self::receive).
+    /// large (16 KiB to 256 KiB) unfragmented, uncompressed text or binary frame and
+    /// `scratch` keeps a buffer of that size; `None` otherwise, and then read as usual and
+    /// call [`receive`](Self::receive).
     ///
-    /// The buffer comes from `scratch`: in a steady stream it is the one the previous
-    /// message of that size was recycled into.
+    /// The buffer is one given back to `scratch` with [`Scratch::recycle`]: in an echo or a
+    /// relay, the one the previous message of that size went out in. It is not zeroed
+    /// again. Without one there is no read ahead, since zeroing a new buffer would cost a pass
+    /// over memory, about what the read ahead saves.
     ///
     /// # Example
     /// ```
@@ -114,9 +118,11 @@ impl Connection {
     ///     f
     /// };
     /// server.receive(&mut scratch, now, &frame(1));
-    /// assert!(matches!(server.poll_event(&mut scratch), Some(Event::Message(_))));
+    /// let Some(Event::Message(first)) = server.poll_event(&mut scratch) else { panic!() };
+    /// scratch.recycle(first.into_bytes()); // as an echo does once it has written it
     ///
-    /// // The read ended with a large frame: the next one is read straight into its buffer.
+    /// // The read ended with a large frame, and a buffer of its size is kept: the next one
+    /// // is read straight into that buffer.
     /// let mut ahead = server.read_ahead(&mut scratch).expect("a guess");
     /// let mut read_buf = vec![0u8; 4096];
     /// let (head, rest) = read_buf.split_at_mut(ahead.head_len());
@@ -136,6 +142,8 @@ impl Connection {
         if self.ahead == 0 || self.state == State::Closed || !self.decoder.is_idle() {
             return None;
         }
+        // The last frame's payload was at most `room` bytes and more than `room - UNIT`: a
+        // kept buffer that held one (an echo's) has at least that capacity.
         let room = usize::from(self.ahead >> 1) * UNIT;
         let ext = if self.ahead & 1 == 1 { 8 } else { 2 };
         let mask = if self.role == super::Role::Server {
@@ -147,7 +155,7 @@ impl Connection {
         debug_assert!(head <= FrameHeader::MAX_SIZE);
         Some(ReadAhead {
             head,
-            buf: scratch.buffers.take_filled(room),
+            buf: scratch.buffers.take_filled(room - (UNIT - 1), room)?,
         })
     }
 
@@ -309,8 +317,21 @@ mod tests {
             now,
             &frame(true, Opcode::Binary, &binary(primed, 1)),
         );
-        assert_eq!(events(scratch, &mut conn).len(), 1);
+        assert_eq!(recycle_events(scratch, &mut conn), 1);
         conn
+    }
+
+    /// Takes the events and gives each message's buffer back to the scratch, as an echo does
+    /// once it has written it. Returns how many events there were.
+    fn recycle_events(scratch: &mut Scratch, conn: &mut Connection) -> usize {
+        let taken = events(scratch, conn);
+        let count = taken.len();
+        for event in taken {
+            if let Event::Message(message) = event {
+                scratch.recycle(message.into_bytes());
+            }
+        }
+        count
     }
 
     /// What one `readv` of `wire[..n]` into (head, ahead's payload, rest) does, decoded.
@@ -411,8 +432,17 @@ mod tests {
             "no copy: the read's buffer is the message"
         );
         assert!(
+            conn.read_ahead(&mut scratch).is_none(),
+            "the message is still out: no buffer for the next"
+        );
+        for event in got {
+            if let Event::Message(m) = event {
+                scratch.recycle(m.into_bytes());
+            }
+        }
+        assert!(
             conn.read_ahead(&mut scratch).is_some(),
-            "and the next is guessed too"
+            "once it is back, the next is read ahead too"
         );
     }
 
@@ -450,14 +480,21 @@ mod tests {
         );
         let large = frame(true, Opcode::Text, text(AHEAD_MIN).as_bytes());
         conn.receive(&mut s, now, &large);
+        assert!(
+            conn.read_ahead(&mut s).is_none(),
+            "no buffer of that size kept: no read ahead"
+        );
+        recycle_events(&mut s, &mut conn);
         let ahead = conn
             .read_ahead(&mut s)
-            .expect("a large frame ended the read");
+            .expect("a large frame ended the read, and its buffer came back");
         assert_eq!(ahead.head_len(), 8, "2 + 2 bytes of length + the mask key");
         ahead.give_back(&mut s);
+        // From here on the scratch keeps buffers of the size: only the guess says no.
         conn.receive(&mut s, now, &large[..large.len() - 1]);
         assert!(conn.read_ahead(&mut s).is_none(), "a frame part-way");
         conn.receive(&mut s, now, &large[large.len() - 1..]);
+        recycle_events(&mut s, &mut conn);
         assert!(
             conn.read_ahead(&mut s).is_none(),
             "the frame ended a split read"
@@ -465,13 +502,38 @@ mod tests {
         let mut two = large.clone();
         two.extend(frame(true, Opcode::Ping, b""));
         conn.receive(&mut s, now, &two);
+        recycle_events(&mut s, &mut conn);
         assert!(conn.read_ahead(&mut s).is_none(), "a ping came after it");
+        conn.receive(&mut s, now, &large);
+        recycle_events(&mut s, &mut conn);
+        assert!(conn.read_ahead(&mut s).is_some(), "and again, alone");
         let over = frame(true, Opcode::Binary, &vec![0; AHEAD_MAX + 1]);
         conn.receive(&mut s, now, &over);
         assert!(
             conn.read_ahead(&mut s).is_none(),
             "past what the pool keeps"
         );
+    }
+
+    #[test]
+    fn a_client_reads_unmasked_frames_ahead_too() {
+        let now = Instant::now();
+        let mut s = Scratch::new();
+        let mut conn = Connection::new(Role::Client, Config::default(), now);
+        let unmasked = |len: usize, seed: u8| {
+            let mut out = Vec::new();
+            encode_frame(&mut out, true, Opcode::Binary, &binary(len, seed), None);
+            out
+        };
+        conn.receive(&mut s, now, &unmasked(70_000, 1));
+        recycle_events(&mut s, &mut conn);
+        let ahead = conn.read_ahead(&mut s).expect("a guess");
+        assert_eq!(ahead.head_len(), 10, "2 + 8 bytes of length, no mask key");
+        ahead.give_back(&mut s);
+        let wire = unmasked(70_000, 2);
+        read_ahead_of(&mut s, now, &mut conn, &wire, wire.len());
+        let got = events(&mut s, &mut conn);
+        assert_eq!(got, [Event::Message(Message::Binary(binary(70_000, 2)))]);
     }
 
     #[test]
@@ -559,7 +621,7 @@ mod tests {
             now,
             &frame(true, Opcode::Binary, &binary(20_000, 1)),
         );
-        let _ = events(&mut s, &mut conn);
+        recycle_events(&mut s, &mut conn);
         let wire = frame(true, Opcode::Binary, &binary(30_001, 1));
         read_ahead_of(&mut s, now, &mut conn, &wire, 20_000);
         assert!(matches!(
