@@ -200,6 +200,19 @@ pub trait EventSink: Send + Sync + 'static {
     fn close_reply(&self) -> CloseReply {
         CloseReply::Auto
     }
+
+    /// Whether the loop may read a large message's payload straight into the buffer that
+    /// becomes the message (wss-proto's [`ReadAhead`](wss_proto::ReadAhead)), saving the copy
+    /// out of the loop's read buffer. Asked once, when the connection is upgraded.
+    ///
+    /// It pays when the consumer acts inside `deliver` and its messages' buffers come back
+    /// to the loop soon, still in cache: an echo or a relay, whose payload the loop writes
+    /// and then keeps for the next read. When messages travel to another thread first, the
+    /// buffers the loop gets back are colder, and the kernel's copy into them costs about
+    /// what the saved copy did (measured with `benches/cpu-split.sh`). Default `false`.
+    fn read_ahead(&self) -> bool {
+        false
+    }
 }
 
 /// Something that happened on an upgraded connection.

@@ -29,6 +29,9 @@ pub(crate) struct Ws {
     /// The code of the close frame we began the closing handshake with (0: we did not), for
     /// the close counts.
     sent_code: u16,
+    /// The sink wants large payloads read straight into their buffers
+    /// ([`EventSink::read_ahead`]).
+    read_ahead: bool,
 }
 
 /// How the protocol ended the connection, found while draining its events.
@@ -41,6 +44,7 @@ enum End {
 
 impl Ws {
     pub(crate) fn new(ws: Connection, sink: Arc<dyn EventSink>, flow: Arc<ConnFlow>) -> Ws {
+        let read_ahead = sink.read_ahead();
         Ws {
             ws,
             sink,
@@ -48,6 +52,7 @@ impl Ws {
             blocked: false,
             closed_reported: false,
             sent_code: 0,
+            read_ahead,
         }
     }
 
@@ -193,10 +198,10 @@ impl Conn {
     }
 
     /// How the next read may put a large payload straight into its message buffer (only
-    /// upgraded connections ever have one).
+    /// upgraded connections of a sink that asks for it ever have one).
     pub(super) fn ws_read_ahead(&mut self, ctx: &mut Ctx) -> Option<ReadAhead> {
         match &mut self.phase {
-            Phase::Ws(w) => w.ws.read_ahead(&mut ctx.scratch),
+            Phase::Ws(w) if w.read_ahead => w.ws.read_ahead(&mut ctx.scratch),
             _ => None,
         }
     }

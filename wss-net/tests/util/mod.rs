@@ -48,6 +48,11 @@ impl EventSink for Recorder {
             }
         }
     }
+
+    /// The echo answers inside `deliver`, as a server in loop dispatch does.
+    fn read_ahead(&self) -> bool {
+        true
+    }
 }
 
 /// Routes: `/ws...` upgrades, `/pending` is decided later (the request goes to `pending`),

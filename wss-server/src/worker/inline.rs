@@ -268,6 +268,13 @@ impl EventSink for LoopSink {
     fn close_reply(&self) -> CloseReply {
         CloseReply::Deferred
     }
+
+    /// The callbacks run inside `deliver`: an echo's or a relay's payload goes out from this
+    /// loop and its buffer serves the next read while still in cache, so reading large
+    /// payloads straight into their buffers pays here (in worker dispatch it did not).
+    fn read_ahead(&self) -> bool {
+        true
+    }
 }
 
 /// Gives a delivered batch's cost back to the server's backlog when dropped, however
