@@ -34,6 +34,9 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+log() { echo "cpu-split: $*" >&2; }
+# start_server / stop_server
+. benches/scripts/server.sh
 
 # Clock ticks per second, for the /proc/PID/stat times.
 HZ=$(getconf CLK_TCK)
@@ -44,23 +47,13 @@ for round in $(seq "$ROUNDS"); do
     for which in $order; do
         bin=$A
         if [ "$which" = B ]; then bin=$B; fi
-        taskset -c "$SERVER_CORE" "$bin" --handler echo --port 0 --path / --threads 1 \
-            --dispatch "$DISPATCH" >"$WORK/out" 2>&1 &
-        SERVER_PID=$!
-        url=""
-        for _ in $(seq 100); do
-            url=$(sed -n 's/^listening on \(ws:\/\/[^ ]*\).*/\1/p' "$WORK/out" | head -n1)
-            [ -n "$url" ] && break
-            sleep 0.05
-        done
-        [ -n "$url" ] || { echo "cpu-split: $bin did not start" >&2; exit 1; }
+        start_server "$bin --handler echo --port 0 --path / --threads 1 --dispatch $DISPATCH" ||
+            exit 1
         read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$SERVER_PID/stat")
-        line=$(taskset -c "$CLIENT_CORE" "$WSBENCH" echo --url "$url" -c "$CONNS" -s "$SIZE" \
+        line=$(taskset -c "$CLIENT_CORE" "$WSBENCH" echo --url "$URL" -c "$CONNS" -s "$SIZE" \
             -d 1 --warmup 0.5 --duration "$DURATION")
         read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$SERVER_PID/stat")
-        kill "$SERVER_PID"
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=""
+        stop_server
         # The CPU times cover the warm-up too, so divide by every message received.
         n=$(echo "$line" | python3 -c 'import json, sys; print(json.load(sys.stdin)["received"])')
         echo "$round $which $u1 $u0 $s1 $s0 $n" >>"$WORK/runs"

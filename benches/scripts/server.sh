@@ -1,4 +1,4 @@
-# Sourced by compare.sh, tls.sh and deflate.sh: start and stop one server under test.
+# Sourced by compare.sh, tls.sh, deflate.sh and cpu-split.sh: start and stop one server under test.
 # Uses the caller's SERVER_CORE, WORK (a scratch directory) and log(); sets SERVER_PID and URL.
 
 # start_server CMD: starts it pinned, waits for its readiness line (ws:// or wss://), sets
