@@ -76,6 +76,9 @@ pub struct NetStats {
     pub bad_requests: u64,
     /// Request heads refused as too large (431), since start.
     pub heads_too_large: u64,
+    /// Reads that put a large message's payload straight into its own buffer, since start
+    /// (a sink's [`read_ahead`](crate::EventSink::read_ahead), when the guess was right).
+    pub reads_ahead: u64,
 }
 
 impl NetHandle {

@@ -68,6 +68,8 @@ pub(crate) struct LoopCounters {
     pub(crate) bad_requests: AtomicU64,
     /// Request heads refused as too large (431).
     pub(crate) too_large: AtomicU64,
+    /// Reads that put a large payload straight into its message buffer.
+    pub(crate) reads_ahead: AtomicU64,
 }
 
 impl LoopCounters {
@@ -110,6 +112,7 @@ impl LoopCounters {
         s.handshake_timeouts += get(&self.handshake_timeouts);
         s.bad_requests += get(&self.bad_requests);
         s.heads_too_large += get(&self.too_large);
+        s.reads_ahead += get(&self.reads_ahead);
         for (side, counts) in self.closes.iter().enumerate() {
             let to = if side == 0 {
                 &mut s.closes.by_client

@@ -218,7 +218,11 @@ impl Conn {
     ) -> Step {
         if let Phase::Ws(w) = &mut self.phase {
             let (head, rest) = buf.split_at(ahead.head_len().min(buf.len()));
-            w.ws.receive_ahead(&mut ctx.scratch, ctx.now, ahead, n, head, rest);
+            if w.ws
+                .receive_ahead(&mut ctx.scratch, ctx.now, ahead, n, head, rest)
+            {
+                bump(&ctx.shared.counters.reads_ahead, 1);
+            }
         } else {
             ahead.give_back(&mut ctx.scratch);
         }

@@ -164,6 +164,9 @@ impl Connection {
     /// the rest in `rest` (as `readv` fills its slices). Same events, same replies, same
     /// errors as [`receive`](Self::receive) of those bytes in one slice.
     ///
+    /// Returns whether the guess was right: the payload was unmasked where the read put it
+    /// (and became the message, or the start of it). `false`: decoded the ordinary way.
+    ///
     /// # Panics
     /// Never; a `head` shorter than `head_len` or an `n` larger than the three slices hold
     /// is read as what the slices do hold.
@@ -175,7 +178,7 @@ impl Connection {
         n: usize,
         head: &[u8],
         rest: &[u8],
-    ) {
+    ) -> bool {
         let ReadAhead {
             head: head_len,
             buf,
@@ -196,11 +199,11 @@ impl Connection {
                     if self.state == State::Closed {
                         self.input_after_close |= tail_len > 0 || !rest.is_empty();
                         self.start_reply_wait(now);
-                        return;
+                        return true;
                     }
                     self.receive(scratch, now, tail.get(..tail_len).unwrap_or_default());
                     self.receive(scratch, now, rest);
-                    return;
+                    return true;
                 }
                 Err(back) => buf = back,
             }
@@ -210,6 +213,7 @@ impl Connection {
         self.receive(scratch, now, &buf);
         scratch.recycle(buf);
         self.receive(scratch, now, rest);
+        false
     }
 
     /// Takes the frame whose header is `head` and whose payload starts in `buf` when it is the
@@ -341,7 +345,7 @@ mod tests {
         conn: &mut Connection,
         wire: &[u8],
         n: usize,
-    ) {
+    ) -> bool {
         let mut ahead = conn
             .read_ahead(scratch)
             .expect("a guess after a large frame");
@@ -355,7 +359,7 @@ mod tests {
         }
         assert!(src.is_empty(), "the read fits the slices");
         let (head, rest) = buf.split_at(ahead.head_len());
-        conn.receive_ahead(scratch, now, ahead, n, head, rest);
+        conn.receive_ahead(scratch, now, ahead, n, head, rest)
     }
 
     /// Whatever follows a large frame, and wherever the read stops, a read ahead gives the
@@ -386,7 +390,7 @@ mod tests {
 
             let mut s2 = Scratch::new();
             let mut conn = primed(&mut s2, now, primed_len);
-            read_ahead_of(&mut s2, now, &mut conn, wire, n);
+            let _taken = read_ahead_of(&mut s2, now, &mut conn, wire, n);
             conn.receive(&mut s2, now, &wire[n..]);
             let seen = events(&mut s2, &mut conn);
             let mut out = Vec::new();
@@ -420,7 +424,8 @@ mod tests {
         head.copy_from_slice(&wire[..14]);
         ahead.payload().copy_from_slice(&wire[14..]);
         let (head, rest) = (&*head, &*rest);
-        conn.receive_ahead(&mut scratch, now, ahead, wire.len(), head, rest);
+        let taken = conn.receive_ahead(&mut scratch, now, ahead, wire.len(), head, rest);
+        assert!(taken, "the guess was right");
         let got = events(&mut scratch, &mut conn);
         let [Event::Message(Message::Binary(message))] = &got[..] else {
             panic!("{got:?}")
@@ -454,7 +459,13 @@ mod tests {
         let mut last = None;
         for round in 0..3u8 {
             let wire = frame(true, Opcode::Binary, &binary(40_000, round));
-            read_ahead_of(&mut scratch, now, &mut conn, &wire, wire.len());
+            assert!(read_ahead_of(
+                &mut scratch,
+                now,
+                &mut conn,
+                &wire,
+                wire.len()
+            ));
             let Some(Event::Message(Message::Binary(m))) = conn.poll_event(&mut scratch) else {
                 panic!("round {round}")
             };
@@ -531,7 +542,10 @@ mod tests {
         assert_eq!(ahead.head_len(), 10, "2 + 8 bytes of length, no mask key");
         ahead.give_back(&mut s);
         let wire = unmasked(70_000, 2);
-        read_ahead_of(&mut s, now, &mut conn, &wire, wire.len());
+        assert!(
+            read_ahead_of(&mut s, now, &mut conn, &wire, wire.len()),
+            "taken"
+        );
         let got = events(&mut s, &mut conn);
         assert_eq!(got, [Event::Message(Message::Binary(binary(70_000, 2)))]);
     }
@@ -600,7 +614,10 @@ mod tests {
         let mut s = Scratch::new();
         let mut conn = primed(&mut s, now, 20_000);
         let wire = frame(true, Opcode::Text, &bad);
-        read_ahead_of(&mut s, now, &mut conn, &wire, wire.len());
+        assert!(
+            read_ahead_of(&mut s, now, &mut conn, &wire, wire.len()),
+            "taken, then refused"
+        );
         assert_eq!(conn.error(), Some(&ProtocolError::InvalidUtf8));
         let mut out = Vec::new();
         conn.poll_transmit(&mut out);
@@ -623,7 +640,10 @@ mod tests {
         );
         recycle_events(&mut s, &mut conn);
         let wire = frame(true, Opcode::Binary, &binary(30_001, 1));
-        read_ahead_of(&mut s, now, &mut conn, &wire, 20_000);
+        assert!(
+            !read_ahead_of(&mut s, now, &mut conn, &wire, 20_000),
+            "over the limit: not taken"
+        );
         assert!(matches!(
             conn.error(),
             Some(ProtocolError::MessageTooBig { .. })
