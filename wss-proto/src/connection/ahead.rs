@@ -138,7 +138,7 @@ impl Connection {
     /// };
     /// assert_eq!(payload, vec![2u8; 20_000]);
     /// ```
-    pub fn read_ahead(&mut self, scratch: &mut Scratch) -> Option<ReadAhead> {
+    pub fn read_ahead(&self, scratch: &mut Scratch) -> Option<ReadAhead> {
         if self.ahead == 0 || self.state == State::Closed || !self.decoder.is_idle() {
             return None;
         }
